@@ -1,0 +1,46 @@
+#!/bin/bash
+# contrib/test.sh: the whole test suite on a fresh Debian 12 machine.
+#
+# Installs the build and test packages when missing, builds subrelay
+# twice (warnings as errors; then AddressSanitizer + UBSan), runs the
+# suite (C unit tests and Tcl/expect tests) against both builds, checks
+# `make distcheck`, and ends with one line: "N passed, N failed, N skipped".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+packages="gcc make autoconf automake libtool pkg-config libev-dev libssl-dev libinih-dev libc-ares-dev
+          openssl tcl expect tcl-tls swaks iproute2 nftables"
+missing=$(for p in $packages; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || echo "$p"; done)
+if [ -n "$missing" ]; then
+	sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+	$sudo apt-get update -qq
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+fi
+
+autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
+
+build() {
+	local dir=$1; shift
+	mkdir -p "$dir"
+	(cd "$dir" && "$top/configure" -q "$@" && make -s -j2 && make -s -j2 check TESTS=) >"$dir.log" 2>&1 ||
+		{ cat "$dir.log"; echo "build in $dir failed"; exit 1; }
+}
+build build/werror --enable-werror
+build build/sanitize --enable-werror --enable-sanitizers
+
+(cd build/werror && make -s distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror) >build/distcheck.log 2>&1 ||
+	{ tail -50 build/distcheck.log; echo "make distcheck failed (full log: build/distcheck.log)"; distcheck_failed=1; }
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+passed=0 failed=${distcheck_failed:-0} skipped=0
+for b in werror sanitize; do
+	echo "== suite on build/$b"
+	summary=$(tclsh tests/run.tcl --builddir "build/$b" "$@" | tee /dev/stderr | tail -n 1) || true
+	read -r p _ f _ s _ <<<"$(echo "$summary" | tr -d ',')"
+	passed=$((passed + ${p:-0})) failed=$((failed + ${f:-1})) skipped=$((skipped + ${s:-0}))
+done
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]

@@ -1,0 +1,115 @@
+/*
+ * config: the INI configuration, loaded and validated in one pass.
+ *
+ * One key table serves the file and `-o SECTION.KEY=VALUE`. Reads the
+ * file through ini_parse_stream() with a line-counting reader (Debian's
+ * libinih gives the handler no line number and cuts lines at 200 bytes),
+ * so every problem is reported as `FILE:LINE: message`; overrides are
+ * reported as `-o:N: message` (N = the override's position). Indented
+ * lines continue the previous value (long lists). ${ENV} is expanded in
+ * every value; password_file is read at load time, so `-t` checks it.
+ *
+ * A loaded configuration is immutable; reload builds a new one and swaps.
+ */
+#ifndef SUBRELAY_CONFIG_H
+#define SUBRELAY_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cfgval.h"
+#include "log.h"
+
+enum delivery_mode { DELIVERY_QUEUE, DELIVERY_PASSTHROUGH };
+enum auth_choice { AUTH_CHOICE_AUTO, AUTH_CHOICE_PLAIN, AUTH_CHOICE_LOGIN, AUTH_CHOICE_NONE };
+enum bounce_mode { BOUNCE_NONE, BOUNCE_SENDER };
+
+struct provider_cfg {
+	char *name;
+	char *host;
+	struct port_mode *ports;
+	unsigned nports;
+	char *username;           /* NULL when unset */
+	char *password;           /* from password or password_file; NULL when unset */
+	enum auth_choice auth;
+	bool tls_verify;
+	char *tls_ca_file;        /* NULL when unset */
+	int tls_min_version;      /* TLS1_VERSION .. TLS1_3_VERSION (OpenSSL constants) */
+	bool allow_plaintext;
+	double connect_timeout;   /* seconds */
+	double greeting_timeout;
+	double attempt_delay;
+	unsigned max_connections;
+	unsigned line;            /* line of the section header, for messages */
+};
+
+struct route_cfg {
+	char *name;
+	char **from;              /* sender patterns, see cfg_sender_match() */
+	unsigned nfrom;
+	struct provider_cfg **providers; /* resolved, in failover order */
+	unsigned nproviders;
+};
+
+struct relay_cfg {
+	struct sockaddr_any *listen;
+	unsigned nlisten;
+	char *hostname;
+	struct cidr *allow;
+	unsigned nallow;
+	unsigned max_clients;
+	unsigned workers;         /* 0 = auto */
+	double drain_timeout;
+	uint64_t max_message_size;
+	unsigned max_recipients;
+	double timeout;
+	enum delivery_mode delivery;
+	char *spool;
+	struct provider_cfg **providers; /* the default route, resolved */
+	unsigned nproviders;
+	char *user;               /* NULL/empty = no privilege drop */
+	char *control;            /* control socket path; NULL = off */
+	struct sockaddr_any metrics;
+	bool metrics_on;
+	bool log_syslog;
+	enum log_level log_level;
+};
+
+struct queue_cfg {
+	double retry_initial;
+	double retry_max;
+	double max_age;
+	enum bounce_mode bounce;
+};
+
+struct config {
+	char *file;
+	struct relay_cfg relay;
+	struct provider_cfg *providers;
+	unsigned nproviders;
+	struct route_cfg *routes;
+	unsigned nroutes;
+	struct queue_cfg queue;
+};
+
+/*
+ * Loads `file` and applies the `-o` overrides (strings "SECTION.KEY=VALUE";
+ * the key is after the last dot). Every problem is printed to errs as
+ * `FILE:LINE: message` (all of them, not just the first); returns NULL if
+ * there was any. Defaults are those of DESIGN.md.
+ */
+struct config *config_load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs);
+void config_free(struct config *cfg);
+
+struct provider_cfg *config_provider(const struct config *cfg, const char *name);
+
+/*
+ * The providers for a message from `sender` (may be "" for the null
+ * sender): the first route whose `from` matches, else relay.providers.
+ * *route_name is set to the route's name or "default".
+ */
+struct provider_cfg *const *config_route_for(const struct config *cfg, const char *sender,
+    unsigned *nproviders, const char **route_name);
+
+#endif

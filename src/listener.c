@@ -1,0 +1,158 @@
+/*
+ * listener.c: see listener.h.
+ */
+#include "listener.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include "log.h"
+
+/* Large enough that a burst of clients never sees dropped SYNs. */
+#define LISTEN_BACKLOG 511
+/* After EMFILE, wait this long before accepting again. */
+#define ACCEPT_PAUSE 0.5
+
+struct listener {
+	ev_io watcher;
+	int fd;
+	struct listeners *set;
+};
+
+struct listeners {
+	struct server_env *env;
+	struct listener *items;
+	unsigned n;
+	ev_timer resume;
+};
+
+static bool peer_allowed(const struct relay_cfg *r, const struct sockaddr *sa)
+{
+	for (unsigned i = 0; i < r->nallow; i++)
+		if (cidr_match(&r->allow[i], sa))
+			return true;
+	return false;
+}
+
+static void pause_accepting(struct listeners *ls)
+{
+	for (unsigned i = 0; i < ls->n; i++)
+		ev_io_stop(ls->env->path.loop, &ls->items[i].watcher);
+	ev_timer_set(&ls->resume, ACCEPT_PAUSE, 0);
+	ev_timer_start(ls->env->path.loop, &ls->resume);
+}
+
+static void on_resume(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct listeners *ls = w->data;
+	(void)revents;
+	for (unsigned i = 0; i < ls->n; i++)
+		ev_io_start(loop, &ls->items[i].watcher);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct listener *l = w->data;
+	struct server_env *env = l->set->env;
+	const struct relay_cfg *r = &env->path.cfg->relay;
+	(void)loop;
+	(void)revents;
+
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				log_error("accept: %s; pausing new connections for %gs", strerror(errno), ACCEPT_PAUSE);
+				pause_accepting(l->set);
+			}
+			return;
+		}
+		const char *reject = NULL;
+		if (!peer_allowed(r, (struct sockaddr *)&ss))
+			reject = "554 5.7.1 Relaying from your address is not allowed";
+		else if (env->nclients >= r->max_clients)
+			reject = "421 4.7.0 Too many connections, try again later";
+		server_session_start(env, fd, (struct sockaddr *)&ss, reject);
+	}
+}
+
+static int bind_one(const struct sockaddr_any *a, char *bound, size_t boundlen)
+{
+	int one = 1;
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (a->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+		int err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &len);
+	sockaddr_format(bound, boundlen, (struct sockaddr *)&ss);
+	return fd;
+}
+
+struct listeners *listeners_open(struct server_env *env)
+{
+	const struct relay_cfg *r = &env->path.cfg->relay;
+	struct listeners *ls = calloc(1, sizeof(*ls));
+
+	if (ls == NULL || (ls->items = calloc(r->nlisten, sizeof(*ls->items))) == NULL) {
+		free(ls);
+		log_error("out of memory");
+		return NULL;
+	}
+	ls->env = env;
+	ev_init(&ls->resume, on_resume);
+	ls->resume.data = ls;
+	for (unsigned i = 0; i < r->nlisten; i++) {
+		char want[64], bound[64];
+		sockaddr_format(want, sizeof(want), (const struct sockaddr *)&r->listen[i].ss);
+		int fd = bind_one(&r->listen[i], bound, sizeof(bound));
+		if (fd < 0) {
+			log_error("cannot listen on %s: %s", want, strerror(errno));
+			listeners_close(ls);
+			return NULL;
+		}
+		struct listener *l = &ls->items[ls->n++];
+		l->fd = fd;
+		l->set = ls;
+		ev_io_init(&l->watcher, on_accept, fd, EV_READ);
+		l->watcher.data = l;
+		ev_io_start(env->path.loop, &l->watcher);
+		log_info("listening address=%s", bound);
+	}
+	return ls;
+}
+
+void listeners_stop(struct listeners *ls)
+{
+	ev_timer_stop(ls->env->path.loop, &ls->resume);
+	for (unsigned i = 0; i < ls->n; i++)
+		ev_io_stop(ls->env->path.loop, &ls->items[i].watcher);
+}
+
+void listeners_close(struct listeners *ls)
+{
+	if (ls == NULL)
+		return;
+	listeners_stop(ls);
+	for (unsigned i = 0; i < ls->n; i++)
+		close(ls->items[i].fd);
+	free(ls->items);
+	free(ls);
+}

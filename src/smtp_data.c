@@ -1,0 +1,157 @@
+#include "smtp_data.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Where we are in the client's byte stream. Only DS_REAL_DOT and
+ * DS_REAL_DOT_CR hold bytes back (they may be the terminator); every
+ * other state has emitted everything it consumed except a pending CR.
+ * A byte that only decides the fate of the previous ones (the byte after
+ * a bare CR) is not consumed: the loop sees it again in the new state,
+ * so each step writes at most 4 bytes.
+ *
+ * The terminator is only recognised from DS_REAL_BOL, i.e. right after
+ * a CRLF that was already emitted (or the DATA command's), so the output
+ * always ends at a line start and never needs a final CRLF added.
+ */
+enum data_state {
+	DS_REAL_BOL = 0, /* line start after a real CRLF (or the DATA command's) */
+	DS_NORM_BOL,     /* line start after a bare LF or bare CR: taken literally */
+	DS_REAL_DOT,     /* "." at a real line start: a stuffed dot, or the terminator */
+	DS_REAL_DOT_CR,  /* ".\r" at a real line start: the terminator if LF follows */
+	DS_MID,          /* inside a line whose start is settled */
+	DS_CR,           /* CR seen: CRLF if LF follows, else a bare CR */
+};
+
+#define TERMINATOR_TAIL 3 /* ".\r\n"; the CRLF before it ends the last content line */
+
+void smtp_data_init(struct smtp_data *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->state = DS_REAL_BOL;
+}
+
+static void emit(char *out, size_t *o, const char *s, size_t n)
+{
+	memcpy(out + *o, s, n);
+	*o += n;
+}
+
+/* A byte inside a line, or one that starts a line with anything but a dot. */
+static enum data_state data_plain(char c, char *out, size_t *o)
+{
+	if (c == '\r')
+		return DS_CR;
+	if (c == '\n') {
+		/* Bare LF: the client ended a line without CR; say it properly. */
+		emit(out, o, "\r\n", 2);
+		return DS_NORM_BOL;
+	}
+	out[(*o)++] = c;
+	return DS_MID;
+}
+
+/* Length of the run of ordinary line bytes at in[0..n), at most max. */
+static size_t plain_run(const char *in, size_t n, size_t max)
+{
+	size_t k = 0;
+
+	if (n > max)
+		n = max;
+	while (k < n && in[k] != '\r' && in[k] != '\n')
+		k++;
+	return k;
+}
+
+size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t inlen, char *out, size_t outcap,
+    size_t *outlen)
+{
+	enum data_state st = (enum data_state)d->state;
+	size_t i = 0, o = 0;
+
+	*outlen = 0;
+	if (d->done)
+		return 0;
+	while (i < inlen && !d->done && outcap - o >= SMTP_DATA_MAX_EXPANSION) {
+		char c = in[i];
+
+		switch (st) {
+		case DS_MID:
+			if (c != '\r' && c != '\n') {
+				/* The bulk of any message: copy the whole run of
+				 * ordinary bytes (as far as out has room) at once. */
+				size_t k = plain_run(in + i, inlen - i, outcap - o);
+				emit(out, &o, in + i, k);
+				i += k;
+				break;
+			}
+			st = data_plain(c, out, &o);
+			i++;
+			break;
+		case DS_REAL_BOL:
+			/* Hold a leading dot back until we know what it is. */
+			st = c == '.' ? DS_REAL_DOT : data_plain(c, out, &o);
+			i++;
+			break;
+		case DS_NORM_BOL:
+			/* The client did not see a line start here, so a dot is
+			 * content; it starts an output line, so it is stuffed. */
+			if (c == '.') {
+				emit(out, &o, "..", 2);
+				st = DS_MID;
+			} else {
+				st = data_plain(c, out, &o);
+			}
+			i++;
+			break;
+		case DS_REAL_DOT:
+			i++;
+			if (c == '\r') {
+				st = DS_REAL_DOT_CR;
+			} else if (c == '\n') {
+				/* "." then a bare LF: content ".", never an end. */
+				emit(out, &o, "..\r\n", 4);
+				st = DS_NORM_BOL;
+			} else {
+				/* The held dot was stuffing: drop it. The line now
+				 * starts with c, which needs stuffing if a dot. */
+				if (c == '.')
+					out[o++] = '.';
+				out[o++] = c;
+				st = DS_MID;
+			}
+			break;
+		case DS_REAL_DOT_CR:
+			if (c == '\n') {
+				i++;
+				d->done = true;
+				break;
+			}
+			/* ".\r" then not LF: content "." ended by a bare CR;
+			 * c (not consumed) starts the next line. */
+			emit(out, &o, "..\r\n", 4);
+			st = DS_NORM_BOL;
+			break;
+		case DS_CR:
+			emit(out, &o, "\r\n", 2);
+			if (c == '\n') {
+				i++;
+				st = DS_REAL_BOL;
+			} else {
+				/* Bare CR; c (not consumed) starts the next line. */
+				st = DS_NORM_BOL;
+			}
+			break;
+		default:
+			abort(); /* cannot happen: state is private */
+		}
+	}
+	d->state = st;
+	d->in_bytes += i;
+	if (d->done)
+		d->in_bytes -= TERMINATOR_TAIL;
+	d->out_bytes += o;
+	*outlen = o;
+	return i;
+}

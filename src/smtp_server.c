@@ -1,0 +1,771 @@
+/*
+ * smtp_server.c: see smtp_server.h.
+ *
+ * One enum holds where a session is. Commands are checked against a
+ * table (which states accept them) before a handler runs. Every entry
+ * point (client I/O, upstream callbacks, path result) runs under
+ * session_enter()/session_leave(), so a handler may close the session
+ * and the memory goes only when the outermost call returns.
+ */
+#include "smtp_server.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "id.h"
+#include "io.h"
+#include "log.h"
+#include "smtp_data.h"
+#include "smtp_parse.h"
+
+#define CLIENT_IN_LIMIT (16 * 1024)
+#define CLIENT_OUT_LIMIT (8 * 1024)
+/* Stop taking commands while less than this is free for their replies. */
+#define REPLY_RESERVE 1200
+#define MAX_ERRORS 10
+#define COMMAND_LINE_MAX 2048
+
+#define SESSION_STATES(X) \
+	X(GREET)      /* no HELO/EHLO yet */ \
+	X(IDLE)       /* greeted, no transaction */ \
+	X(PATH)       /* MAIL received, looking for a way upstream */ \
+	X(MAIL_WAIT)  /* MAIL sent upstream */ \
+	X(TX)         /* MAIL accepted: RCPT, DATA, RSET */ \
+	X(RCPT_WAIT) \
+	X(DATA_WAIT) \
+	X(BODY)       /* streaming the message upstream */ \
+	X(DISCARD)    /* reading the rest of a message that will not be delivered */ \
+	X(DOT_WAIT)   /* end of data sent, waiting for the provider's verdict */ \
+	X(RSET_WAIT) \
+	X(CLOSING)
+
+enum session_state {
+#define X(s) S_##s,
+	SESSION_STATES(X)
+#undef X
+};
+
+static const char *const session_state_names[] = {
+#define X(s) #s,
+	SESSION_STATES(X)
+#undef X
+};
+
+#define SESSION_MAGIC 0x5e55c0deu
+
+struct session {
+	unsigned magic;
+	enum session_state state;
+	struct server_env *env;
+	const struct config *cfg;
+	struct io *io;
+	char id[ID_LEN + 1];
+	char peer[64];
+	char helo[128];
+	bool esmtp;
+	bool skipping_line;        /* discarding the rest of an over-long line */
+	unsigned errors;
+	int depth;
+	bool dead;
+
+	/* the transaction */
+	char msg_id[ID_LEN + 1];
+	char from[SMTP_PATH_MAX + 1];
+	uint64_t size;
+	bool body_8bit;
+	bool smtputf8;
+	unsigned rcpts_tried;
+	unsigned rcpts_accepted;
+	ev_tstamp tx_started;
+	struct smtp_data data;
+	char discard_reply[200];   /* the answer once a discarded body ends */
+
+	/* the provider side */
+	struct path_search *search;
+	struct upstream *up;
+	struct provider_cfg *const *up_route; /* the route `up` was opened for */
+};
+
+static void session_process(struct session *s);
+static const struct upstream_callbacks session_upstream_callbacks;
+
+/* ---- lifecycle ---- */
+
+static void enter_state(struct session *s, enum session_state next)
+{
+	log_debug("id=%s state=%s->%s", s->id, session_state_names[s->state], session_state_names[next]);
+	s->state = next;
+}
+
+static void session_enter(struct session *s)
+{
+	if (s->magic != SESSION_MAGIC)
+		abort();
+	s->depth++;
+}
+
+static void session_free(struct session *s)
+{
+	path_search_cancel(s->search);
+	if (s->state == S_BODY || s->state == S_DOT_WAIT)
+		upstream_abort(s->up); /* never let a partial message be completed */
+	else
+		upstream_close(s->up);
+	io_free(s->io);
+	s->env->nclients--;
+	log_info("disconnect id=%s client=%s", s->id, s->peer);
+	s->magic = 0;
+	free(s);
+}
+
+static void session_leave(struct session *s)
+{
+	if (--s->depth == 0 && s->dead)
+		session_free(s);
+}
+
+static void session_close(struct session *s)
+{
+	enter_state(s, S_CLOSING);
+	s->dead = true;
+}
+
+/* ---- replies ---- */
+
+static void reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply(struct session *s, const char *fmt, ...)
+{
+	char line[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 3)
+		n = sizeof(line) - 3;
+	memcpy(line + n, "\r\n", 2);
+	/* REPLY_RESERVE guarantees the room: commands stop before it runs out. */
+	buf_append(io_out(s->io), line, (size_t)n + 2);
+	io_update(s->io);
+}
+
+/* A locally generated error; too many of them end the session. */
+static void reply_error(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply_error(struct session *s, const char *fmt, ...)
+{
+	char line[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	reply(s, "%s", line);
+	if (++s->errors >= MAX_ERRORS) {
+		reply(s, "421 4.7.0 %s Too many errors, closing connection", s->cfg->relay.hostname);
+		enter_state(s, S_CLOSING);
+		io_close_after_flush(s->io);
+	}
+}
+
+/* Relays a provider's reply, adding an enhanced code when it has none. */
+static void relay_reply(struct session *s, const struct smtp_reply *r, const char *default_detail)
+{
+	char enh[16];
+
+	if (r->enhanced[0])
+		snprintf(enh, sizeof(enh), "%s", r->enhanced);
+	else
+		snprintf(enh, sizeof(enh), "%d.%s", r->code / 100, default_detail);
+	reply(s, "%d %s %s", r->code, enh, r->text);
+}
+
+/* ---- transaction bookkeeping ---- */
+
+static void tx_clear(struct session *s)
+{
+	s->msg_id[0] = '\0';
+	s->from[0] = '\0';
+	s->size = 0;
+	s->body_8bit = false;
+	s->smtputf8 = false;
+	s->rcpts_tried = 0;
+	s->rcpts_accepted = 0;
+}
+
+static void log_message(struct session *s, const char *result, const struct smtp_reply *r)
+{
+	struct upstream_info info = { 0 };
+	char from[SMTP_PATH_MAX + 8], text[300];
+
+	if (s->up != NULL)
+		upstream_get_info(s->up, &info);
+	log_info("message id=%s session=%s from=%s rcpts=%u size=%llu provider=%s address=%s port=%u mode=%s "
+	    "tls=%s cipher=%s result=%s reply=%s duration=%.3fs",
+	    s->msg_id, s->id, log_quote(from, sizeof(from), s->from), s->rcpts_accepted,
+	    (unsigned long long)s->data.out_bytes, info.provider ? info.provider : "none",
+	    info.address[0] ? info.address : "none", info.port, info.mode ? info.mode : "none",
+	    info.tls_version ? info.tls_version : "none", info.tls_cipher ? info.tls_cipher : "none", result,
+	    log_quote(text, sizeof(text), r ? r->text : ""), ev_now(s->env->path.loop) - s->tx_started);
+}
+
+/* Drops the provider session (it may be mid-transaction) after a failure. */
+static void drop_upstream(struct session *s)
+{
+	upstream_abort(s->up);
+	s->up = NULL;
+	s->up_route = NULL;
+}
+
+/* ---- upstream callbacks ---- */
+
+static void on_upstream_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
+{
+	struct session *s = arg;
+	(void)up;
+
+	session_enter(s);
+	switch (s->state) {
+	case S_MAIL_WAIT:
+		relay_reply(s, r, "1.0");
+		enter_state(s, r->code / 100 == 2 ? S_TX : S_IDLE);
+		if (r->code / 100 != 2)
+			tx_clear(s);
+		break;
+	case S_RCPT_WAIT:
+		if (r->code / 100 == 2)
+			s->rcpts_accepted++;
+		relay_reply(s, r, "1.5");
+		enter_state(s, S_TX);
+		break;
+	case S_DATA_WAIT:
+		if (r->code == 354) {
+			reply(s, "354 End data with <CR><LF>.<CR><LF>");
+			smtp_data_init(&s->data);
+			enter_state(s, S_BODY);
+		} else {
+			relay_reply(s, r, "0.0");
+			enter_state(s, S_TX);
+		}
+		break;
+	case S_DOT_WAIT:
+		if (r->code / 100 == 2) {
+			reply(s, "%d %s Ok: queued as %s (provider: %s)", r->code, r->enhanced[0] ? r->enhanced : "2.0.0",
+			    s->msg_id, r->text);
+			log_message(s, "delivered", r);
+		} else {
+			relay_reply(s, r, "0.0");
+			log_message(s, r->code >= 500 ? "rejected" : "deferred", r);
+		}
+		tx_clear(s);
+		enter_state(s, S_IDLE);
+		break;
+	case S_RSET_WAIT:
+		if (r->code / 100 != 2)
+			drop_upstream(s);
+		reply(s, "250 2.0.0 Ok");
+		tx_clear(s);
+		enter_state(s, S_IDLE);
+		break;
+	default:
+		log_error("id=%s unexpected provider reply %d in state %s", s->id, r->code,
+		    session_state_names[s->state]);
+		drop_upstream(s);
+		break;
+	}
+	session_process(s);
+	session_leave(s);
+}
+
+static void on_upstream_writable(struct upstream *up, void *arg)
+{
+	struct session *s = arg;
+	(void)up;
+
+	session_enter(s);
+	session_process(s);
+	session_leave(s);
+}
+
+static void on_upstream_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason)
+{
+	struct session *s = arg;
+	char quoted[400];
+	(void)up;
+
+	session_enter(s);
+	log_warn("upstream failed id=%s class=%s state=%s reason=%s", s->id, upstream_fail_name(cls),
+	    session_state_names[s->state], log_quote(quoted, sizeof(quoted), reason));
+	switch (s->state) {
+	case S_BODY:
+		snprintf(s->discard_reply, sizeof(s->discard_reply),
+		    "451 4.4.2 Connection to provider lost during data (%s); try again later", upstream_fail_name(cls));
+		log_message(s, "deferred", NULL);
+		enter_state(s, S_DISCARD);
+		break;
+	case S_MAIL_WAIT:
+	case S_RCPT_WAIT:
+	case S_DATA_WAIT:
+	case S_DOT_WAIT:
+	case S_RSET_WAIT:
+		if (s->state == S_DOT_WAIT)
+			log_message(s, "deferred", NULL);
+		reply(s, "451 4.4.2 Connection to provider lost (%s); try again later", upstream_fail_name(cls));
+		tx_clear(s);
+		enter_state(s, s->state == S_RSET_WAIT ? S_IDLE : S_IDLE);
+		break;
+	default:
+		/* An idle pooled session went away: nothing to tell the client. */
+		if (s->state == S_TX) {
+			reply(s, "451 4.4.2 Connection to provider lost; transaction aborted");
+			tx_clear(s);
+			enter_state(s, S_IDLE);
+		}
+		break;
+	}
+	drop_upstream(s);
+	session_process(s);
+	session_leave(s);
+}
+
+static const struct upstream_callbacks session_upstream_callbacks = {
+	.ready = NULL,
+	.reply = on_upstream_reply,
+	.writable = on_upstream_writable,
+	.failed = on_upstream_failed,
+};
+
+static void send_mail_upstream(struct session *s)
+{
+	struct upstream_mail_params mp = {
+		.from = s->from,
+		.size = s->size,
+		.body_8bitmime = s->body_8bit,
+		.smtputf8 = s->smtputf8,
+	};
+	enter_state(s, S_MAIL_WAIT);
+	upstream_mail(s->up, &mp);
+}
+
+static void on_path_done(struct upstream *up, const char *error, void *arg)
+{
+	struct session *s = arg;
+
+	session_enter(s);
+	s->search = NULL;
+	if (up == NULL) {
+		reply(s, "451 4.4.1 No way to the provider right now (%s); try again later", error);
+		log_warn("message id=%s session=%s result=deferred reason=no_path", s->msg_id, s->id);
+		tx_clear(s);
+		enter_state(s, S_IDLE);
+	} else {
+		s->up = up;
+		upstream_set_callbacks(up, &session_upstream_callbacks, s);
+		send_mail_upstream(s);
+	}
+	session_process(s);
+	session_leave(s);
+}
+
+/* ---- commands ---- */
+
+static void cmd_helo(struct session *s, const struct smtp_cmd *c)
+{
+	const struct relay_cfg *r = &s->cfg->relay;
+
+	snprintf(s->helo, sizeof(s->helo), "%.*s", (int)c->arglen, c->arg);
+	tx_clear(s);
+	enter_state(s, S_IDLE);
+	if (c->verb == SMTP_VERB_HELO) {
+		s->esmtp = false;
+		reply(s, "250 %s", r->hostname);
+		return;
+	}
+	s->esmtp = true;
+	reply(s, "250-%s Hello %s", r->hostname, s->helo);
+	reply(s, "250-PIPELINING");
+	reply(s, "250-SIZE %llu", (unsigned long long)r->max_message_size);
+	reply(s, "250-8BITMIME");
+	reply(s, "250-ENHANCEDSTATUSCODES");
+	reply(s, "250-SMTPUTF8");
+	reply(s, "250 HELP");
+}
+
+static void cmd_mail(struct session *s, const struct smtp_cmd *c)
+{
+	const struct relay_cfg *r = &s->cfg->relay;
+	unsigned nproviders;
+	const char *route;
+
+	if (c->has_size && c->size > r->max_message_size) {
+		reply_error(s, "552 5.3.4 Message size exceeds fixed maximum message size (%llu)",
+		    (unsigned long long)r->max_message_size);
+		return;
+	}
+	if (!c->smtputf8 && !smtp_path_is_ascii(c->path)) {
+		reply_error(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+		return;
+	}
+	struct provider_cfg *const *providers = config_route_for(s->cfg, c->path, &nproviders, &route);
+	if (nproviders == 0) {
+		reply(s, "451 4.3.5 No provider configured; mail cannot be relayed yet");
+		return;
+	}
+	tx_clear(s);
+	id_new(s->msg_id);
+	snprintf(s->from, sizeof(s->from), "%s", c->path);
+	s->size = c->size;
+	s->body_8bit = c->body == SMTP_BODY_8BITMIME;
+	s->smtputf8 = c->smtputf8;
+	s->tx_started = ev_now(s->env->path.loop);
+	smtp_data_init(&s->data);
+	log_debug("id=%s message=%s route=%s", s->id, s->msg_id, route);
+	if (s->up != NULL && s->up_route == providers) {
+		send_mail_upstream(s);
+		return;
+	}
+	upstream_close(s->up);
+	s->up = NULL;
+	s->up_route = providers;
+	enter_state(s, S_PATH);
+	s->search = path_search_start(&s->env->path, providers, nproviders, s->msg_id, on_path_done, s);
+	if (s->search == NULL) {
+		reply(s, "451 4.3.0 Out of memory; try again later");
+		tx_clear(s);
+		enter_state(s, S_IDLE);
+	}
+}
+
+static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
+{
+	if (s->rcpts_tried >= s->cfg->relay.max_recipients) {
+		reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (!s->smtputf8 && !smtp_path_is_ascii(c->path)) {
+		reply_error(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+		return;
+	}
+	s->rcpts_tried++;
+	enter_state(s, S_RCPT_WAIT);
+	upstream_rcpt(s->up, c->path);
+}
+
+static void cmd_data(struct session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	if (s->rcpts_accepted == 0) {
+		reply_error(s, "554 5.5.1 No valid recipients");
+		return;
+	}
+	enter_state(s, S_DATA_WAIT);
+	upstream_data(s->up);
+}
+
+static void cmd_rset(struct session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	if (s->state == S_TX && s->up != NULL) {
+		enter_state(s, S_RSET_WAIT);
+		upstream_rset(s->up);
+		return;
+	}
+	tx_clear(s);
+	if (s->state != S_GREET)
+		enter_state(s, S_IDLE);
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_noop(struct session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_vrfy(struct session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_help(struct session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	reply(s, "214-2.0.0 subrelay: commands HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+	reply(s, "214 2.0.0 See RFC 5321");
+}
+
+static void cmd_quit(struct session *s, const struct smtp_cmd *c)
+{
+	(void)c;
+	reply(s, "221 2.0.0 %s Bye", s->cfg->relay.hostname);
+	enter_state(s, S_CLOSING);
+	io_close_after_flush(s->io);
+}
+
+static void cmd_not_offered(struct session *s, const struct smtp_cmd *c)
+{
+	reply_error(s, "502 5.5.1 %s not implemented", smtp_verb_name(c->verb));
+}
+
+/* Which states accept a command: bits of enum session_state. */
+#define IN(st) (1u << S_##st)
+#define READY_STATES (IN(GREET) | IN(IDLE) | IN(TX))
+
+struct command {
+	enum smtp_verb verb;
+	unsigned states;
+	const char *out_of_order; /* the 503 text when the state does not allow it */
+	void (*handler)(struct session *s, const struct smtp_cmd *c);
+};
+
+static const struct command commands[] = {
+	{ SMTP_VERB_HELO, READY_STATES, NULL, cmd_helo },
+	{ SMTP_VERB_EHLO, READY_STATES, NULL, cmd_helo },
+	{ SMTP_VERB_MAIL, IN(IDLE), "503 5.5.1 Send EHLO/HELO first, or end the current transaction", cmd_mail },
+	{ SMTP_VERB_RCPT, IN(TX), "503 5.5.1 Need MAIL before RCPT", cmd_rcpt },
+	{ SMTP_VERB_DATA, IN(TX), "503 5.5.1 Need MAIL and RCPT before DATA", cmd_data },
+	{ SMTP_VERB_RSET, READY_STATES, NULL, cmd_rset },
+	{ SMTP_VERB_NOOP, READY_STATES, NULL, cmd_noop },
+	{ SMTP_VERB_QUIT, READY_STATES, NULL, cmd_quit },
+	{ SMTP_VERB_VRFY, READY_STATES, NULL, cmd_vrfy },
+	{ SMTP_VERB_HELP, READY_STATES, NULL, cmd_help },
+	{ SMTP_VERB_EXPN, READY_STATES, NULL, cmd_not_offered },
+	{ SMTP_VERB_STARTTLS, READY_STATES, NULL, cmd_not_offered },
+	{ SMTP_VERB_AUTH, READY_STATES, NULL, cmd_not_offered },
+};
+
+static void run_command(struct session *s, const char *line, size_t len)
+{
+	struct smtp_cmd c;
+	const char *why = "";
+
+	switch (smtp_parse_command(line, len, &c, &why)) {
+	case SMTP_PARSE_OK:
+		break;
+	case SMTP_PARSE_UNKNOWN:
+		reply_error(s, "500 5.5.2 Command not recognized");
+		return;
+	case SMTP_PARSE_SYNTAX:
+		reply_error(s, "501 5.5.4 Syntax error: %s", why);
+		return;
+	case SMTP_PARSE_PARAM:
+		reply_error(s, "555 5.5.4 %s", why);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct command *cmd = &commands[i];
+		if (cmd->verb != c.verb)
+			continue;
+		if (!(cmd->states & (1u << s->state))) {
+			reply_error(s, "%s", cmd->out_of_order ? cmd->out_of_order : "503 5.5.1 Bad sequence of commands");
+			return;
+		}
+		cmd->handler(s, &c);
+		return;
+	}
+	reply_error(s, "500 5.5.2 Command not recognized");
+}
+
+/* ---- input ---- */
+
+static bool waiting_for_provider(const struct session *s)
+{
+	switch (s->state) {
+	case S_PATH:
+	case S_MAIL_WAIT:
+	case S_RCPT_WAIT:
+	case S_DATA_WAIT:
+	case S_DOT_WAIT:
+	case S_RSET_WAIT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Ends the message: the provider gets the terminator, or the client its answer. */
+static void body_done(struct session *s)
+{
+	if (s->state == S_BODY) {
+		upstream_body_end(s->up);
+		enter_state(s, S_DOT_WAIT);
+		return;
+	}
+	reply(s, "%s", s->discard_reply);
+	tx_clear(s);
+	enter_state(s, S_IDLE);
+}
+
+/* The size limit counts the client's bytes; past it the message is dropped. */
+static bool body_too_large(struct session *s)
+{
+	if (s->data.in_bytes <= s->cfg->relay.max_message_size)
+		return false;
+	snprintf(s->discard_reply, sizeof(s->discard_reply),
+	    "552 5.3.4 Message size exceeds fixed maximum message size (%llu)",
+	    (unsigned long long)s->cfg->relay.max_message_size);
+	log_message(s, "rejected", NULL);
+	drop_upstream(s);
+	enter_state(s, S_DISCARD);
+	return true;
+}
+
+/* Moves message bytes from the client to the provider (or to nowhere).
+ * Returns false when it has to wait for room upstream or for input. */
+static bool pump_body(struct session *s)
+{
+	struct buf *in = io_in(s->io);
+	char scratch[4096];
+
+	while (!buf_empty(in) && !s->data.done) {
+		size_t room, produced;
+		char *out;
+		if (s->state == S_BODY) {
+			out = upstream_body_space(s->up, &room);
+			if (room < SMTP_DATA_MAX_EXPANSION)
+				return false; /* the provider is slower: wait for `writable` */
+		} else {
+			out = scratch;
+			room = sizeof(scratch);
+		}
+		size_t used = smtp_data_feed(&s->data, buf_peek(in), buf_len(in), out, room, &produced);
+		buf_consume(in, used);
+		if (s->state == S_BODY) {
+			upstream_body_commit(s->up, produced);
+			body_too_large(s);
+		}
+	}
+	if (!s->data.done)
+		return false;
+	body_done(s);
+	return true;
+}
+
+/* Handles one command line from the input; false when none is complete. */
+static bool take_command(struct session *s)
+{
+	struct buf *in = io_in(s->io);
+	const char *p = buf_peek(in);
+	const char *nl = memchr(p, '\n', buf_len(in));
+
+	if (nl == NULL) {
+		if (buf_len(in) >= COMMAND_LINE_MAX) {
+			buf_consume(in, buf_len(in));
+			if (!s->skipping_line)
+				reply_error(s, "500 5.5.2 Line too long");
+			s->skipping_line = true;
+		}
+		return false;
+	}
+	size_t used = (size_t)(nl - p) + 1, len = used - 1;
+	if (len > 0 && p[len - 1] == '\r')
+		len--;
+	if (s->skipping_line) {
+		s->skipping_line = false;
+	} else if (len >= COMMAND_LINE_MAX) {
+		reply_error(s, "500 5.5.2 Line too long");
+	} else {
+		/* A NUL-terminated copy: handlers may use the argument as a string. */
+		char line[COMMAND_LINE_MAX + 1];
+		memcpy(line, p, len);
+		line[len] = '\0';
+		run_command(s, line, len);
+	}
+	buf_consume(in, used);
+	return true;
+}
+
+/* Works through buffered input until it must wait (for the client, the
+ * provider, or room for replies). The client timer runs only while the
+ * session waits for the client. */
+static void session_process(struct session *s)
+{
+	for (;;) {
+		if (s->dead || s->state == S_CLOSING)
+			return;
+		if (waiting_for_provider(s)) {
+			io_timeout(s->io, 0);
+			return;
+		}
+		if (s->state == S_BODY || s->state == S_DISCARD) {
+			if (!pump_body(s))
+				break;
+			continue;
+		}
+		if (buf_room(io_out(s->io)) < REPLY_RESERVE)
+			return; /* resumed on IO_EV_DRAINED */
+		if (buf_empty(io_in(s->io)) || !take_command(s))
+			break;
+	}
+	io_timeout(s->io, s->cfg->relay.timeout);
+	io_update(s->io);
+}
+
+static void on_client_io(struct io *io, enum io_event ev, void *arg)
+{
+	struct session *s = arg;
+	(void)io;
+
+	session_enter(s);
+	switch (ev) {
+	case IO_EV_READ:
+	case IO_EV_DRAINED:
+		if (s->state == S_CLOSING && buf_empty(io_out(s->io)))
+			session_close(s);
+		else
+			session_process(s);
+		break;
+	case IO_EV_TIMEOUT:
+		reply(s, "421 4.4.2 %s Timeout waiting for the client, closing connection", s->cfg->relay.hostname);
+		log_info("timeout id=%s client=%s state=%s", s->id, s->peer, session_state_names[s->state]);
+		enter_state(s, S_CLOSING);
+		io_close_after_flush(s->io);
+		break;
+	case IO_EV_EOF:
+	case IO_EV_ERROR:
+		if (s->state == S_BODY || s->state == S_DISCARD)
+			log_message(s, "aborted", NULL);
+		session_close(s);
+		break;
+	case IO_EV_CONNECTED:
+	case IO_EV_TLS_UP:
+		break;
+	}
+	session_leave(s);
+}
+
+void server_session_start(struct server_env *env, int fd, const struct sockaddr *peer, const char *reject)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		close(fd);
+		return;
+	}
+	s->magic = SESSION_MAGIC;
+	s->env = env;
+	s->cfg = env->path.cfg;
+	s->state = S_GREET;
+	id_new(s->id);
+	sockaddr_format(s->peer, sizeof(s->peer), peer);
+	s->io = io_new(env->path.loop, fd, CLIENT_IN_LIMIT, CLIENT_OUT_LIMIT, on_client_io, s);
+	if (s->io == NULL) {
+		close(fd);
+		free(s);
+		return;
+	}
+	env->nclients++;
+	log_info("connect id=%s client=%s%s", s->id, s->peer, reject ? " rejected=yes" : "");
+	if (reject != NULL) {
+		reply(s, "%s", reject);
+		enter_state(s, S_CLOSING);
+		io_close_after_flush(s->io);
+		return;
+	}
+	reply(s, "220 %s ESMTP subrelay", s->cfg->relay.hostname);
+	io_timeout(s->io, s->cfg->relay.timeout);
+}

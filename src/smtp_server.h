@@ -1,0 +1,35 @@
+/*
+ * smtp_server: the client-facing SMTP session (RFC 5321 with PIPELINING,
+ * SIZE, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8).
+ *
+ * Commands are taken from the client's input one at a time and answered
+ * in order; while a command waits for the provider, later pipelined
+ * commands stay in the (bounded) input buffer. In passthrough delivery
+ * the session opens an upstream session on MAIL (through path.c) and
+ * relays MAIL, RCPT, DATA and the body live; the client sees the
+ * provider's replies. DATA is canonicalised by smtp_data.c straight into
+ * the upstream output buffer: when the provider is slow, the client's
+ * input buffer fills and reading from the client stops.
+ *
+ * It never touches the disk and never holds a whole message.
+ */
+#ifndef SUBRELAY_SMTP_SERVER_H
+#define SUBRELAY_SMTP_SERVER_H
+
+#include <sys/socket.h>
+
+#include "path.h"
+
+struct server_env {
+	struct path_env path;
+	unsigned nclients;         /* sessions alive, for max_clients */
+};
+
+/*
+ * Starts a session on an accepted socket. With `reject` (a full reply
+ * line without CRLF, e.g. "554 5.7.1 ...") the session only sends it and
+ * closes. The session counts itself in env->nclients while alive.
+ */
+void server_session_start(struct server_env *env, int fd, const struct sockaddr *peer, const char *reject);
+
+#endif

@@ -1,0 +1,648 @@
+/*
+ * upstream.c: see upstream.h. An explicit state machine; replies are
+ * parsed line by line into one struct smtp_reply and dispatched on the
+ * state that sent the command.
+ */
+#include "upstream.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "io.h"
+#include "log.h"
+#include "tls.h"
+
+#define UPSTREAM_IN_LIMIT (16 * 1024)
+#define UPSTREAM_OUT_LIMIT (64 * 1024)
+/* RFC 5321 4.5.3.2 minimum timeouts for the transaction phase. */
+#define COMMAND_TIMEOUT 300.0
+#define BODY_TIMEOUT 180.0
+#define DOT_TIMEOUT 600.0
+
+#define UPSTREAM_STATES(X) \
+	X(CONNECTING) X(TLS_IMPLICIT) X(GREETING) X(EHLO) X(STARTTLS) X(TLS_STARTTLS) X(EHLO_TLS) \
+	X(AUTH_PLAIN) X(AUTH_LOGIN) X(AUTH_LOGIN_USER) X(AUTH_LOGIN_PASS) \
+	X(READY) X(MAIL) X(RCPT) X(DATA) X(BODY) X(DOT) X(RSET) X(QUIT) X(DEAD)
+
+enum upstream_state {
+#define X(s) UP_##s,
+	UPSTREAM_STATES(X)
+#undef X
+};
+
+static const char *const state_names[] = {
+#define X(s) #s,
+	UPSTREAM_STATES(X)
+#undef X
+};
+
+static const char *const fail_names[] = {
+#define X(sym, name) name,
+	UPSTREAM_FAILS(X)
+#undef X
+};
+
+#define UPSTREAM_MAGIC 0x5e551017u
+
+struct upstream {
+	unsigned magic;
+	enum upstream_state state;
+	struct io *io;
+	struct ev_loop *loop;
+	const struct provider_cfg *provider;
+	SSL_CTX *tls_ctx;
+	struct port_mode pm;
+	char address[64];
+	char helo[256];
+	char log_id[32];
+	const struct upstream_callbacks *cbs;
+	void *arg;
+	struct smtp_reply reply;   /* the reply being read */
+	struct smtp_reply ehlo;    /* the last EHLO reply: the provider's extensions */
+	const char *auth_used;
+	int depth;                 /* >0 while dispatching an io event */
+	bool freed;                /* upstream_abort() called during dispatch */
+	bool want_writable;
+	bool dot_pending;
+	ev_tstamp started;
+};
+
+static void release(struct upstream *up);
+
+const char *upstream_fail_name(enum upstream_fail f)
+{
+	return fail_names[f];
+}
+
+static void enter_state(struct upstream *up, enum upstream_state next)
+{
+	log_debug("id=%s upstream=%s state=%s->%s", up->log_id, up->address, state_names[up->state],
+	    state_names[next]);
+	up->state = next;
+}
+
+/* Reports a failure once; the owner frees the session from the callback. */
+static void upstream_fail(struct upstream *up, enum upstream_fail cls, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void upstream_fail(struct upstream *up, enum upstream_fail cls, const char *fmt, ...)
+{
+	char reason[300];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	enter_state(up, UP_DEAD);
+	io_timeout(up->io, 0);
+	io_pause_read(up->io, true);
+	up->cbs->failed(up, up->arg, cls, reason);
+}
+
+static void send_line(struct upstream *up, enum upstream_state next, double timeout, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void send_line(struct upstream *up, enum upstream_state next, double timeout, const char *fmt, ...)
+{
+	char line[SMTP_LINE_MAX + 600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) - 2)
+		n = (int)sizeof(line) - 3;
+	memcpy(line + n, "\r\n", 2);
+	smtp_reply_reset(&up->reply);
+	/* The output buffer is empty whenever a command is sent: SMTP is a
+	 * dialogue here, so this append always fits. */
+	if (!buf_append(io_out(up->io), line, (size_t)n + 2)) {
+		OPENSSL_cleanse(line, sizeof(line));
+		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "output buffer full");
+		return;
+	}
+	OPENSSL_cleanse(line, sizeof(line));
+	enter_state(up, next);
+	io_timeout(up->io, timeout);
+	io_update(up->io);
+}
+
+/* ---- setup steps ---- */
+
+static void send_ehlo(struct upstream *up, enum upstream_state next)
+{
+	send_line(up, next, up->provider->greeting_timeout, "EHLO %s", up->helo);
+}
+
+static bool ehlo_has(const struct upstream *up, const char *kw, char *params, size_t len)
+{
+	return smtp_ehlo_has(&up->ehlo, kw, params, len);
+}
+
+static void become_ready(struct upstream *up)
+{
+	enter_state(up, UP_READY);
+	io_timeout(up->io, 0);
+	up->cbs->ready(up, up->arg);
+}
+
+/* Encodes src as base64 into dst (size len); false when it does not fit. */
+static bool base64(char *dst, size_t len, const unsigned char *src, size_t n)
+{
+	if (len < 4 * ((n + 2) / 3) + 1)
+		return false;
+	EVP_EncodeBlock((unsigned char *)dst, src, (int)n);
+	return true;
+}
+
+static void send_secret_base64(struct upstream *up, enum upstream_state next, const char *prefix,
+    const unsigned char *raw, size_t n)
+{
+	char b64[1400];
+
+	if (!base64(b64, sizeof(b64), raw, n)) {
+		upstream_fail(up, UPSTREAM_FAIL_AUTH_UNAVAILABLE, "credentials too long");
+		return;
+	}
+	send_line(up, next, up->provider->greeting_timeout, "%s%s", prefix, b64);
+	OPENSSL_cleanse(b64, sizeof(b64));
+}
+
+static void start_auth_plain(struct upstream *up)
+{
+	const char *user = up->provider->username, *pass = up->provider->password;
+	size_t ul = strlen(user), pl = strlen(pass);
+	unsigned char raw[1024];
+
+	if (ul + pl + 2 > sizeof(raw)) {
+		upstream_fail(up, UPSTREAM_FAIL_AUTH_UNAVAILABLE, "credentials too long");
+		return;
+	}
+	raw[0] = '\0';
+	memcpy(raw + 1, user, ul);
+	raw[1 + ul] = '\0';
+	memcpy(raw + 2 + ul, pass, pl);
+	up->auth_used = "PLAIN";
+	send_secret_base64(up, UP_AUTH_PLAIN, "AUTH PLAIN ", raw, ul + pl + 2);
+	OPENSSL_cleanse(raw, sizeof(raw));
+}
+
+static bool mech_listed(const char *mechs, const char *mech)
+{
+	char copy[256], *save = NULL;
+
+	snprintf(copy, sizeof(copy), "%s", mechs);
+	for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
+		if (strcasecmp(t, mech) == 0)
+			return true;
+	return false;
+}
+
+/* After the (last) EHLO: authenticate if configured, else ready. */
+static void after_ehlo(struct upstream *up)
+{
+	const struct provider_cfg *p = up->provider;
+	char mechs[256] = "";
+
+	if (p->auth == AUTH_CHOICE_NONE || p->username == NULL) {
+		become_ready(up);
+		return;
+	}
+	if (!ehlo_has(up, "AUTH", mechs, sizeof(mechs))) {
+		upstream_fail(up, UPSTREAM_FAIL_AUTH_UNAVAILABLE, "provider offers no AUTH");
+		return;
+	}
+	bool plain = mech_listed(mechs, "PLAIN"), login = mech_listed(mechs, "LOGIN");
+	if ((p->auth == AUTH_CHOICE_AUTO || p->auth == AUTH_CHOICE_PLAIN) && plain) {
+		start_auth_plain(up);
+	} else if ((p->auth == AUTH_CHOICE_AUTO || p->auth == AUTH_CHOICE_LOGIN) && login) {
+		up->auth_used = "LOGIN";
+		send_line(up, UP_AUTH_LOGIN, p->greeting_timeout, "AUTH LOGIN");
+	} else {
+		upstream_fail(up, UPSTREAM_FAIL_AUTH_UNAVAILABLE, "no usable AUTH mechanism (offered: %s)", mechs);
+	}
+}
+
+static void start_tls(struct upstream *up, enum upstream_state next)
+{
+	SSL *ssl = tls_client_new(up->tls_ctx, up->provider->host, up->provider->tls_verify);
+	if (ssl == NULL) {
+		upstream_fail(up, UPSTREAM_FAIL_TLS_HANDSHAKE, "cannot create TLS session");
+		return;
+	}
+	enter_state(up, next);
+	io_timeout(up->io, up->provider->greeting_timeout);
+	io_start_tls(up->io, ssl);
+}
+
+/* ---- reply dispatch ---- */
+
+static enum upstream_fail reply_class(const struct smtp_reply *r)
+{
+	return r->code >= 500 ? UPSTREAM_FAIL_REPLY_PERMFAIL : UPSTREAM_FAIL_REPLY_TEMPFAIL;
+}
+
+static void fail_reply(struct upstream *up, const char *what)
+{
+	upstream_fail(up, reply_class(&up->reply), "%s: %d %s%s%s", what, up->reply.code, up->reply.enhanced,
+	    up->reply.enhanced[0] ? " " : "", up->reply.text);
+}
+
+static void on_setup_reply(struct upstream *up)
+{
+	const struct smtp_reply *r = &up->reply;
+	const struct provider_cfg *p = up->provider;
+
+	switch (up->state) {
+	case UP_GREETING:
+		if (r->code != 220)
+			return fail_reply(up, "greeting");
+		send_ehlo(up, UP_EHLO);
+		return;
+	case UP_EHLO:
+		if (r->code != 250)
+			return fail_reply(up, "EHLO");
+		up->ehlo = *r;
+		if (up->pm.mode != TLS_MODE_STARTTLS)
+			return after_ehlo(up);
+		if (!ehlo_has(up, "STARTTLS", NULL, 0))
+			return upstream_fail(up, UPSTREAM_FAIL_STARTTLS_MISSING,
+			    "STARTTLS not offered (stripped by a middlebox, or not a STARTTLS port)");
+		send_line(up, UP_STARTTLS, p->greeting_timeout, "STARTTLS");
+		return;
+	case UP_STARTTLS:
+		if (r->code != 220)
+			return upstream_fail(up, UPSTREAM_FAIL_STARTTLS_MISSING, "STARTTLS refused: %d %s",
+			    r->code, r->text);
+		/* Bytes after the 220 would be injected plaintext (CVE-2011-0411 style). */
+		if (!buf_empty(io_in(up->io)))
+			return upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "data pipelined after STARTTLS reply");
+		start_tls(up, UP_TLS_STARTTLS);
+		return;
+	case UP_EHLO_TLS:
+		if (r->code != 250)
+			return fail_reply(up, "EHLO after STARTTLS");
+		up->ehlo = *r;
+		after_ehlo(up);
+		return;
+	case UP_AUTH_PLAIN:
+	case UP_AUTH_LOGIN_PASS:
+		if (r->code != 235)
+			return upstream_fail(up, r->code >= 500 ? UPSTREAM_FAIL_AUTH_REJECTED : UPSTREAM_FAIL_REPLY_TEMPFAIL,
+			    "AUTH %s: %d %s", up->auth_used, r->code, r->text);
+		become_ready(up);
+		return;
+	case UP_AUTH_LOGIN:
+		if (r->code != 334)
+			return fail_reply(up, "AUTH LOGIN");
+		send_secret_base64(up, UP_AUTH_LOGIN_USER, "", (const unsigned char *)p->username,
+		    strlen(p->username));
+		return;
+	case UP_AUTH_LOGIN_USER:
+		if (r->code != 334)
+			return upstream_fail(up, r->code >= 500 ? UPSTREAM_FAIL_AUTH_REJECTED : UPSTREAM_FAIL_REPLY_TEMPFAIL,
+			    "AUTH LOGIN: %d %s", r->code, r->text);
+		send_secret_base64(up, UP_AUTH_LOGIN_PASS, "", (const unsigned char *)p->password,
+		    strlen(p->password));
+		return;
+	default:
+		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "unexpected reply %d in state %s", r->code,
+		    state_names[up->state]);
+	}
+}
+
+static void on_reply(struct upstream *up)
+{
+	switch (up->state) {
+	case UP_MAIL:
+	case UP_RCPT:
+	case UP_RSET:
+		enter_state(up, UP_READY);
+		io_timeout(up->io, 0);
+		up->cbs->reply(up, up->arg, &up->reply);
+		return;
+	case UP_DATA:
+		enter_state(up, up->reply.code == 354 ? UP_BODY : UP_READY);
+		io_timeout(up->io, up->reply.code == 354 ? BODY_TIMEOUT : 0);
+		up->cbs->reply(up, up->arg, &up->reply);
+		return;
+	case UP_DOT:
+		enter_state(up, UP_READY);
+		io_timeout(up->io, 0);
+		up->cbs->reply(up, up->arg, &up->reply);
+		return;
+	case UP_QUIT:
+		release(up);
+		return;
+	case UP_READY:
+	case UP_BODY:
+		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "unsolicited reply %d", up->reply.code);
+		return;
+	default:
+		on_setup_reply(up);
+	}
+}
+
+/* Splits input into lines and feeds complete replies to on_reply(). */
+static void read_replies(struct upstream *up)
+{
+	struct buf *in = io_in(up->io);
+
+	while (up->state != UP_DEAD && !buf_empty(in)) {
+		const char *p = buf_peek(in);
+		const char *nl = memchr(p, '\n', buf_len(in));
+		if (nl == NULL) {
+			if (buf_len(in) >= in->limit)
+				upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "reply line too long");
+			return;
+		}
+		size_t len = (size_t)(nl - p), used = len + 1;
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		bool ok = smtp_reply_feed(&up->reply, p, len);
+		buf_consume(in, used);
+		if (!ok) {
+			upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "malformed reply");
+			return;
+		}
+		if (up->reply.complete)
+			on_reply(up);
+		if (up->freed)
+			return;
+	}
+}
+
+/* ---- io events ---- */
+
+static enum upstream_fail connect_class(int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+		return UPSTREAM_FAIL_CONNECT_REFUSED;
+	case ENETUNREACH:
+	case EHOSTUNREACH:
+	case ENETDOWN:
+	case EHOSTDOWN:
+		return UPSTREAM_FAIL_CONNECT_UNREACHABLE;
+	case EACCES:
+	case EPERM:
+		return UPSTREAM_FAIL_CONNECT_DENIED;
+	case ETIMEDOUT:
+		return UPSTREAM_FAIL_CONNECT_TIMEOUT;
+	default:
+		return UPSTREAM_FAIL_CONNECT_ERROR;
+	}
+}
+
+static void on_io_error(struct upstream *up)
+{
+	if (up->state == UP_CONNECTING)
+		return upstream_fail(up, connect_class(io_errno(up->io)), "%s", io_error(up->io));
+	if (io_tls_failed(up->io)) {
+		SSL *ssl = io_ssl(up->io);
+		bool verify = ssl != NULL && SSL_get_verify_result(ssl) != X509_V_OK;
+		return upstream_fail(up, verify ? UPSTREAM_FAIL_TLS_VERIFY : UPSTREAM_FAIL_TLS_HANDSHAKE, "%s",
+		    io_error(up->io));
+	}
+	if (up->state == UP_QUIT)
+		return release(up);
+	upstream_fail(up, UPSTREAM_FAIL_CLOSED, "%s", io_error(up->io));
+}
+
+static void on_timeout(struct upstream *up)
+{
+	switch (up->state) {
+	case UP_CONNECTING:
+		return upstream_fail(up, UPSTREAM_FAIL_CONNECT_TIMEOUT, "no connection within %gs",
+		    up->provider->connect_timeout);
+	case UP_TLS_IMPLICIT:
+		return upstream_fail(up, UPSTREAM_FAIL_GREETING_TIMEOUT, "no TLS handshake within %gs",
+		    up->provider->greeting_timeout);
+	case UP_GREETING:
+		return upstream_fail(up, UPSTREAM_FAIL_GREETING_TIMEOUT, "no greeting within %gs",
+		    up->provider->greeting_timeout);
+	case UP_QUIT:
+		return release(up);
+	default:
+		return upstream_fail(up, UPSTREAM_FAIL_TIMEOUT, "no reply in state %s", state_names[up->state]);
+	}
+}
+
+static void dispatch(struct upstream *up, enum io_event ev);
+
+/* Callbacks may abort the session; the memory goes once dispatch is over. */
+static void on_io(struct io *io, enum io_event ev, void *arg)
+{
+	struct upstream *up = arg;
+	(void)io;
+
+	if (up->magic != UPSTREAM_MAGIC)
+		abort();
+	up->depth++;
+	dispatch(up, ev);
+	if (--up->depth == 0 && up->freed) {
+		up->magic = 0;
+		free(up);
+	}
+}
+
+static void dispatch(struct upstream *up, enum io_event ev)
+{
+	switch (ev) {
+	case IO_EV_CONNECTED:
+		if (up->pm.mode == TLS_MODE_IMPLICIT) {
+			start_tls(up, UP_TLS_IMPLICIT);
+		} else {
+			enter_state(up, UP_GREETING);
+			io_timeout(up->io, up->provider->greeting_timeout);
+		}
+		return;
+	case IO_EV_TLS_UP:
+		if (up->state == UP_TLS_IMPLICIT) {
+			enter_state(up, UP_GREETING);
+			io_timeout(up->io, up->provider->greeting_timeout);
+		} else {
+			send_ehlo(up, UP_EHLO_TLS);
+		}
+		return;
+	case IO_EV_READ:
+		read_replies(up);
+		return;
+	case IO_EV_DRAINED:
+		if (up->dot_pending) {
+			up->dot_pending = false;
+			upstream_body_end(up);
+			return;
+		}
+		if (up->state == UP_BODY)
+			io_timeout(up->io, BODY_TIMEOUT);
+		if (up->want_writable) {
+			up->want_writable = false;
+			up->cbs->writable(up, up->arg);
+		}
+		return;
+	case IO_EV_TIMEOUT:
+		on_timeout(up);
+		return;
+	case IO_EV_EOF:
+		if (up->state == UP_QUIT)
+			return release(up);
+		upstream_fail(up, up->state == UP_GREETING ? UPSTREAM_FAIL_GREETING_TIMEOUT : UPSTREAM_FAIL_CLOSED,
+		    "connection closed by provider in state %s", state_names[up->state]);
+		return;
+	case IO_EV_ERROR:
+		on_io_error(up);
+		return;
+	}
+}
+
+/* ---- public ---- */
+
+struct upstream *upstream_open(const struct upstream_params *params, const struct upstream_callbacks *cbs,
+    void *arg)
+{
+	struct upstream *up = calloc(1, sizeof(*up));
+	if (up == NULL)
+		return NULL;
+	up->magic = UPSTREAM_MAGIC;
+	up->loop = params->loop;
+	up->provider = params->provider;
+	up->tls_ctx = params->tls_ctx;
+	up->pm = params->port_mode;
+	up->cbs = cbs;
+	up->arg = arg;
+	up->auth_used = "none";
+	up->started = ev_now(params->loop);
+	snprintf(up->helo, sizeof(up->helo), "%s", params->helo_name);
+	snprintf(up->log_id, sizeof(up->log_id), "%s", params->log_id);
+	sockaddr_format(up->address, sizeof(up->address), params->addr);
+	up->io = io_connect(params->loop, params->addr, params->addrlen, UPSTREAM_IN_LIMIT, UPSTREAM_OUT_LIMIT,
+	    on_io, up);
+	if (up->io == NULL) {
+		free(up);
+		return NULL;
+	}
+	io_timeout(up->io, up->provider->connect_timeout);
+	return up;
+}
+
+void upstream_set_callbacks(struct upstream *up, const struct upstream_callbacks *cbs, void *arg)
+{
+	up->cbs = cbs;
+	up->arg = arg;
+}
+
+/* Closes the connection; the memory goes when the current dispatch ends. */
+static void release(struct upstream *up)
+{
+	if (up->freed)
+		return;
+	io_free(up->io);
+	up->freed = true;
+}
+
+void upstream_abort(struct upstream *up)
+{
+	if (up == NULL || up->freed)
+		return;
+	if (up->depth > 0) {
+		release(up);
+		return;
+	}
+	io_free(up->io);
+	up->magic = 0;
+	free(up);
+}
+
+void upstream_close(struct upstream *up)
+{
+	if (up == NULL)
+		return;
+	if (up->state != UP_READY) {
+		upstream_abort(up);
+		return;
+	}
+	static const struct upstream_callbacks none;
+	up->cbs = &none;
+	send_line(up, UP_QUIT, 10.0, "QUIT");
+}
+
+void upstream_mail(struct upstream *up, const struct upstream_mail_params *mp)
+{
+	char params[128] = "";
+	size_t n = 0;
+
+	if (mp->size > 0 && ehlo_has(up, "SIZE", NULL, 0))
+		n += (size_t)snprintf(params + n, sizeof(params) - n, " SIZE=%llu", (unsigned long long)mp->size);
+	if (mp->body_8bitmime && ehlo_has(up, "8BITMIME", NULL, 0))
+		n += (size_t)snprintf(params + n, sizeof(params) - n, " BODY=8BITMIME");
+	if (mp->smtputf8 && ehlo_has(up, "SMTPUTF8", NULL, 0))
+		snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
+	send_line(up, UP_MAIL, COMMAND_TIMEOUT, "MAIL FROM:<%s>%s", mp->from, params);
+}
+
+void upstream_rcpt(struct upstream *up, const char *to)
+{
+	send_line(up, UP_RCPT, COMMAND_TIMEOUT, "RCPT TO:<%s>", to);
+}
+
+void upstream_data(struct upstream *up)
+{
+	send_line(up, UP_DATA, COMMAND_TIMEOUT, "DATA");
+}
+
+void upstream_rset(struct upstream *up)
+{
+	send_line(up, UP_RSET, COMMAND_TIMEOUT, "RSET");
+}
+
+char *upstream_body_space(struct upstream *up, size_t *room)
+{
+	struct buf *out = io_out(up->io);
+
+	*room = buf_room(out);
+	if (*room == 0)
+		up->want_writable = true;
+	return buf_tail(out);
+}
+
+void upstream_body_commit(struct upstream *up, size_t n)
+{
+	buf_commit(io_out(up->io), n);
+	io_update(up->io);
+}
+
+void upstream_body_end(struct upstream *up)
+{
+	if (!buf_append(io_out(up->io), ".\r\n", 3)) {
+		up->dot_pending = true;
+		return;
+	}
+	smtp_reply_reset(&up->reply);
+	enter_state(up, UP_DOT);
+	io_timeout(up->io, DOT_TIMEOUT);
+	io_update(up->io);
+}
+
+void upstream_get_info(const struct upstream *up, struct upstream_info *info)
+{
+	SSL *ssl = io_ssl(up->io);
+
+	info->provider = up->provider->name;
+	info->host = up->provider->host;
+	snprintf(info->address, sizeof(info->address), "%s", up->address);
+	info->port = up->pm.port;
+	info->mode = tls_mode_name(up->pm.mode);
+	info->tls_version = ssl ? SSL_get_version(ssl) : "none";
+	info->tls_cipher = ssl ? SSL_get_cipher_name(ssl) : "none";
+	info->auth = up->auth_used;
+	info->pipelining = ehlo_has(up, "PIPELINING", NULL, 0);
+}
+
+double upstream_age(const struct upstream *up)
+{
+	return ev_now(up->loop) - up->started;
+}

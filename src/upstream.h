@@ -1,0 +1,123 @@
+/*
+ * upstream: one SMTP client session to a provider, at one address, port
+ * and TLS mode. The path chooser opens it and the delivery side (the
+ * passthrough server now, the queue runner later) drives transactions
+ * on it. It never decides where to connect and never retries: a failure
+ * is reported with its class and the caller chooses what is next.
+ *
+ * Setup: connect, TLS first for implicit mode, greeting, EHLO,
+ * STARTTLS + handshake + EHLO again for starttls mode (never continuing
+ * in clear text when STARTTLS is missing), AUTH PLAIN or LOGIN only over
+ * TLS (or on an explicitly allowed plain port). Then `ready`.
+ *
+ * Transactions: MAIL, RCPT, DATA, body, end of data, RSET; each command
+ * gets exactly one `reply` callback. Credentials and AUTH payloads never
+ * reach the log.
+ */
+#ifndef SUBRELAY_UPSTREAM_H
+#define SUBRELAY_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <ev.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "smtp_parse.h"
+
+/* Failure classes: what went wrong, so the path chooser can fail over. */
+#define UPSTREAM_FAILS(X) \
+	X(CONNECT_REFUSED, "connect_refused") \
+	X(CONNECT_UNREACHABLE, "connect_unreachable") \
+	X(CONNECT_DENIED, "connect_denied") \
+	X(CONNECT_TIMEOUT, "connect_timeout") \
+	X(CONNECT_ERROR, "connect_error") \
+	X(GREETING_TIMEOUT, "greeting_timeout") \
+	X(TLS_HANDSHAKE, "tls_handshake") \
+	X(TLS_VERIFY, "tls_verify") \
+	X(STARTTLS_MISSING, "starttls_missing") \
+	X(AUTH_UNAVAILABLE, "auth_unavailable") \
+	X(AUTH_REJECTED, "auth_rejected") \
+	X(REPLY_TEMPFAIL, "reply_4xx") \
+	X(REPLY_PERMFAIL, "reply_5xx") \
+	X(PROTOCOL, "protocol") \
+	X(CLOSED, "closed") \
+	X(TIMEOUT, "timeout")
+
+enum upstream_fail {
+#define X(sym, name) UPSTREAM_FAIL_##sym,
+	UPSTREAM_FAILS(X)
+#undef X
+};
+
+const char *upstream_fail_name(enum upstream_fail f);
+
+struct upstream;
+
+struct upstream_callbacks {
+	/* Setup finished: the session can take a transaction. */
+	void (*ready)(struct upstream *up, void *arg);
+	/* The reply to the last MAIL, RCPT, DATA, end of data or RSET. */
+	void (*reply)(struct upstream *up, void *arg, const struct smtp_reply *reply);
+	/* Room again in the body buffer after upstream_body_room() was 0. */
+	void (*writable)(struct upstream *up, void *arg);
+	/* The session is unusable (setup or later); the owner frees it. */
+	void (*failed)(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason);
+};
+
+struct upstream_params {
+	struct ev_loop *loop;
+	const struct provider_cfg *provider;
+	SSL_CTX *tls_ctx;
+	const struct sockaddr *addr;
+	socklen_t addrlen;
+	struct port_mode port_mode;
+	const char *helo_name;
+	const char *log_id;        /* session or message id for log lines */
+};
+
+struct upstream *upstream_open(const struct upstream_params *params, const struct upstream_callbacks *cbs,
+    void *arg);
+void upstream_set_callbacks(struct upstream *up, const struct upstream_callbacks *cbs, void *arg);
+/* QUIT politely if the session is idle, then free; closes at once otherwise. */
+void upstream_close(struct upstream *up);
+/* Closes at once without QUIT (e.g. a body that must not be completed). */
+void upstream_abort(struct upstream *up);
+
+struct upstream_mail_params {
+	const char *from;
+	uint64_t size;             /* 0: unknown */
+	bool body_8bitmime;
+	bool smtputf8;
+};
+
+void upstream_mail(struct upstream *up, const struct upstream_mail_params *mp);
+void upstream_rcpt(struct upstream *up, const char *to);
+void upstream_data(struct upstream *up);
+/* Body streaming after the 354: canonical bytes (see smtp_data.h) go
+ * straight into the output buffer. Room is 0 while the provider is
+ * slower than the client: wait for the `writable` callback. */
+char *upstream_body_space(struct upstream *up, size_t *room);
+void upstream_body_commit(struct upstream *up, size_t n);
+/* Appends the terminator; the reply to it follows. */
+void upstream_body_end(struct upstream *up);
+void upstream_rset(struct upstream *up);
+
+/* Facts for log lines. */
+struct upstream_info {
+	const char *provider;
+	const char *host;
+	char address[64];          /* "IP:PORT" or "[IP]:PORT" */
+	uint16_t port;
+	const char *mode;
+	const char *tls_version;   /* "none" without TLS */
+	const char *tls_cipher;
+	const char *auth;          /* mechanism used, "none" */
+	bool pipelining;
+};
+void upstream_get_info(const struct upstream *up, struct upstream_info *info);
+/* Time since upstream_open(), seconds. */
+double upstream_age(const struct upstream *up);
+
+#endif

@@ -1,0 +1,334 @@
+# daemon.tcl: starting and stopping subrelayd in tests.
+#
+#   daemon::start CONFIG_TEXT ?-args LIST? ?-env {NAME VALUE ...}?
+#                 ?-unset NAMES? ?-wait 0|1? ?-listeners N? ?-timeout MS?
+#       Writes CONFIG_TEXT to TESTDIR/dN.ini, runs `subrelayd -c FILE ARGS...`
+#       in the background with stdout and stderr going to TESTDIR/dN.log, and
+#       (unless -wait 0) waits until it has logged `listening address=IP:PORT`
+#       once per configured listen address (counted from [relay] listen or
+#       -o relay.listen=..., or given by -listeners). Fails at once, with the
+#       log, if the daemon exits first. Skips the test when the binary is
+#       not built. -> handle
+#   daemon::port D ?INDEX?    daemon::host D ?INDEX?   (listener INDEX, from 0)
+#   daemon::addr D ?INDEX?    "IP:PORT" as logged
+#   daemon::listeners D       list of {IP PORT}
+#   daemon::pid D   daemon::config D (the INI path)   daemon::logfile D
+#   daemon::log D ?MARK?      log text so far (from byte offset MARK)
+#   daemon::mark D            the current log size, for log/wait_log MARK
+#   daemon::wait_log D REGEXP ?TIMEOUT_MS? ?MARK?  -> the first matching line
+#   daemon::alive D           1 while it runs
+#   daemon::signal D SIG      e.g. HUP
+#   daemon::wait_exit D ?TIMEOUT_MS?  waits for it to exit -> exit code
+#   daemon::stop D            SIGTERM, up to 10 s, then SIGKILL -> exit code
+#   Exit codes are numbers, or the signal name (SIGKILL, SIGSEGV...) that
+#   ended the process.
+#   daemon::run_cli ARGS ?-env {NAME VALUE ...}? ?-timeout MS?
+#       one-shot run (-t, -V, -h, --probe) under Expect on a pty
+#       -> dict {code CODE stdout TEXT stderr TEXT}  (pty CRLF turned into LF)
+#   daemon::binary            the subrelayd command (a list); a test may set
+#                             daemon::binary_override to a stand-in command
+#                             (reset after each test)
+# After each test the runner stops leftover daemons; a daemon that crashed
+# (killed by a signal other than TERM/KILL/INT, or a sanitizer report in
+# its log) or that did not stop on SIGTERM fails the test. Logs of every
+# daemon are printed when a test fails.
+
+namespace eval daemon {
+    variable seq 0
+    variable D            ;# "$d,key"
+    variable all {}       ;# daemons of the current test
+    variable binary_override ""
+    variable stop_timeout 10000
+}
+harness::register_module daemon
+
+proc daemon::binary {} {
+    variable binary_override
+    if {$binary_override ne ""} { return $binary_override }
+    return [file join $::harness::builddir subrelayd]
+}
+
+proc daemon::need_binary {} {
+    set bin [binary]
+    if {![file executable [lindex $bin 0]]} { skip "subrelayd not built ($bin)" }
+    return $bin
+}
+
+proc daemon::start {config args} {
+    variable D; variable seq; variable all
+    array set o {-args {} -env {} -unset {} -wait 1 -listeners "" -timeout ""}
+    foreach {k v} $args {
+        if {![info exists o($k)]} { error "daemon::start: unknown option $k" }
+        set o($k) $v
+    }
+    set bin [need_binary]
+    set d d[incr seq]
+    set conf [tmpfile $d.ini $config]
+    set log [file join [testdir] $d.log]
+    set cmd [list env -u NOTIFY_SOCKET -u LISTEN_FDS -u LISTEN_PID -u LISTEN_FDNAMES]
+    foreach n $o(-unset) { lappend cmd -u $n }
+    foreach {n v} $o(-env) { lappend cmd $n=$v }
+    lappend cmd {*}$bin -c $conf {*}$o(-args)
+    # stdin is a pipe we keep open; stdout and stderr go straight to the
+    # log file, never through a pipe that could fill up.
+    set ch [open |[list {*}$cmd >& $log] w]
+    set D($d,chan) $ch
+    set D($d,pid) [lindex [::pid $ch] 0]
+    set D($d,conf) $conf
+    set D($d,log) $log
+    set D($d,cmd) $cmd
+    set D($d,listeners) {}
+    set D($d,addrs) {}
+    set D($d,killed) 0
+    lappend all $d
+    if {!$o(-wait)} { return $d }
+
+    set want $o(-listeners)
+    if {$want eq ""} { set want [count_listen $config $o(-args)] }
+    set re {listening address=(\S+)}
+    set addrs {}
+    wait_until {
+        [llength [set addrs [regexp -all -inline -- $re [daemon::log $d]]]] / 2 >= $want
+        || ![daemon::alive $d]
+    } $o(-timeout) "$want listening line(s) from subrelayd"
+    if {[llength $addrs] / 2 < $want} {
+        set code [wait_exit $d 2000]
+        harness::fail "subrelayd exited (status $code) before listening; log:\n[log $d]"
+    }
+    foreach {-> a} $addrs {
+        lappend D($d,addrs) $a
+        if {![regexp {^\[?(.*?)\]?:([0-9]+)$} $a -> host port]} {
+            harness::fail "cannot parse listening address \"$a\""
+        }
+        lappend D($d,listeners) [list $host $port]
+    }
+    return $d
+}
+
+# How many listen addresses the configuration names (1 when it names none).
+proc daemon::count_listen {config cli} {
+    set value ""
+    set section ""
+    set inlisten 0
+    foreach line [split $config "\n"] {
+        if {[regexp {^\s*[;#]} $line] || [string trim $line] eq ""} { continue }
+        if {$inlisten && [regexp {^\s+\S} $line]} {
+            append value "," [lindex [split $line ";"] 0]
+            continue
+        }
+        set inlisten 0
+        if {[regexp {^\s*\[([^\]]*)\]} $line -> section]} {
+            set section [string trim $section]
+            continue
+        }
+        if {$section eq "relay" && [regexp {^\s*listen\s*[=:](.*)$} $line -> v]} {
+            set value [lindex [split $v ";"] 0]
+            set inlisten 1
+        }
+    }
+    foreach {flag arg} $cli {
+        if {$flag eq "-o" && [regexp {^relay\.listen=(.*)$} $arg -> v]} { set value $v }
+    }
+    set n 0
+    foreach item [split $value ,] {
+        if {[string trim $item] ne ""} { incr n }
+    }
+    return [expr {$n ? $n : 1}]
+}
+
+proc daemon::pid {d} { return $daemon::D($d,pid) }
+proc daemon::config {d} { return $daemon::D($d,conf) }
+proc daemon::logfile {d} { return $daemon::D($d,log) }
+proc daemon::listeners {d} { return $daemon::D($d,listeners) }
+
+proc daemon::listener {d index} {
+    variable D
+    set l [lindex $D($d,listeners) $index]
+    if {$l eq ""} { harness::fail "daemon $d has no listener $index (it has: $D($d,addrs))" }
+    return $l
+}
+proc daemon::port {d {index 0}} { lindex [listener $d $index] 1 }
+proc daemon::host {d {index 0}} { lindex [listener $d $index] 0 }
+proc daemon::addr {d {index 0}} { listener $d $index; lindex $daemon::D($d,addrs) $index }
+
+proc daemon::log {d {mark 0}} {
+    variable D
+    if {[catch {open $D($d,log) r} f]} { return "" }
+    chan configure $f -encoding utf-8 -translation lf
+    if {$mark > 0} {
+        chan configure $f -translation binary
+        seek $f $mark
+        set text [encoding convertfrom utf-8 [read $f]]
+    } else {
+        set text [read $f]
+    }
+    ::close $f
+    return $text
+}
+
+proc daemon::mark {d} {
+    variable D
+    if {[catch {file size $D($d,log)} n]} { return 0 }
+    return $n
+}
+
+proc daemon::wait_log {d re {timeout ""} {mark 0}} {
+    set line ""
+    wait_until {[daemon::find_line $d $re $mark line] || ![daemon::alive $d]} \
+        $timeout "a log line matching {$re} from daemon $d"
+    if {$line eq "" && ![find_line $d $re $mark line]} {
+        harness::fail "daemon $d exited before logging a line matching {$re}\
+            (status [wait_exit $d 2000]); log:\n[log $d]"
+    }
+    return $line
+}
+
+proc daemon::find_line {d re mark var} {
+    upvar 1 $var line
+    foreach l [split [log $d $mark] "\n"] {
+        if {[regexp -- $re $l]} { set line $l; return 1 }
+    }
+    return 0
+}
+
+proc daemon::alive {d} {
+    variable D
+    if {[info exists D($d,code)]} { return 0 }
+    expr {![harness::exited $D($d,pid)]}
+}
+
+proc daemon::signal {d sig} {
+    variable D
+    if {[info exists D($d,code)]} { harness::fail "daemon $d already exited ($D($d,code))" }
+    exec kill -s $sig $D($d,pid)
+}
+
+proc daemon::reap {d} {
+    variable D
+    if {![info exists D($d,code)]} {
+        set D($d,code) [harness::reap $D($d,chan)]
+    }
+    return $D($d,code)
+}
+
+proc daemon::wait_exit {d {timeout ""}} {
+    variable D
+    if {[info exists D($d,code)]} { return $D($d,code) }
+    wait_until {![daemon::alive $d]} $timeout "daemon $d (pid $D($d,pid)) to exit"
+    return [reap $d]
+}
+
+proc daemon::stop {d} {
+    variable D; variable stop_timeout
+    if {[info exists D($d,code)]} { return $D($d,code) }
+    if {[alive $d]} { catch {exec kill -s TERM $D($d,pid)} }
+    # Not wait_until: this also runs in cleanup, after the deadline passed.
+    set end [expr {[clock milliseconds] + $stop_timeout}]
+    while {[alive $d] && [clock milliseconds] < $end} { harness::pump 20 }
+    if {[alive $d]} {
+        set D($d,killed) 1
+        catch {exec kill -s KILL $D($d,pid)}
+        set end [expr {[clock milliseconds] + 5000}]
+        while {[alive $d] && [clock milliseconds] < $end} { harness::pump 20 }
+    }
+    return [reap $d]
+}
+
+proc daemon::_cleanup {} {
+    variable D; variable all; variable stop_timeout
+    set problems {}
+    foreach d $all {
+        set code [stop $d]
+        if {$D($d,killed)} {
+            lappend problems "daemon $d did not exit within [expr {$stop_timeout / 1000}] s\
+                of SIGTERM and was killed"
+        } elseif {[string match SIG* $code] && $code ni {SIGTERM SIGKILL SIGINT}} {
+            lappend problems "daemon $d crashed: $code"
+        }
+        set text [log $d]
+        foreach re {{ERROR: AddressSanitizer} {ERROR: LeakSanitizer} {runtime error:}
+                    {ThreadSanitizer}} {
+            if {[regexp -- $re $text]} {
+                lappend problems "daemon $d: sanitizer report in its log"
+                break
+            }
+        }
+    }
+    return $problems
+}
+
+proc daemon::_report {} {
+    variable D; variable all
+    set out {}
+    foreach d $all {
+        set text [string trimright [log $d] "\n"]
+        set code [expr {[info exists D($d,code)] ? $D($d,code) : "?"}]
+        lappend out "--- daemon $d log ($D($d,log), exit status $code) ---\n$text\n--- end of $d log ---"
+    }
+    return $out
+}
+
+proc daemon::_reset {} {
+    variable D; variable all; variable binary_override
+    array unset D
+    set all {}
+    set binary_override ""
+}
+
+# --- one-shot runs under Expect -------------------------------------------
+
+proc daemon::run_cli {cliargs args} {
+    array set o {-env {} -timeout ""}
+    foreach {k v} $args {
+        if {![info exists o($k)]} { error "daemon::run_cli: unknown option $k" }
+        set o($k) $v
+    }
+    if {$o(-timeout) eq ""} { set o(-timeout) $::harness::default_timeout }
+    set bin [need_binary]
+    set err [file join [testdir] cli-[incr daemon::seq].stderr]
+    set envs [list SUBRELAY_TEST_STDERR=$err]
+    foreach {n v} $o(-env) { lappend envs $n=$v }
+    # The pty carries stdout; the shell sends stderr to a file.
+    # Expect closes the pty at eof, which a program still exiting (a tclsh
+    # stand-in flushes stdout early) would get as SIGHUP: ignore it.
+    set spawned [spawn -noecho -ignore HUP env {*}$envs /bin/sh -c \
+        {exec "$0" "$@" 2>"$SUBRELAY_TEST_STDERR"} {*}$bin {*}$cliargs]
+    set id $spawn_id
+    set timeout [expr {max(1, $o(-timeout) / 1000)}]
+    set out ""
+    set timed_out 0
+    expect {
+        -i $id
+        -re {.+} { append out $expect_out(buffer); exp_continue }
+        eof { append out $expect_out(buffer) }
+        timeout { set timed_out 1 }
+    }
+    if {$timed_out} {
+        catch {exec kill -s KILL $spawned}
+    }
+    set end [expr {[clock milliseconds] + $o(-timeout)}]
+    while {![harness::exited $spawned] && [clock milliseconds] < $end} {
+        harness::pump 10
+    }
+    catch {::close -i $id}
+    set st [::wait -i $id]
+    if {[lindex $st 4] eq "CHILDKILLED"} {
+        set code [lindex $st 5]
+    } elseif {[lindex $st 2] != 0} {
+        set code "error: wait failed"
+    } else {
+        set code [lindex $st 3]
+    }
+    set stderr ""
+    if {[file exists $err]} {
+        set f [open $err r]
+        set stderr [read $f]
+        ::close $f
+    }
+    if {$timed_out} {
+        harness::fail "subrelayd $cliargs did not exit within $o(-timeout) ms\
+            (stdout so far: [escape $out], stderr: [escape $stderr])"
+    }
+    return [dict create code $code stdout [string map [list "\r\n" "\n"] $out] \
+        stderr $stderr]
+}
