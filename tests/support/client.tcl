@@ -74,6 +74,7 @@ proc client::connected {c} {
 
 proc client::readable {c} {
     variable S
+    if {![info exists S($c,chan)]} { return }
     set ch $S($c,chan)
     if {[catch {read $ch} data]} {
         set S($c,eof) 1
@@ -200,6 +201,7 @@ proc client::starttls {c args} {
         harness::fail "TLS handshake with $S($c,where) failed: $S($c,hs_error)"
     }
     fileevent $ch readable [list client::readable $c]
+    after idle [list client::readable $c]
 }
 
 proc client::tls_error {c msg} {

@@ -261,7 +261,12 @@ proc daemon::_report {} {
     variable D; variable all
     set out {}
     foreach d $all {
-        set text [string trimright [log $d] "\n"]
+        set lines [split [string trimright [log $d] "\n"] "\n"]
+        if {[llength $lines] > 300} {
+            set lines [list "... [expr {[llength $lines] - 300}] earlier lines" \
+                {*}[lrange $lines end-299 end]]
+        }
+        set text [join $lines "\n"]
         set code [expr {[info exists D($d,code)] ? $D($d,code) : "?"}]
         lappend out "--- daemon $d log ($D($d,log), exit status $code) ---\n$text\n--- end of $d log ---"
     }

@@ -5,12 +5,18 @@
 #   provider::start ?-option value ...?  -> handle (listens on port 0)
 #     -mode starttls|implicit|plain   (default starttls)
 #     -cert server|untrusted|expired|wronghost, or a dict {cert F key F}
-#     -auth {PLAIN LOGIN}     mechanisms advertised after TLS (plain mode: always)
+#     -auth {PLAIN LOGIN}     mechanisms advertised after TLS (plain and
+#                             implicit modes: always); {} for no AUTH. Only
+#                             PLAIN and LOGIN work; others are advertised only
 #     -user U -pass P         then MAIL needs AUTH with exactly these
+#     -auth-in-clear 1        starttls mode: offer and accept AUTH before TLS
+#                             too (a careless server; for leak tests)
 #     -no-starttls 1          stripping middlebox: no STARTTLS, and it gets 502
 #     -greeting-delay MS      -silent 1 (accept, never answer: a tarpit)
 #     -pipelining 0|1         (default 1)   -size N (default 52428800)
-#     -extensions LIST        replaces 8BITMIME SIZE ENHANCEDSTATUSCODES SMTPUTF8 PIPELINING
+#     -extensions LIST        replaces 8BITMIME SIZE ENHANCEDSTATUSCODES SMTPUTF8
+#                             PIPELINING ({} for none); MAIL parameters need
+#                             their extension (SIZE BODY SMTPUTF8), else 555
 #     -reply {VERB REPLY ?COUNT?} or a list of such; repeatable
 #         VERB: GREETING EHLO HELO STARTTLS AUTH MAIL RCPT DATA DOT RSET NOOP QUIT
 #         REPLY: full reply text ("451 4.3.0 try later"; "\n" separates lines
@@ -20,6 +26,8 @@
 #     -close-at VERB or {VERB COUNT}    same as -reply {VERB close ?COUNT?}
 #     -tls-protocols {tls1.2 tls1.3}    protocol versions offered (default all)
 #     -host 127.0.0.1 (or ::1)          -hostname NAME (greeting/EHLO name)
+#     -port N                 (default 0: any free port) e.g. to bring a
+#                             stopped provider back on the same port
 #   provider::port P / provider::host P / provider::stop P
 #   provider::messages P ?-all?  accepted messages (with -all: rejected at DOT
 #       too); dicts: from rcpts data params auth_mech auth_user tls
@@ -27,8 +35,9 @@
 #       354 up to and including the CRLF before the terminating ".", still
 #       dot-stuffed.
 #   provider::transcript P   list of {CONN LINE}, every command line received
-#       (AUTH payloads shown as <redacted>); provider::commands P ?CONN? the
-#       lines only
+#       (AUTH payloads shown as <redacted>; "." marks each end of DATA, the
+#       message lines are not listed); provider::commands P ?CONN? the lines
+#       only
 #   provider::cleartext P ?CONN?  bytes received before TLS
 #   provider::received P CONN     every byte received on that connection
 #                                 (after TLS decryption)
@@ -36,7 +45,7 @@
 #   provider::open_connections P  connections still open
 #   provider::conn P CONN         dict about one connection: tls tls_version
 #                                 cipher helo auth_mech auth_user closed
-#   provider::auths P             AUTH attempts: dicts {conn mech user ok}
+#   provider::auths P             AUTH attempts: dicts {conn mech user ok tls}
 #   provider::tls_errors P        failed TLS handshakes: {CONN MESSAGE} pairs
 #   provider::wait_messages P N ?TIMEOUT_MS? -> the messages
 #   provider::wait_connections P N ?TIMEOUT_MS?
@@ -61,9 +70,9 @@ proc provider::start {args} {
         -mode starttls -cert server -auth {PLAIN LOGIN} -user "" -pass ""
         -no-starttls 0 -greeting-delay 0 -silent 0 -pipelining 1
         -size 52428800 -rcpt-reply {} -tls-protocols {}
-        -host 127.0.0.1 -hostname provider.test
+        -host 127.0.0.1 -hostname provider.test -auth-in-clear 0 -port 0
     }
-    set o(-extensions) ""
+    set o(-extensions) default
     set script {}
     foreach {k v} $args {
         switch -- $k {
@@ -87,7 +96,7 @@ proc provider::start {args} {
     if {$o(-mode) ni {starttls implicit plain}} {
         error "provider::start: -mode must be starttls, implicit or plain"
     }
-    if {$o(-extensions) eq ""} {
+    if {$o(-extensions) eq "default"} {
         set o(-extensions) [list 8BITMIME "SIZE $o(-size)" ENHANCEDSTATUSCODES SMTPUTF8]
         if {$o(-pipelining)} { lappend o(-extensions) PIPELINING }
     }
@@ -106,7 +115,7 @@ proc provider::start {args} {
     set P($p,auths) {}
     set P($p,tls_errors) {}
     set P($p,timers) {}
-    set P($p,listener) [socket -server [list provider::accept $p] -myaddr $o(-host) 0]
+    set P($p,listener) [socket -server [list provider::accept $p] -myaddr $o(-host) $o(-port)]
     set P($p,port) [lindex [chan configure $P($p,listener) -sockname] 2]
     lappend live $p
     return $p
@@ -489,7 +498,12 @@ proc provider::scripted_reply {ch verb arg r} {
     switch -- $verb {
         EHLO - HELO { if {$ok} { set C($ch,helo) $arg; info_set $ch helo $arg } }
         STARTTLS    { if {[string match 220* $r]} { set C($ch,state) starttls } }
-        AUTH        { if {$ok} { set C($ch,authed) 1 } }
+        AUTH {
+            if {$ok} {
+                set C($ch,authed) 1
+                set C($ch,auth_mech) [string toupper [lindex [split $arg " "] 0]]
+            }
+        }
         MAIL {
             if {$ok && [regexp -nocase {^FROM:<([^>]*)>\s*(.*)$} $arg -> from params]} {
                 set C($ch,inmail) 1
@@ -531,7 +545,8 @@ proc provider::ehlo_lines {ch name} {
 
 proc provider::auth_allowed {ch} {
     variable P; variable C
-    expr {$P($C($ch,p),mode) ne "starttls" || $C($ch,tls)}
+    set p $C($ch,p)
+    expr {$P($p,mode) ne "starttls" || $C($ch,tls) || $P($p,auth-in-clear)}
 }
 
 proc provider::cmd_ehlo {ch arg} {
@@ -618,6 +633,8 @@ proc provider::handshake {ch next} {
     set C($ch,tls) 1
     info_set $ch tls 1 tls_version [dict get $st version] cipher [dict get $st cipher]
     fileevent $ch readable [list provider::readable $ch]
+    # Data that came with the end of the handshake may already be buffered.
+    after idle [list provider::readable $ch]
     harness::wakeup
     {*}$next
 }

@@ -12,6 +12,7 @@
 #   wait_until COND ?TIMEOUT_MS? ?WHAT?      poll COND (an expr, caller's scope)
 #                                            while servicing the event loop
 #   pause MS                     service the event loop for MS (no condition)
+#   test_deadline SECONDS        this test's deadline, from now (default 60 s)
 #   testdir                      this test's private temporary directory
 #   tmpfile NAME ?CONTENT? ?-binary?   path in testdir; writes CONTENT if given
 #   escape BYTES / hexdump BYTES make bytes readable in messages
@@ -42,7 +43,6 @@ namespace eval harness {
     variable seq 0
     variable counts
     array set counts {passed 0 failed 0 skipped 0}
-    variable failed_dirs {}
     variable test_file ""        ;# where the current test is defined
     variable test_line 0
 }
@@ -70,6 +70,9 @@ proc harness::eval_body {__body} {
 }
 
 proc test {name body} {
+    if {$::harness::current ne ""} {
+        error "test \"$name\" defined inside test \"$::harness::current\""
+    }
     set f [info frame -1]
     set ::harness::test_file ""
     set ::harness::test_line 0
@@ -85,9 +88,6 @@ proc harness::run_test {name body} {
     variable deadline_ms; variable deadline_hit; variable deadline_id
     variable bgerrors; variable counts; variable verbose; variable keep
     if {![selected $name]} { return }
-    if {$current ne ""} {
-        error "test \"$name\" defined inside test \"$current\""
-    }
     incr seq
     regsub -all {[^A-Za-z0-9_.-]+} $name _ safe
     set testdir [file join $rundir [format %03d-%s $seq $safe]]
@@ -102,7 +102,9 @@ proc harness::run_test {name body} {
     if {$verbose} { puts "== $name"; flush stdout }
     set started [clock milliseconds]
 
+    set saved_deadline $deadline_ms
     set code [catch {eval_body $body} msg opts]
+    set deadline_ms $saved_deadline
 
     after cancel $deadline_id
     set deadline_hit 0
@@ -152,8 +154,6 @@ proc harness::run_test {name body} {
             puts "FAIL $name$suffix"
             puts [indent [string trim $detail "\n"] "    "]
             puts "    test files: $testdir"
-            variable failed_dirs
-            lappend failed_dirs $testdir
         }
     }
     flush stdout
@@ -171,14 +171,36 @@ proc harness::run_hooks {hook} {
     variable modules
     set out {}
     foreach ns $modules {
-        if {[info commands ${ns}::$hook] eq ""} { continue }
-        if {[catch {${ns}::$hook} res]} {
+        set cmd ::[string trimleft $ns :]::$hook
+        if {[info commands $cmd] eq ""} { continue }
+        if {[catch {$cmd} res]} {
             lappend out "harness error in ${ns}::$hook: $res"
         } else {
             foreach r $res { if {$r ne ""} { lappend out $r } }
         }
     }
     return $out
+}
+
+# FILE:LINE of line REL of the current test's body as errorInfo counts it.
+# Tcl turns each backslash-newline of a braced body into a space, and
+# errorInfo counts lines of that string; they are counted again in the
+# file, from the "test" line on.
+proc harness::body_location {rel} {
+    variable test_file; variable test_line
+    set phys $rel
+    if {![catch {open $test_file r} f]} {
+        set lines [lrange [split [read $f] "\n"] [expr {$test_line - 1}] end]
+        close $f
+        set l 1
+        set phys 0
+        foreach line $lines {
+            incr phys
+            if {$l >= $rel} { break }
+            if {![regexp {(^|[^\\])(\\\\)*\\$} $line]} { incr l }
+        }
+    }
+    return "[relpath $test_file]:[expr {$test_line + $phys - 1}]"
 }
 
 proc harness::failure_text {msg opts} {
@@ -191,21 +213,16 @@ proc harness::failure_text {msg opts} {
         # body-relative line turned into FILE:LINE.
         set text [dict get $opts -errorinfo]
         set re {\n *\("eval" body line ([0-9]+)\)\n *invoked from within\n"eval \$__body".*$}
-        variable test_file; variable test_line
+        variable test_file
         if {[regexp $re $text -> rel] && $test_file ne ""} {
             regsub $re $text "" text
-            set text "[relpath $test_file]:[expr {$test_line + $rel - 1}]: $text"
+            set text "[body_location $rel]: $text"
         }
     }
     if {$verbose && [lindex $ec 0] eq "HARNESS"} {
         append text "\n" [dict get $opts -errorinfo]
     }
     return $text
-}
-
-proc harness::dict_get_default {d key default} {
-    if {[dict exists $d $key]} { return [dict get $d $key] }
-    return $default
 }
 
 proc harness::indent {text prefix} {
@@ -229,6 +246,7 @@ proc harness::where {} {
             continue
         }
         if {[dict get $f type] eq "eval" && [dict exists $f line] && $test_file ne ""} {
+            # [info frame] counts backslash-newlines (errorInfo does not).
             return "[relpath $test_file]:[expr {$test_line + [dict get $f line] - 1}]"
         }
     }
@@ -248,6 +266,16 @@ proc harness::fail {text} {
     set w [where]
     if {$w ne ""} { set text "$w: $text" }
     return -level 2 -code error -errorcode {HARNESS ASSERT} $text
+}
+
+# Gives the current test SECONDS from now instead of the default deadline.
+proc test_deadline {seconds} {
+    after cancel $::harness::deadline_id
+    set ::harness::deadline_ms [expr {int($seconds * 1000)}]
+    set ::harness::deadline_id [after $::harness::deadline_ms {
+        set ::harness::deadline_hit 1
+        set ::harness::wake deadline
+    }]
 }
 
 proc skip {reason} {
@@ -422,8 +450,10 @@ proc harness::check_deadline {} {
     variable deadline_hit
     if {$deadline_hit} {
         variable deadline_ms
-        return -code error -errorcode {HARNESS DEADLINE} \
-            "test deadline ([expr {$deadline_ms / 1000}] s) exceeded"
+        set text "test deadline ([format %g [expr {$deadline_ms / 1000.0}]] s) exceeded"
+        set w [where]
+        if {$w ne ""} { set text "$w: $text" }
+        return -code error -errorcode {HARNESS DEADLINE} $text
     }
 }
 
