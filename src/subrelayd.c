@@ -222,7 +222,8 @@ static int run(struct config *cfg, SSL_CTX **ctx)
 	d.env.path.cfg = cfg;
 	d.env.path.tls_ctx = ctx;
 	d.env.path.dns = dns_new(loop);
-	if (d.env.path.dns == NULL)
+	d.env.path.memory = path_memory_new(&d.env.path);
+	if (d.env.path.dns == NULL || d.env.path.memory == NULL)
 		return 1;
 	if (cfg->relay.nproviders == 0)
 		log_warn("no provider configured (relay.providers is empty): mail is refused with 451 until one is");
@@ -235,6 +236,7 @@ static int run(struct config *cfg, SSL_CTX **ctx)
 		status = 0;
 	}
 	listeners_close(d.listeners);
+	path_memory_free(d.env.path.memory, cfg->nproviders);
 	dns_free(d.env.path.dns);
 	return status;
 }
