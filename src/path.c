@@ -515,6 +515,8 @@ static void on_recheck_timer(struct ev_loop *loop, ev_timer *w, int revents)
 /* up: a preferred pair works again (switch back); NULL: none does yet. */
 static void on_recheck_done(struct path_search *ps, struct upstream *up)
 {
+	/* The cursor may be past the end: a recheck has exactly one provider. */
+	ps->provider = 0;
 	struct path_memory *m = cur_memory(ps);
 	struct provider_cfg *p = cur_provider(ps);
 	unsigned pair = 0;
