@@ -20,6 +20,7 @@
 #include "dns.h"
 #include "listener.h"
 #include "log.h"
+#include "probe.h"
 #include "smtp_server.h"
 #include "tls.h"
 
@@ -33,17 +34,25 @@ struct options {
 	bool test_only;
 	char **overrides;
 	unsigned noverrides;
+	bool probe;
+	struct probe_options probe_opts;
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: subrelayd [-c FILE] [-o SECTION.KEY=VALUE]... [-t]\n"
+	    "       subrelayd [-c FILE] [-o ...] --probe [PROVIDER] [--all-ports] [--json] [--send-test ADDRESS]\n"
 	    "       subrelayd -V | -h\n"
 	    "\n"
 	    "  -c FILE   configuration file (default %s)\n"
 	    "  -o S.K=V  override one setting, e.g. -o relay.listen=127.0.0.1:2600 (repeatable)\n"
 	    "  -t        check the configuration and exit (0 valid, 1 invalid)\n"
+	    "  --probe [PROVIDER]  test every path to the providers from this host and exit\n"
+	    "            (0 every provider has a working path, 1 not, 2 configuration error)\n"
+	    "  --all-ports         also probe 587, 465, 2525 and 25\n"
+	    "  --json              print the probe report as JSON\n"
+	    "  --send-test ADDRESS send one test message to ADDRESS per provider\n"
 	    "  -V        print the version and exit\n"
 	    "  -h        print this help and exit\n",
 	    DEFAULT_CONFIG);
@@ -55,6 +64,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "probe", no_argument, NULL, 'P' },
+		{ "all-ports", no_argument, NULL, 'A' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "send-test", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -74,6 +87,18 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 't':
 			o->test_only = true;
 			break;
+		case 'P':
+			o->probe = true;
+			break;
+		case 'A':
+			o->probe_opts.all_ports = true;
+			break;
+		case 'J':
+			o->probe_opts.json = true;
+			break;
+		case 'S':
+			o->probe_opts.send_test = optarg;
+			break;
 		case 'V':
 			printf("subrelayd %s\n", PACKAGE_VERSION);
 			exit(0);
@@ -88,8 +113,19 @@ static void parse_args(int argc, char **argv, struct options *o)
 			exit(2);
 		}
 	}
+	/* --probe takes an optional provider name as the next word. */
+	if (o->probe && optind < argc)
+		o->probe_opts.provider = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "subrelayd: unexpected argument \"%s\" (see -h)\n", argv[optind]);
+		exit(2);
+	}
+	if (!o->probe && (o->probe_opts.all_ports || o->probe_opts.json || o->probe_opts.send_test)) {
+		fprintf(stderr, "subrelayd: --all-ports, --json and --send-test go with --probe (see -h)\n");
+		exit(2);
+	}
+	if (o->probe && o->test_only) {
+		fprintf(stderr, "subrelayd: -t and --probe do not go together (see -h)\n");
 		exit(2);
 	}
 }
@@ -249,21 +285,22 @@ int main(int argc, char **argv)
 	tls_init();
 	struct config *cfg = config_load(o.config_file, o.overrides, o.noverrides, stderr);
 	SSL_CTX **ctx = cfg ? build_tls_contexts(cfg, stderr) : NULL;
-	if (cfg != NULL && ctx != NULL && cfg->relay.delivery == DELIVERY_QUEUE) {
-		fprintf(stderr, "%s: delivery = queue is not available in this version yet; set delivery = passthrough\n",
-		    cfg->file);
-		free_tls_contexts(cfg, ctx);
-		ctx = NULL;
-	}
 	if (ctx == NULL) {
 		config_free(cfg);
 		free(o.overrides);
-		return 1;
+		return o.probe ? 2 : 1;
 	}
 	int status = 0;
-	if (o.test_only)
+	if (o.probe) {
+		log_setup(false, LOG_LVL_ERROR);
+		status = probe_run(cfg, ctx, &o.probe_opts, stdout);
+	} else if (cfg->relay.delivery == DELIVERY_QUEUE) {
+		fprintf(stderr, "%s: delivery = queue is not available in this version yet; set delivery = passthrough\n",
+		    cfg->file);
+		status = 1;
+	} else if (o.test_only) {
 		printf("%s: configuration ok\n", cfg->file);
-	else {
+	} else {
 		log_setup(cfg->relay.log_syslog, cfg->relay.log_level);
 		status = run(cfg, ctx);
 	}
