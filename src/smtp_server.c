@@ -303,11 +303,13 @@ static void on_upstream_failed(struct upstream *up, void *arg, enum upstream_fai
 {
 	struct session *s = arg;
 	char quoted[400];
-	(void)up;
+	struct upstream_info info;
 
 	session_enter(s);
-	log_warn("upstream failed id=%s class=%s state=%s reason=%s", s->id, upstream_fail_name(cls),
-	    session_state_names[s->state], log_quote(quoted, sizeof(quoted), reason));
+	upstream_get_info(up, &info);
+	log_warn("upstream failed id=%s session=%s provider=%s address=%s port=%u mode=%s class=%s state=%s reason=%s",
+	    s->msg_id[0] ? s->msg_id : s->id, s->id, info.provider, info.address, info.port, info.mode,
+	    upstream_fail_name(cls), session_state_names[s->state], log_quote(quoted, sizeof(quoted), reason));
 	switch (s->state) {
 	case S_BODY:
 		snprintf(s->discard_reply, sizeof(s->discard_reply),

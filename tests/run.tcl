@@ -51,7 +51,13 @@ for {set i 0} {$i < $argc} {incr i} {
             if {![file exists $a]} { puts stderr "run.tcl: no such file $a"; exit 99 }
             lappend files [file normalize $a]
         }
-        default { lappend patterns $a }
+        default {
+            if {[file isdirectory $a]} {
+                lappend files {*}[lsort [glob -nocomplain -directory [file normalize $a] *.test]]
+            } else {
+                lappend patterns $a
+            }
+        }
     }
 }
 if {$builddir eq ""} { set builddir $srcdir }
