@@ -109,7 +109,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 			fprintf(stderr, "subrelayd: option -%c needs a value (see -h)\n", optopt);
 			exit(2);
 		default:
-			fprintf(stderr, "subrelayd: unknown option %s (see -h)\n", argv[optind - 1]);
+			if (optopt != 0)
+				fprintf(stderr, "subrelayd: unknown option -%c (see -h)\n", optopt);
+			else
+				fprintf(stderr, "subrelayd: unknown option %s (see -h)\n", argv[optind - 1]);
 			exit(2);
 		}
 	}
@@ -139,7 +142,10 @@ static SSL_CTX **build_tls_contexts(const struct config *cfg, FILE *errs)
 	for (unsigned i = 0; ok && i < cfg->nproviders; i++) {
 		char err[512];
 		ctx[i] = tls_client_ctx(&cfg->providers[i], err, sizeof(err));
-		if (ctx[i] == NULL) {
+		if (ctx[i] == NULL && cfg->providers[i].line == 0) {
+			fprintf(errs, "-o: provider %s: %s\n", cfg->providers[i].name, err);
+			ok = false;
+		} else if (ctx[i] == NULL) {
 			fprintf(errs, "%s:%u: provider %s: %s\n", cfg->file, cfg->providers[i].line,
 			    cfg->providers[i].name, err);
 			ok = false;
@@ -220,7 +226,9 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	log_info("stopping signal=%s sessions=%u drain_timeout=%gs", w->signum == SIGTERM ? "TERM" : "INT",
 	    d->env.nclients, d->env.path.cfg->relay.drain_timeout);
-	listeners_stop(d->listeners);
+	/* Closed, not just unwatched: new clients get a refusal, not silence. */
+	listeners_close(d->listeners);
+	d->listeners = NULL;
 	d->drain_deadline = ev_now(loop) + d->env.path.cfg->relay.drain_timeout;
 	ev_timer_set(&d->drain_check, 0., 0.1);
 	ev_timer_start(loop, &d->drain_check);
