@@ -139,17 +139,17 @@ static SSL_CTX **build_tls_contexts(const struct config *cfg, FILE *errs)
 	SSL_CTX **ctx = calloc(cfg->nproviders + 1, sizeof(*ctx));
 	bool ok = ctx != NULL;
 
-	for (unsigned i = 0; ok && i < cfg->nproviders; i++) {
+	for (unsigned i = 0; ctx != NULL && i < cfg->nproviders; i++) {
 		char err[512];
 		ctx[i] = tls_client_ctx(&cfg->providers[i], err, sizeof(err));
-		if (ctx[i] == NULL && cfg->providers[i].line == 0) {
+		if (ctx[i] != NULL)
+			continue;
+		ok = false;
+		if (cfg->providers[i].line == 0)
 			fprintf(errs, "-o: provider %s: %s\n", cfg->providers[i].name, err);
-			ok = false;
-		} else if (ctx[i] == NULL) {
+		else
 			fprintf(errs, "%s:%u: provider %s: %s\n", cfg->file, cfg->providers[i].line,
 			    cfg->providers[i].name, err);
-			ok = false;
-		}
 	}
 	if (ok)
 		return ctx;
