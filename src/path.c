@@ -259,10 +259,12 @@ static void on_attempt_reply(struct upstream *up, void *arg, const struct smtp_r
 		return;
 	}
 	if (r->code / 100 == 5) {
+		/* Copied first: closing sends QUIT, which reuses the reply buffer. */
+		struct smtp_reply final = *r;
 		log_attempt("rejected", a, "mail_reply=%d text=%s", r->code, log_quote(quoted, sizeof(quoted), r->text));
 		attempt_done(a);
 		upstream_close(up);
-		finish(ps, NULL, r);
+		finish(ps, NULL, &final);
 		return;
 	}
 	/* A 4xx to MAIL: this path is unwell right now; another may not be. */

@@ -418,7 +418,7 @@ static void on_io_error(struct upstream *up)
 		return upstream_fail(up, connect_class(io_errno(up->io)), "%s", io_error(up->io));
 	if (io_tls_failed(up->io)) {
 		SSL *ssl = io_ssl(up->io);
-		if (ssl != NULL && SSL_get0_peer_certificate(ssl) != NULL) {
+		if (ssl != NULL && tls_peer_sent_certificate(ssl)) {
 			tls_peer_info(ssl, &up->facts.tls);
 			up->facts.tls_seen = true;
 		}
