@@ -339,6 +339,16 @@ static bool fetch_line(struct loader *ld, char *str, size_t num)
 	int c;
 
 	while ((c = getc(ld->fp)) != EOF && c != '\n') {
+		/* A CRLF ends the line like LF: the CR must not count against the limit. */
+		if (c == '\r') {
+			int next = getc(ld->fp);
+			if (next == '\n') {
+				c = next;
+				break;
+			}
+			if (next != EOF)
+				ungetc(next, ld->fp);
+		}
 		if (n + 1 < num)
 			str[n++] = (char)c;
 		else

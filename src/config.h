@@ -40,6 +40,7 @@ struct provider_cfg {
 	double connect_timeout;   /* seconds */
 	double greeting_timeout;
 	double attempt_delay;
+	double recheck_interval;  /* how soon a remembered fallback pair is re-checked against the preferred ones */
 	unsigned max_connections;
 	unsigned line;            /* line of the section header, for messages */
 };

@@ -527,6 +527,7 @@ const struct key_def config_keys[] = {
 	{ PROV("connect_timeout", p_duration, connect_timeout, "5s") },
 	{ PROV("greeting_timeout", p_duration, greeting_timeout, "10s") },
 	{ PROV("attempt_delay", p_duration, attempt_delay, "300ms") },
+	{ PROV("recheck_interval", p_duration, recheck_interval, "10m") },
 	{ PROV("max_connections", p_uint, max_connections, "8"), .min = 1, .max = 1000 },
 
 	{ ROUTE("from", p_list, from, NULL), LIST(route_cfg, pattern_items, nfrom) },

@@ -139,7 +139,7 @@ struct listeners *listeners_open(struct server_env *env)
 	return ls;
 }
 
-void listeners_stop(struct listeners *ls)
+static void listeners_stop(struct listeners *ls)
 {
 	ev_timer_stop(ls->env->path.loop, &ls->resume);
 	for (unsigned i = 0; i < ls->n; i++)

@@ -14,8 +14,7 @@ struct listeners;
 
 /* NULL (with the reason logged) if any address cannot be bound. */
 struct listeners *listeners_open(struct server_env *env);
+/* Stops accepting and closes the sockets (on shutdown). */
 void listeners_close(struct listeners *ls);
-/* Stops accepting (on shutdown). */
-void listeners_stop(struct listeners *ls);
 
 #endif

@@ -1,60 +1,290 @@
 /*
- * path.c: see path.h. A cursor walks providers, then (port, mode) pairs,
- * then resolved addresses; each step is one upstream attempt.
+ * path.c: see path.h.
+ *
+ * A search walks the route's providers one at a time. For a provider it
+ * resolves the host, builds the candidate list (pair-major: every address
+ * of the remembered pair, then of the other pairs in configured order)
+ * and races attempts through it, one more every attempt_delay or at
+ * once after a failure. A recheck is the same search over the pairs
+ * preferred to the remembered one, ending at setup instead of MAIL.
  */
 #include "path.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hint.h"
 #include "log.h"
+
+struct path_memory {
+	const struct path_env *env;
+	unsigned provider;
+	int pair;                  /* the pair that last worked, -1 = none yet */
+	ev_timer recheck;
+	struct path_search *rechecking;
+};
+
+struct candidate {
+	unsigned pair;
+	unsigned addr;
+};
+
+struct attempt {
+	struct path_search *ps;
+	struct upstream *up;       /* NULL once finished */
+	unsigned pair;
+	ev_tstamp started;
+};
 
 struct path_search {
 	const struct path_env *env;
 	struct provider_cfg *const *providers;
 	unsigned nproviders;
-	unsigned provider;         /* cursor: provider index */
-	unsigned pair;             /* cursor: (port, mode) index */
-	unsigned addr;             /* cursor: address index */
+	unsigned provider;         /* index into providers */
+	struct provider_cfg *own[1]; /* the provider list of a recheck */
+	bool recheck;              /* a background re-check: ends at setup, no MAIL */
+	unsigned pair_limit;       /* recheck: only pairs below this index */
+
 	struct sockaddr_storage *addrs;
 	unsigned naddrs;
+	struct candidate *cands;
+	unsigned ncands, next;
+	struct attempt *attempts;  /* one per candidate started */
+	unsigned running;
 	struct dns_query *query;
-	struct upstream *up;
-	ev_tstamp attempt_started;
+	ev_timer stagger;
+
+	struct upstream_mail_params mail;
+	char from[SMTP_PATH_MAX + 1];
 	char log_id[32];
 	char last_error[300];
+	struct smtp_reply last_reply;
+	bool have_last_reply;      /* the last failure was a MAIL 4xx */
 	path_done_cb cb;
 	void *arg;
 };
 
 static void next_provider(struct path_search *ps);
-static void try_current(struct path_search *ps);
+static void log_attempt(const char *what, struct attempt *a, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void start_next(struct path_search *ps);
+static void provider_exhausted(struct path_search *ps);
 
-static struct provider_cfg *current_provider(const struct path_search *ps)
+static struct provider_cfg *cur_provider(const struct path_search *ps)
 {
 	return ps->providers[ps->provider];
 }
 
-static void finish(struct path_search *ps, struct upstream *up)
+static unsigned provider_index(const struct path_search *ps)
+{
+	return (unsigned)(cur_provider(ps) - ps->env->cfg->providers);
+}
+
+static struct path_memory *cur_memory(const struct path_search *ps)
+{
+	return &ps->env->memory[provider_index(ps)];
+}
+
+/* ---- memory ---- */
+
+static void on_recheck_done(struct path_search *ps, struct upstream *up);
+
+static void on_recheck_timer(struct ev_loop *loop, ev_timer *w, int revents);
+
+struct path_memory *path_memory_new(const struct path_env *env)
+{
+	unsigned n = env->cfg->nproviders;
+	struct path_memory *m = calloc(n + 1, sizeof(*m));
+
+	for (unsigned i = 0; m != NULL && i < n; i++) {
+		m[i].env = env;
+		m[i].provider = i;
+		m[i].pair = -1;
+		ev_init(&m[i].recheck, on_recheck_timer);
+		m[i].recheck.data = &m[i];
+	}
+	return m;
+}
+
+void path_memory_free(struct path_memory *m, unsigned nproviders)
+{
+	if (m == NULL)
+		return;
+	for (unsigned i = 0; i < nproviders; i++) {
+		ev_timer_stop(m[i].env->loop, &m[i].recheck);
+		path_search_cancel(m[i].rechecking);
+	}
+	free(m);
+}
+
+int path_memory_pair(const struct path_env *env, unsigned provider)
+{
+	return env->memory[provider].pair;
+}
+
+static void remember(struct path_search *ps, unsigned pair)
+{
+	struct path_memory *m = cur_memory(ps);
+	struct provider_cfg *p = cur_provider(ps);
+	int next = pair == 0 ? -1 : (int)pair;
+
+	if (m->pair == next)
+		return;
+	m->pair = next;
+	log_info("path remember provider=%s port=%u mode=%s preferred=%s", p->name, p->ports[pair].port,
+	    tls_mode_name(p->ports[pair].mode), pair == 0 ? "yes" : "no");
+	if (next < 0) {
+		ev_timer_stop(ps->env->loop, &m->recheck);
+	} else if (!ev_is_active(&m->recheck) && m->rechecking == NULL) {
+		ev_timer_set(&m->recheck, p->recheck_interval, 0.);
+		ev_timer_start(ps->env->loop, &m->recheck);
+	}
+}
+
+/* ---- ending a search ---- */
+
+static void close_attempts(struct path_search *ps, struct upstream *keep)
+{
+	for (unsigned i = 0; i < ps->next; i++) {
+		struct attempt *a = &ps->attempts[i];
+		if (a->up != NULL && a->up != keep) {
+			log_attempt("abandoned", a, "reason=%s", keep ? "another_attempt_won" : "search_ended");
+			upstream_close(a->up);
+		}
+		a->up = NULL;
+	}
+	ps->running = 0;
+}
+
+static void finish(struct path_search *ps, struct upstream *up, const struct smtp_reply *reply)
 {
 	path_done_cb cb = ps->cb;
 	void *arg = ps->arg;
 	char error[sizeof(ps->last_error)];
+	struct smtp_reply copy;
+	const struct smtp_reply *r = NULL;
 
+	if (reply != NULL) {
+		copy = *reply;
+		r = &copy;
+	} else if (up == NULL && ps->have_last_reply) {
+		copy = ps->last_reply;
+		r = &copy;
+	}
 	snprintf(error, sizeof(error), "%s", ps->last_error);
-	ps->up = NULL;
+	close_attempts(ps, up);
 	path_search_cancel(ps);
-	cb(up, up ? NULL : error, arg);
+	cb(up, r, up ? NULL : error, arg);
 }
 
-static SSL_CTX *provider_ctx(const struct path_search *ps)
+/* ---- attempts ---- */
+
+static void log_attempt(const char *what, struct attempt *a, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void log_attempt(const char *what, struct attempt *a, const char *fmt, ...)
 {
-	const struct config *cfg = ps->env->cfg;
-	return ps->env->tls_ctx[current_provider(ps) - cfg->providers];
+	struct path_search *ps = a->ps;
+	struct upstream_info info;
+	char extra[600];
+	va_list ap;
+
+	upstream_get_info(a->up, &info);
+	va_start(ap, fmt);
+	vsnprintf(extra, sizeof(extra), fmt, ap);
+	va_end(ap);
+	log_msg(strcmp(what, "failed") == 0 ? LOG_LVL_WARN : LOG_LVL_INFO,
+	    "upstream %s id=%s provider=%s address=%s port=%u mode=%s elapsed=%.3fs%s%s", what, ps->log_id,
+	    info.provider, info.address, info.port, info.mode, ev_now(ps->env->loop) - a->started,
+	    extra[0] ? " " : "", extra);
 }
+
+static void attempt_done(struct attempt *a)
+{
+	a->up = NULL;
+	a->ps->running--;
+}
+
+static void on_attempt_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason)
+{
+	struct attempt *a = arg;
+	struct path_search *ps = a->ps;
+	struct provider_cfg *p = cur_provider(ps);
+	char quoted[400], hint[200], qhint[240] = "";
+	const struct port_mode *pm = &p->ports[a->pair];
+
+	if (hint_for_failure(pm->port, pm->mode, cls, reason, hint, sizeof(hint)) != NULL)
+		snprintf(qhint, sizeof(qhint), " hint=%s", log_quote(quoted, sizeof(quoted), hint));
+	log_attempt("failed", a, "class=%s reason=%s%s", upstream_fail_name(cls),
+	    log_quote(quoted, sizeof(quoted), reason), qhint);
+	snprintf(ps->last_error, sizeof(ps->last_error), "%s port %u: %s", p->name, pm->port,
+	    upstream_fail_name(cls));
+	if (cls != UPSTREAM_FAIL_REPLY_TEMPFAIL)
+		ps->have_last_reply = false;
+	upstream_abort(up);
+	attempt_done(a);
+	start_next(ps);
+}
+
+static void on_attempt_ready(struct upstream *up, void *arg)
+{
+	struct attempt *a = arg;
+	struct path_search *ps = a->ps;
+	struct upstream_info info;
+
+	upstream_get_info(up, &info);
+	log_attempt("ready", a, "tls=%s cipher=%s auth=%s", info.tls_version, info.tls_cipher, info.auth);
+	if (ps->recheck) {
+		on_recheck_done(ps, up);
+		return;
+	}
+	upstream_mail(up, &ps->mail);
+}
+
+static void on_attempt_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
+{
+	struct attempt *a = arg;
+	struct path_search *ps = a->ps;
+	char quoted[SMTP_REPLY_TEXT_MAX + 8];
+
+	if (r->code / 100 == 2) {
+		log_info("path chosen id=%s provider=%s port=%u mode=%s", ps->log_id, cur_provider(ps)->name,
+		    cur_provider(ps)->ports[a->pair].port, tls_mode_name(cur_provider(ps)->ports[a->pair].mode));
+		remember(ps, a->pair);
+		attempt_done(a);
+		finish(ps, up, r);
+		return;
+	}
+	if (r->code / 100 == 5) {
+		/* Copied first: closing sends QUIT, which reuses the reply buffer. */
+		struct smtp_reply final = *r;
+		log_attempt("rejected", a, "mail_reply=%d text=%s", r->code, log_quote(quoted, sizeof(quoted), r->text));
+		attempt_done(a);
+		upstream_close(up);
+		finish(ps, NULL, &final);
+		return;
+	}
+	/* A 4xx to MAIL: this path is unwell right now; another may not be. */
+	ps->last_reply = *r;
+	ps->have_last_reply = true;
+	on_attempt_failed(up, a, UPSTREAM_FAIL_REPLY_TEMPFAIL, r->text);
+}
+
+static void on_attempt_writable(struct upstream *up, void *arg)
+{
+	(void)up;
+	(void)arg;
+}
+
+static const struct upstream_callbacks attempt_callbacks = {
+	.ready = on_attempt_ready,
+	.reply = on_attempt_reply,
+	.writable = on_attempt_writable,
+	.failed = on_attempt_failed,
+};
 
 static void set_port(struct sockaddr_storage *ss, uint16_t port)
 {
@@ -64,136 +294,149 @@ static void set_port(struct sockaddr_storage *ss, uint16_t port)
 		((struct sockaddr_in *)ss)->sin_port = htons(port);
 }
 
-static void on_ready(struct upstream *up, void *arg)
+static bool open_attempt(struct path_search *ps, const struct candidate *c)
 {
-	struct path_search *ps = arg;
-	struct upstream_info info;
+	struct provider_cfg *p = cur_provider(ps);
+	struct sockaddr_storage ss = ps->addrs[c->addr];
+	struct attempt *a = &ps->attempts[ps->next - 1];
 
-	upstream_get_info(up, &info);
-	log_info("upstream ready id=%s provider=%s address=%s port=%u mode=%s tls=%s cipher=%s auth=%s elapsed=%.3fs",
-	    ps->log_id, info.provider, info.address, info.port, info.mode, info.tls_version, info.tls_cipher,
-	    info.auth, ev_now(ps->env->loop) - ps->attempt_started);
-	finish(ps, up);
-}
-
-static void on_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason)
-{
-	struct path_search *ps = arg;
-	struct upstream_info info;
-	char quoted[400];
-
-	upstream_get_info(up, &info);
-	log_warn("upstream failed id=%s provider=%s address=%s port=%u mode=%s class=%s elapsed=%.3fs reason=%s",
-	    ps->log_id, info.provider, info.address, info.port, info.mode, upstream_fail_name(cls),
-	    ev_now(ps->env->loop) - ps->attempt_started, log_quote(quoted, sizeof(quoted), reason));
-	snprintf(ps->last_error, sizeof(ps->last_error), "%s port %u: %s", info.provider, info.port,
-	    upstream_fail_name(cls));
-	upstream_abort(up);
-	ps->up = NULL;
-	ps->addr++;
-	try_current(ps);
-}
-
-static void on_unexpected_reply(struct upstream *up, void *arg, const struct smtp_reply *reply)
-{
-	(void)up;
-	(void)arg;
-	(void)reply;
-}
-
-static void on_unexpected_writable(struct upstream *up, void *arg)
-{
-	(void)up;
-	(void)arg;
-}
-
-static const struct upstream_callbacks attempt_callbacks = {
-	.ready = on_ready,
-	.reply = on_unexpected_reply,
-	.writable = on_unexpected_writable,
-	.failed = on_failed,
-};
-
-/* Starts the attempt under the cursor, moving it past exhausted levels. */
-static void try_current(struct path_search *ps)
-{
-	for (;;) {
-		struct provider_cfg *p = current_provider(ps);
-		if (ps->addr >= ps->naddrs) {
-			ps->addr = 0;
-			ps->pair++;
-		}
-		if (ps->pair >= p->nports) {
-			ps->provider++;
-			next_provider(ps);
-			return;
-		}
-		struct sockaddr_storage *ss = &ps->addrs[ps->addr];
-		set_port(ss, p->ports[ps->pair].port);
-		struct upstream_params params = {
-			.loop = ps->env->loop,
-			.provider = p,
-			.tls_ctx = provider_ctx(ps),
-			.addr = (struct sockaddr *)ss,
-			.addrlen = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
-			.port_mode = p->ports[ps->pair],
-			.helo_name = ps->env->cfg->relay.hostname,
-			.log_id = ps->log_id,
-		};
-		ps->attempt_started = ev_now(ps->env->loop);
-		ps->up = upstream_open(&params, &attempt_callbacks, ps);
-		if (ps->up != NULL)
-			return;
+	set_port(&ss, p->ports[c->pair].port);
+	struct upstream_params params = {
+		.loop = ps->env->loop,
+		.provider = p,
+		.tls_ctx = ps->env->tls_ctx[provider_index(ps)],
+		.addr = (struct sockaddr *)&ss,
+		.addrlen = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+		.port_mode = p->ports[c->pair],
+		.helo_name = ps->env->cfg->relay.hostname,
+		.log_id = ps->log_id,
+	};
+	a->ps = ps;
+	a->pair = c->pair;
+	a->started = ev_now(ps->env->loop);
+	a->up = upstream_open(&params, &attempt_callbacks, a);
+	if (a->up == NULL) {
 		snprintf(ps->last_error, sizeof(ps->last_error), "%s: cannot create socket", p->name);
-		ps->addr++;
+		return false;
 	}
+	ps->running++;
+	log_attempt("attempt", a, "%s", "");
+	return true;
+}
+
+static void on_stagger(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct path_search *ps = w->data;
+	(void)loop;
+	(void)revents;
+
+	if (ps->next < ps->ncands)
+		log_info("path stagger id=%s provider=%s after=%gs running=%u", ps->log_id, cur_provider(ps)->name,
+		    cur_provider(ps)->attempt_delay, ps->running);
+	start_next(ps);
+}
+
+/* Starts the next candidate; when none is left and none runs, moves on. */
+static void start_next(struct path_search *ps)
+{
+	while (ps->next < ps->ncands) {
+		const struct candidate *c = &ps->cands[ps->next++];
+		if (open_attempt(ps, c)) {
+			ev_timer_stop(ps->env->loop, &ps->stagger);
+			ev_timer_set(&ps->stagger, cur_provider(ps)->attempt_delay, 0.);
+			ev_timer_start(ps->env->loop, &ps->stagger);
+			return;
+		}
+	}
+	if (ps->running == 0)
+		provider_exhausted(ps);
+}
+
+/* ---- providers ---- */
+
+/* Candidates in order: the remembered pair first, then the configured order. */
+static bool build_candidates(struct path_search *ps)
+{
+	struct provider_cfg *p = cur_provider(ps);
+	unsigned npairs = ps->recheck ? ps->pair_limit : p->nports;
+	int first = ps->recheck ? -1 : cur_memory(ps)->pair;
+
+	free(ps->cands);
+	free(ps->attempts);
+	ps->ncands = npairs * ps->naddrs;
+	ps->next = 0;
+	ps->cands = calloc(ps->ncands + 1, sizeof(*ps->cands));
+	ps->attempts = calloc(ps->ncands + 1, sizeof(*ps->attempts));
+	if (ps->cands == NULL || ps->attempts == NULL)
+		return false;
+	unsigned n = 0;
+	for (int round = 0; round < 2; round++) {
+		for (unsigned pair = 0; pair < npairs; pair++) {
+			bool remembered = (int)pair == first;
+			if ((round == 0) != remembered)
+				continue;
+			for (unsigned addr = 0; addr < ps->naddrs; addr++)
+				ps->cands[n++] = (struct candidate){ .pair = pair, .addr = addr };
+		}
+	}
+	return true;
 }
 
 static void on_resolved(const struct dns_result *res, void *arg)
 {
 	struct path_search *ps = arg;
-	struct provider_cfg *p = current_provider(ps);
+	struct provider_cfg *p = cur_provider(ps);
 
 	ps->query = NULL;
 	if (res->error != NULL || res->naddrs == 0) {
-		log_warn("upstream failed id=%s provider=%s host=%s class=dns reason=%s", ps->log_id, p->name, p->host,
-		    res->error ? res->error : "no address");
+		log_warn("upstream failed id=%s provider=%s host=%s class=dns reason=\"%s\"", ps->log_id, p->name,
+		    p->host, res->error ? res->error : "no address");
 		snprintf(ps->last_error, sizeof(ps->last_error), "%s: cannot resolve %s", p->name, p->host);
-		ps->provider++;
-		next_provider(ps);
+		provider_exhausted(ps);
 		return;
 	}
 	free(ps->addrs);
 	ps->addrs = calloc(res->naddrs, sizeof(*ps->addrs));
-	if (ps->addrs == NULL) {
+	if (ps->addrs != NULL) {
+		memcpy(ps->addrs, res->addrs, res->naddrs * sizeof(*ps->addrs));
+		ps->naddrs = res->naddrs;
+	}
+	if (ps->addrs == NULL || !build_candidates(ps)) {
 		snprintf(ps->last_error, sizeof(ps->last_error), "out of memory");
-		finish(ps, NULL);
+		finish(ps, NULL, NULL);
 		return;
 	}
-	memcpy(ps->addrs, res->addrs, res->naddrs * sizeof(*ps->addrs));
-	ps->naddrs = res->naddrs;
-	ps->pair = 0;
-	ps->addr = 0;
-	try_current(ps);
+	start_next(ps);
+}
+
+static void provider_exhausted(struct path_search *ps)
+{
+	ev_timer_stop(ps->env->loop, &ps->stagger);
+	ps->provider++;
+	if (ps->provider < ps->nproviders)
+		log_warn("path next_provider id=%s failed=%s next=%s", ps->log_id, ps->providers[ps->provider - 1]->name,
+		    cur_provider(ps)->name);
+	next_provider(ps);
 }
 
 static void next_provider(struct path_search *ps)
 {
 	if (ps->provider >= ps->nproviders) {
-		finish(ps, NULL);
+		if (ps->recheck)
+			on_recheck_done(ps, NULL);
+		else
+			finish(ps, NULL, NULL);
 		return;
 	}
-	struct provider_cfg *p = current_provider(ps);
-	ps->query = dns_lookup(ps->env->dns, p->host, 0, on_resolved, ps);
+	ps->query = dns_lookup(ps->env->dns, cur_provider(ps)->host, 0, on_resolved, ps);
 	if (ps->query == NULL) {
-		snprintf(ps->last_error, sizeof(ps->last_error), "%s: resolver error", p->name);
-		ps->provider++;
-		next_provider(ps);
+		snprintf(ps->last_error, sizeof(ps->last_error), "%s: resolver error", cur_provider(ps)->name);
+		provider_exhausted(ps);
 	}
 }
 
-struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
-    unsigned nproviders, const char *log_id, path_done_cb cb, void *arg)
+static struct path_search *search_new(const struct path_env *env, struct provider_cfg *const *providers,
+    unsigned nproviders, const char *log_id)
 {
 	struct path_search *ps = calloc(1, sizeof(*ps));
 	if (ps == NULL)
@@ -201,15 +444,37 @@ struct path_search *path_search_start(const struct path_env *env, struct provide
 	ps->env = env;
 	ps->providers = providers;
 	ps->nproviders = nproviders;
+	if (providers == NULL)
+		ps->providers = ps->own; /* a recheck: the caller fills own[0] */
+	ev_init(&ps->stagger, on_stagger);
+	ps->stagger.data = ps;
+	snprintf(ps->log_id, sizeof(ps->log_id), "%s", log_id);
+	return ps;
+}
+
+/* Starts resolving the first provider; false (ps freed) when out of memory. */
+static bool search_begin(struct path_search *ps)
+{
+	ps->query = dns_lookup(ps->env->dns, ps->providers[0]->host, 0, on_resolved, ps);
+	if (ps->query != NULL)
+		return true;
+	free(ps);
+	return false;
+}
+
+struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
+    unsigned nproviders, const struct upstream_mail_params *mail, const char *log_id, path_done_cb cb,
+    void *arg)
+{
+	struct path_search *ps = search_new(env, providers, nproviders, log_id);
+	if (ps == NULL)
+		return NULL;
 	ps->cb = cb;
 	ps->arg = arg;
-	snprintf(ps->log_id, sizeof(ps->log_id), "%s", log_id);
-	ps->query = dns_lookup(env->dns, providers[0]->host, 0, on_resolved, ps);
-	if (ps->query == NULL) {
-		free(ps);
-		return NULL;
-	}
-	return ps;
+	ps->mail = *mail;
+	snprintf(ps->from, sizeof(ps->from), "%s", mail->from);
+	ps->mail.from = ps->from;
+	return search_begin(ps) ? ps : NULL;
 }
 
 void path_search_cancel(struct path_search *ps)
@@ -218,7 +483,57 @@ void path_search_cancel(struct path_search *ps)
 		return;
 	if (ps->query != NULL)
 		dns_cancel(ps->query);
-	upstream_abort(ps->up);
+	close_attempts(ps, NULL);
+	ev_timer_stop(ps->env->loop, &ps->stagger);
 	free(ps->addrs);
+	free(ps->cands);
+	free(ps->attempts);
 	free(ps);
+}
+
+/* ---- background re-check of preferred pairs ---- */
+
+static void on_recheck_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct path_memory *m = w->data;
+	const struct path_env *env = m->env;
+	struct provider_cfg *p = &env->cfg->providers[m->provider];
+	(void)loop;
+	(void)revents;
+
+	if (m->pair <= 0 || m->rechecking != NULL)
+		return;
+	log_info("path recheck provider=%s remembered_port=%u", p->name, p->ports[m->pair].port);
+	struct path_search *ps = search_new(env, NULL, 1, "recheck");
+	if (ps == NULL)
+		return;
+	ps->own[0] = p;
+	ps->recheck = true;
+	ps->pair_limit = (unsigned)m->pair;
+	if (search_begin(ps))
+		m->rechecking = ps;
+}
+
+/* up: a preferred pair works again (switch back); NULL: none does yet. */
+static void on_recheck_done(struct path_search *ps, struct upstream *up)
+{
+	/* The cursor may be past the end: a recheck has exactly one provider. */
+	ps->provider = 0;
+	struct path_memory *m = cur_memory(ps);
+	struct provider_cfg *p = cur_provider(ps);
+	unsigned pair = 0;
+
+	for (unsigned i = 0; up != NULL && i < ps->next; i++)
+		if (ps->attempts[i].up == up)
+			pair = ps->attempts[i].pair;
+	m->rechecking = NULL;
+	if (up != NULL) {
+		log_info("path recheck provider=%s result=ok port=%u", p->name, p->ports[pair].port);
+		remember(ps, pair);
+	} else {
+		log_info("path recheck provider=%s result=still_failing next_in=%gs", p->name, p->recheck_interval);
+		ev_timer_set(&m->recheck, p->recheck_interval, 0.);
+		ev_timer_start(ps->env->loop, &m->recheck);
+	}
+	path_search_cancel(ps);
 }

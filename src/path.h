@@ -1,12 +1,23 @@
 /*
- * path: choosing the way upstream for one message. Given the providers
- * of a route, it resolves each provider's host (without blocking) and
- * tries its (port, mode) pairs at every address until one upstream
- * session is ready, logging every attempt with its failure class. It
- * hands the ready session to the caller, who owns it from then on.
+ * path: choosing the way upstream for one message.
  *
- * Failover here is sequential; it never falls back to clear text (a pair
- * is only ever tried in its configured mode).
+ * The route gives providers in order; each provider gives (port, mode)
+ * pairs in order, the pair that last worked first; each pair is tried at
+ * every resolved address (IPv6 and IPv4 interleaved). Attempts are
+ * staggered like Happy Eyeballs (RFC 8305): when the current attempt is
+ * not ready after the provider's attempt_delay, the next one starts in
+ * parallel, and a failure starts the next one at once. An attempt is
+ * ready once the provider has accepted MAIL FROM (connect, greeting,
+ * TLS, AUTH and MAIL done); the first ready wins and the others are
+ * closed politely. A 4xx before that fails over to the next candidate; a
+ * 5xx reply to MAIL is final. It never falls back to clear text: a pair
+ * is only ever tried in its configured mode.
+ *
+ * Every attempt, failure (with its class and a hint for mode mistakes)
+ * and decision is logged. The winning pair is remembered per provider;
+ * while the remembered pair is not the preferred one, a background
+ * re-check every recheck_interval tries the preferred pairs and switches
+ * back once one works.
  */
 #ifndef SUBRELAY_PATH_H
 #define SUBRELAY_PATH_H
@@ -18,24 +29,39 @@
 #include "dns.h"
 #include "upstream.h"
 
-/* What sessions share: the loop, the resolver, the configuration and one
- * TLS client context per provider (same index as cfg->providers). */
+struct path_memory;
+
+/* What sessions share: the loop, the resolver, the configuration, one TLS
+ * client context and one memory slot per provider (same index as
+ * cfg->providers). */
 struct path_env {
 	struct ev_loop *loop;
 	struct dns *dns;
 	const struct config *cfg;
 	SSL_CTX **tls_ctx;
+	struct path_memory *memory;
 };
 
-/* up is NULL when no path worked; error then says why (for the 451 text). */
-typedef void (*path_done_cb)(struct upstream *up, const char *error, void *arg);
+struct path_memory *path_memory_new(const struct path_env *env);
+void path_memory_free(struct path_memory *m, unsigned nproviders);
+/* The remembered pair of a provider, as an index into its ports, or -1. */
+int path_memory_pair(const struct path_env *env, unsigned provider);
+
+/*
+ * The outcome. up != NULL: MAIL accepted, reply is the provider's answer
+ * to it, the caller owns up. up == NULL: reply is the last MAIL reply if
+ * one ended the search (a 5xx, or the 4xx of the last candidate), else
+ * NULL and error says why no path worked.
+ */
+typedef void (*path_done_cb)(struct upstream *up, const struct smtp_reply *reply, const char *error, void *arg);
 
 struct path_search;
 
 /* nproviders must be at least 1. cb is never called from inside
  * path_search_start(); NULL means out of memory. */
 struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
-    unsigned nproviders, const char *log_id, path_done_cb cb, void *arg);
+    unsigned nproviders, const struct upstream_mail_params *mail, const char *log_id, path_done_cb cb,
+    void *arg);
 void path_search_cancel(struct path_search *ps);
 
 #endif

@@ -91,6 +91,7 @@ struct session {
 
 static void session_process(struct session *s);
 static const struct upstream_callbacks session_upstream_callbacks;
+static void start_search(struct session *s);
 
 /* ---- lifecycle ---- */
 
@@ -231,6 +232,13 @@ static void on_upstream_reply(struct upstream *up, void *arg, const struct smtp_
 	session_enter(s);
 	switch (s->state) {
 	case S_MAIL_WAIT:
+		/* Only a session kept from an earlier transaction gets here; a
+		 * 4xx on it fails over like any path would. */
+		if (r->code / 100 == 4) {
+			drop_upstream(s);
+			start_search(s);
+			break;
+		}
 		relay_reply(s, r, "1.0");
 		enter_state(s, r->code / 100 == 2 ? S_TX : S_IDLE);
 		if (r->code / 100 != 2)
@@ -295,11 +303,13 @@ static void on_upstream_failed(struct upstream *up, void *arg, enum upstream_fai
 {
 	struct session *s = arg;
 	char quoted[400];
-	(void)up;
+	struct upstream_info info;
 
 	session_enter(s);
-	log_warn("upstream failed id=%s class=%s state=%s reason=%s", s->id, upstream_fail_name(cls),
-	    session_state_names[s->state], log_quote(quoted, sizeof(quoted), reason));
+	upstream_get_info(up, &info);
+	log_warn("upstream failed id=%s session=%s provider=%s address=%s port=%u mode=%s class=%s state=%s reason=%s",
+	    s->msg_id[0] ? s->msg_id : s->id, s->id, info.provider, info.address, info.port, info.mode,
+	    upstream_fail_name(cls), session_state_names[s->state], log_quote(quoted, sizeof(quoted), reason));
 	switch (s->state) {
 	case S_BODY:
 		snprintf(s->discard_reply, sizeof(s->discard_reply),
@@ -308,6 +318,12 @@ static void on_upstream_failed(struct upstream *up, void *arg, enum upstream_fai
 		enter_state(s, S_DISCARD);
 		break;
 	case S_MAIL_WAIT:
+		/* A kept session went stale: look for a path as for a new one. */
+		drop_upstream(s);
+		start_search(s);
+		session_process(s);
+		session_leave(s);
+		return;
 	case S_RCPT_WAIT:
 	case S_DATA_WAIT:
 	case S_DOT_WAIT:
@@ -339,36 +355,57 @@ static const struct upstream_callbacks session_upstream_callbacks = {
 	.failed = on_upstream_failed,
 };
 
-static void send_mail_upstream(struct session *s)
+static void mail_params(const struct session *s, struct upstream_mail_params *mp)
 {
-	struct upstream_mail_params mp = {
-		.from = s->from,
-		.size = s->size,
-		.body_8bitmime = s->body_8bit,
-		.smtputf8 = s->smtputf8,
-	};
-	enter_state(s, S_MAIL_WAIT);
-	upstream_mail(s->up, &mp);
+	mp->from = s->from;
+	mp->size = s->size;
+	mp->body_8bitmime = s->body_8bit;
+	mp->smtputf8 = s->smtputf8;
 }
 
-static void on_path_done(struct upstream *up, const char *error, void *arg)
+static void on_path_done(struct upstream *up, const struct smtp_reply *r, const char *error, void *arg)
 {
 	struct session *s = arg;
 
 	session_enter(s);
 	s->search = NULL;
-	if (up == NULL) {
-		reply(s, "451 4.4.1 No way to the provider right now (%s); try again later", error);
-		log_warn("message id=%s session=%s result=deferred reason=no_path", s->msg_id, s->id);
-		tx_clear(s);
-		enter_state(s, S_IDLE);
-	} else {
+	if (up != NULL) {
 		s->up = up;
 		upstream_set_callbacks(up, &session_upstream_callbacks, s);
-		send_mail_upstream(s);
+		relay_reply(s, r, "1.0");
+		enter_state(s, S_TX);
+	} else {
+		if (r != NULL)
+			relay_reply(s, r, "1.0");
+		else
+			reply(s, "451 4.4.1 No way to the provider right now (%s); try again later", error);
+		log_warn("message id=%s session=%s result=%s reason=%s", s->msg_id, s->id,
+		    r != NULL && r->code >= 500 ? "rejected" : "deferred", r != NULL ? "mail_refused" : "no_path");
+		tx_clear(s);
+		enter_state(s, S_IDLE);
 	}
 	session_process(s);
 	session_leave(s);
+}
+
+/* Finds a path for the transaction's route; the provider answers MAIL on it. */
+static void start_search(struct session *s)
+{
+	struct upstream_mail_params mp;
+	unsigned nproviders;
+	const char *route;
+	struct provider_cfg *const *providers = config_route_for(s->cfg, s->from, &nproviders, &route);
+
+	log_debug("id=%s message=%s route=%s", s->id, s->msg_id, route);
+	mail_params(s, &mp);
+	s->up_route = providers;
+	enter_state(s, S_PATH);
+	s->search = path_search_start(&s->env->path, providers, nproviders, &mp, s->msg_id, on_path_done, s);
+	if (s->search == NULL) {
+		reply(s, "451 4.3.0 Out of memory; try again later");
+		tx_clear(s);
+		enter_state(s, S_IDLE);
+	}
 }
 
 /* ---- commands ---- */
@@ -423,21 +460,16 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 	s->smtputf8 = c->smtputf8;
 	s->tx_started = ev_now(s->env->path.loop);
 	smtp_data_init(&s->data);
-	log_debug("id=%s message=%s route=%s", s->id, s->msg_id, route);
 	if (s->up != NULL && s->up_route == providers) {
-		send_mail_upstream(s);
+		struct upstream_mail_params mp;
+		mail_params(s, &mp);
+		enter_state(s, S_MAIL_WAIT);
+		upstream_mail(s->up, &mp);
 		return;
 	}
 	upstream_close(s->up);
 	s->up = NULL;
-	s->up_route = providers;
-	enter_state(s, S_PATH);
-	s->search = path_search_start(&s->env->path, providers, nproviders, s->msg_id, on_path_done, s);
-	if (s->search == NULL) {
-		reply(s, "451 4.3.0 Out of memory; try again later");
-		tx_clear(s);
-		enter_state(s, S_IDLE);
-	}
+	start_search(s);
 }
 
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)

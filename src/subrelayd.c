@@ -20,6 +20,7 @@
 #include "dns.h"
 #include "listener.h"
 #include "log.h"
+#include "probe.h"
 #include "smtp_server.h"
 #include "tls.h"
 
@@ -33,17 +34,25 @@ struct options {
 	bool test_only;
 	char **overrides;
 	unsigned noverrides;
+	bool probe;
+	struct probe_options probe_opts;
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: subrelayd [-c FILE] [-o SECTION.KEY=VALUE]... [-t]\n"
+	    "       subrelayd [-c FILE] [-o ...] --probe [PROVIDER] [--all-ports] [--json] [--send-test ADDRESS]\n"
 	    "       subrelayd -V | -h\n"
 	    "\n"
 	    "  -c FILE   configuration file (default %s)\n"
 	    "  -o S.K=V  override one setting, e.g. -o relay.listen=127.0.0.1:2600 (repeatable)\n"
 	    "  -t        check the configuration and exit (0 valid, 1 invalid)\n"
+	    "  --probe [PROVIDER]  test every path to the providers from this host and exit\n"
+	    "            (0 every provider has a working path, 1 not, 2 configuration error)\n"
+	    "  --all-ports         also probe 587, 465, 2525 and 25\n"
+	    "  --json              print the probe report as JSON\n"
+	    "  --send-test ADDRESS send one test message to ADDRESS per provider\n"
 	    "  -V        print the version and exit\n"
 	    "  -h        print this help and exit\n",
 	    DEFAULT_CONFIG);
@@ -55,6 +64,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "probe", no_argument, NULL, 'P' },
+		{ "all-ports", no_argument, NULL, 'A' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "send-test", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -74,6 +87,18 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 't':
 			o->test_only = true;
 			break;
+		case 'P':
+			o->probe = true;
+			break;
+		case 'A':
+			o->probe_opts.all_ports = true;
+			break;
+		case 'J':
+			o->probe_opts.json = true;
+			break;
+		case 'S':
+			o->probe_opts.send_test = optarg;
+			break;
 		case 'V':
 			printf("subrelayd %s\n", PACKAGE_VERSION);
 			exit(0);
@@ -84,12 +109,26 @@ static void parse_args(int argc, char **argv, struct options *o)
 			fprintf(stderr, "subrelayd: option -%c needs a value (see -h)\n", optopt);
 			exit(2);
 		default:
-			fprintf(stderr, "subrelayd: unknown option %s (see -h)\n", argv[optind - 1]);
+			if (optopt != 0)
+				fprintf(stderr, "subrelayd: unknown option -%c (see -h)\n", optopt);
+			else
+				fprintf(stderr, "subrelayd: unknown option %s (see -h)\n", argv[optind - 1]);
 			exit(2);
 		}
 	}
+	/* --probe takes an optional provider name as the next word. */
+	if (o->probe && optind < argc)
+		o->probe_opts.provider = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "subrelayd: unexpected argument \"%s\" (see -h)\n", argv[optind]);
+		exit(2);
+	}
+	if (!o->probe && (o->probe_opts.all_ports || o->probe_opts.json || o->probe_opts.send_test)) {
+		fprintf(stderr, "subrelayd: --all-ports, --json and --send-test go with --probe (see -h)\n");
+		exit(2);
+	}
+	if (o->probe && o->test_only) {
+		fprintf(stderr, "subrelayd: -t and --probe do not go together (see -h)\n");
 		exit(2);
 	}
 }
@@ -100,14 +139,17 @@ static SSL_CTX **build_tls_contexts(const struct config *cfg, FILE *errs)
 	SSL_CTX **ctx = calloc(cfg->nproviders + 1, sizeof(*ctx));
 	bool ok = ctx != NULL;
 
-	for (unsigned i = 0; ok && i < cfg->nproviders; i++) {
+	for (unsigned i = 0; ctx != NULL && i < cfg->nproviders; i++) {
 		char err[512];
 		ctx[i] = tls_client_ctx(&cfg->providers[i], err, sizeof(err));
-		if (ctx[i] == NULL) {
+		if (ctx[i] != NULL)
+			continue;
+		ok = false;
+		if (cfg->providers[i].line == 0)
+			fprintf(errs, "-o: provider %s: %s\n", cfg->providers[i].name, err);
+		else
 			fprintf(errs, "%s:%u: provider %s: %s\n", cfg->file, cfg->providers[i].line,
 			    cfg->providers[i].name, err);
-			ok = false;
-		}
 	}
 	if (ok)
 		return ctx;
@@ -184,7 +226,9 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	log_info("stopping signal=%s sessions=%u drain_timeout=%gs", w->signum == SIGTERM ? "TERM" : "INT",
 	    d->env.nclients, d->env.path.cfg->relay.drain_timeout);
-	listeners_stop(d->listeners);
+	/* Closed, not just unwatched: new clients get a refusal, not silence. */
+	listeners_close(d->listeners);
+	d->listeners = NULL;
 	d->drain_deadline = ev_now(loop) + d->env.path.cfg->relay.drain_timeout;
 	ev_timer_set(&d->drain_check, 0., 0.1);
 	ev_timer_start(loop, &d->drain_check);
@@ -222,7 +266,8 @@ static int run(struct config *cfg, SSL_CTX **ctx)
 	d.env.path.cfg = cfg;
 	d.env.path.tls_ctx = ctx;
 	d.env.path.dns = dns_new(loop);
-	if (d.env.path.dns == NULL)
+	d.env.path.memory = path_memory_new(&d.env.path);
+	if (d.env.path.dns == NULL || d.env.path.memory == NULL)
 		return 1;
 	if (cfg->relay.nproviders == 0)
 		log_warn("no provider configured (relay.providers is empty): mail is refused with 451 until one is");
@@ -235,6 +280,7 @@ static int run(struct config *cfg, SSL_CTX **ctx)
 		status = 0;
 	}
 	listeners_close(d.listeners);
+	path_memory_free(d.env.path.memory, cfg->nproviders);
 	dns_free(d.env.path.dns);
 	return status;
 }
@@ -247,21 +293,22 @@ int main(int argc, char **argv)
 	tls_init();
 	struct config *cfg = config_load(o.config_file, o.overrides, o.noverrides, stderr);
 	SSL_CTX **ctx = cfg ? build_tls_contexts(cfg, stderr) : NULL;
-	if (cfg != NULL && ctx != NULL && cfg->relay.delivery == DELIVERY_QUEUE) {
-		fprintf(stderr, "%s: delivery = queue is not available in this version yet; set delivery = passthrough\n",
-		    cfg->file);
-		free_tls_contexts(cfg, ctx);
-		ctx = NULL;
-	}
 	if (ctx == NULL) {
 		config_free(cfg);
 		free(o.overrides);
-		return 1;
+		return o.probe ? 2 : 1;
 	}
 	int status = 0;
-	if (o.test_only)
+	if (o.probe) {
+		log_setup(false, LOG_LVL_ERROR);
+		status = probe_run(cfg, ctx, &o.probe_opts, stdout);
+	} else if (cfg->relay.delivery == DELIVERY_QUEUE) {
+		fprintf(stderr, "%s: delivery = queue is not available in this version yet; set delivery = passthrough\n",
+		    cfg->file);
+		status = 1;
+	} else if (o.test_only) {
 		printf("%s: configuration ok\n", cfg->file);
-	else {
+	} else {
 		log_setup(cfg->relay.log_syslog, cfg->relay.log_level);
 		status = run(cfg, ctx);
 	}

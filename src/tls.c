@@ -238,6 +238,15 @@ void tls_peer_info(SSL *ssl, struct tls_peer_info *info)
 #else
 	cert = SSL_get_peer_certificate(ssl);
 #endif
+	/* After a failed verification OpenSSL 3 keeps the certificate only in
+	 * the chain it received; the probe still wants to show it. */
+	if (cert == NULL) {
+		STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+		if (chain != NULL && sk_X509_num(chain) > 0) {
+			cert = sk_X509_value(chain, 0);
+			X509_up_ref(cert);
+		}
+	}
 	if (cert == NULL) {
 		/* "ok" would claim a verification that never happened. */
 		snprintf(info->verify, sizeof(info->verify), "no peer certificate");
@@ -245,4 +254,10 @@ void tls_peer_info(SSL *ssl, struct tls_peer_info *info)
 	}
 	cert_info(cert, ssl, info);
 	X509_free(cert);
+}
+
+bool tls_peer_sent_certificate(SSL *ssl)
+{
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+	return chain != NULL && sk_X509_num(chain) > 0;
 }

@@ -38,5 +38,7 @@ struct tls_peer_info {
 	char verify[128];
 };
 void tls_peer_info(SSL *ssl, struct tls_peer_info *info);
+/* True if the peer sent a certificate, even one that failed verification. */
+bool tls_peer_sent_certificate(SSL *ssl);
 
 #endif

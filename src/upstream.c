@@ -64,6 +64,8 @@ struct upstream {
 	void *arg;
 	struct smtp_reply reply;   /* the reply being read */
 	struct smtp_reply ehlo;    /* the last EHLO reply: the provider's extensions */
+	bool ehlo_seen;
+	struct upstream_facts facts;
 	const char *auth_used;
 	int depth;                 /* >0 while dispatching an io event */
 	bool freed;                /* upstream_abort() called during dispatch */
@@ -251,6 +253,14 @@ static void fail_reply(struct upstream *up, const char *what)
 	    up->reply.enhanced[0] ? " " : "", up->reply.text);
 }
 
+static void remember_ehlo(struct upstream *up, const struct smtp_reply *r)
+{
+	up->ehlo = *r;
+	up->ehlo_seen = true;
+	if (!smtp_ehlo_has(r, "AUTH", up->facts.auth_mechs, sizeof(up->facts.auth_mechs)))
+		up->facts.auth_mechs[0] = '\0';
+}
+
 static void on_setup_reply(struct upstream *up)
 {
 	const struct smtp_reply *r = &up->reply;
@@ -258,6 +268,7 @@ static void on_setup_reply(struct upstream *up)
 
 	switch (up->state) {
 	case UP_GREETING:
+		snprintf(up->facts.greeting, sizeof(up->facts.greeting), "%d %s", r->code, r->text);
 		if (r->code != 220)
 			return fail_reply(up, "greeting");
 		send_ehlo(up, UP_EHLO);
@@ -265,7 +276,8 @@ static void on_setup_reply(struct upstream *up)
 	case UP_EHLO:
 		if (r->code != 250)
 			return fail_reply(up, "EHLO");
-		up->ehlo = *r;
+		remember_ehlo(up, r);
+		up->facts.starttls_offered = ehlo_has(up, "STARTTLS", NULL, 0);
 		if (up->pm.mode != TLS_MODE_STARTTLS)
 			return after_ehlo(up);
 		if (!ehlo_has(up, "STARTTLS", NULL, 0))
@@ -285,11 +297,12 @@ static void on_setup_reply(struct upstream *up)
 	case UP_EHLO_TLS:
 		if (r->code != 250)
 			return fail_reply(up, "EHLO after STARTTLS");
-		up->ehlo = *r;
+		remember_ehlo(up, r);
 		after_ehlo(up);
 		return;
 	case UP_AUTH_PLAIN:
 	case UP_AUTH_LOGIN_PASS:
+		up->facts.auth = r->code == 235 ? UPSTREAM_AUTH_ACCEPTED : UPSTREAM_AUTH_REJECTED;
 		if (r->code != 235)
 			return upstream_fail(up, r->code >= 500 ? UPSTREAM_FAIL_AUTH_REJECTED : UPSTREAM_FAIL_REPLY_TEMPFAIL,
 			    "AUTH %s: %d %s", up->auth_used, r->code, r->text);
@@ -302,9 +315,11 @@ static void on_setup_reply(struct upstream *up)
 		    strlen(p->username));
 		return;
 	case UP_AUTH_LOGIN_USER:
-		if (r->code != 334)
+		if (r->code != 334) {
+			up->facts.auth = UPSTREAM_AUTH_REJECTED;
 			return upstream_fail(up, r->code >= 500 ? UPSTREAM_FAIL_AUTH_REJECTED : UPSTREAM_FAIL_REPLY_TEMPFAIL,
 			    "AUTH LOGIN: %d %s", r->code, r->text);
+		}
 		send_secret_base64(up, UP_AUTH_LOGIN_PASS, "", (const unsigned char *)p->password,
 		    strlen(p->password));
 		return;
@@ -403,6 +418,10 @@ static void on_io_error(struct upstream *up)
 		return upstream_fail(up, connect_class(io_errno(up->io)), "%s", io_error(up->io));
 	if (io_tls_failed(up->io)) {
 		SSL *ssl = io_ssl(up->io);
+		if (ssl != NULL && tls_peer_sent_certificate(ssl)) {
+			tls_peer_info(ssl, &up->facts.tls);
+			up->facts.tls_seen = true;
+		}
 		bool verify = ssl != NULL && SSL_get_verify_result(ssl) != X509_V_OK;
 		return upstream_fail(up, verify ? UPSTREAM_FAIL_TLS_VERIFY : UPSTREAM_FAIL_TLS_HANDSHAKE, "%s",
 		    io_error(up->io));
@@ -453,6 +472,7 @@ static void dispatch(struct upstream *up, enum io_event ev)
 {
 	switch (ev) {
 	case IO_EV_CONNECTED:
+		up->facts.connect_seconds = ev_now(up->loop) - up->started;
 		if (up->pm.mode == TLS_MODE_IMPLICIT) {
 			start_tls(up, UP_TLS_IMPLICIT);
 		} else {
@@ -461,6 +481,8 @@ static void dispatch(struct upstream *up, enum io_event ev)
 		}
 		return;
 	case IO_EV_TLS_UP:
+		tls_peer_info(io_ssl(up->io), &up->facts.tls);
+		up->facts.tls_seen = true;
 		if (up->state == UP_TLS_IMPLICIT) {
 			enter_state(up, UP_GREETING);
 			io_timeout(up->io, up->provider->greeting_timeout);
@@ -516,6 +538,7 @@ struct upstream *upstream_open(const struct upstream_params *params, const struc
 	up->arg = arg;
 	up->auth_used = "none";
 	up->started = ev_now(params->loop);
+	up->facts.connect_seconds = -1;
 	snprintf(up->helo, sizeof(up->helo), "%s", params->helo_name);
 	snprintf(up->log_id, sizeof(up->log_id), "%s", params->log_id);
 	sockaddr_format(up->address, sizeof(up->address), params->addr);
@@ -640,6 +663,16 @@ void upstream_get_info(const struct upstream *up, struct upstream_info *info)
 	info->tls_cipher = ssl ? SSL_get_cipher_name(ssl) : "none";
 	info->auth = up->auth_used;
 	info->pipelining = ehlo_has(up, "PIPELINING", NULL, 0);
+}
+
+const struct upstream_facts *upstream_get_facts(const struct upstream *up)
+{
+	return &up->facts;
+}
+
+const struct smtp_reply *upstream_ehlo_reply(const struct upstream *up)
+{
+	return up->ehlo_seen ? &up->ehlo : NULL;
 }
 
 double upstream_age(const struct upstream *up)

@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "smtp_parse.h"
+#include "tls.h"
 
 /* Failure classes: what went wrong, so the path chooser can fail over. */
 #define UPSTREAM_FAILS(X) \
@@ -117,6 +118,22 @@ struct upstream_info {
 	bool pipelining;
 };
 void upstream_get_info(const struct upstream *up, struct upstream_info *info);
+/* What the session learnt on the way, for the probe report. */
+enum upstream_auth_result { UPSTREAM_AUTH_NOT_TRIED, UPSTREAM_AUTH_ACCEPTED, UPSTREAM_AUTH_REJECTED };
+
+struct upstream_facts {
+	double connect_seconds;    /* < 0 until connected */
+	char greeting[SMTP_REPLY_TEXT_MAX + 8];
+	bool starttls_offered;     /* in the EHLO before TLS (starttls mode) */
+	bool tls_seen;             /* tls holds facts (a handshake ran, or failed after the certificate) */
+	struct tls_peer_info tls;
+	char auth_mechs[128];      /* from the last EHLO, "" if none */
+	enum upstream_auth_result auth;
+};
+const struct upstream_facts *upstream_get_facts(const struct upstream *up);
+/* The last EHLO reply (extensions in ->ehlo), or NULL before one. */
+const struct smtp_reply *upstream_ehlo_reply(const struct upstream *up);
+
 /* Time since upstream_open(), seconds. */
 double upstream_age(const struct upstream *up);
 

@@ -12,6 +12,11 @@
 # Exit status: 0 when nothing failed, 1 otherwise (99: the runner itself
 # could not start). Each test gets a fresh directory under a per-run
 # directory in $TMPDIR (or /tmp), removed at the end unless a test failed.
+#
+# Files in tests/netns/ run in a private network namespace: the runner
+# starts itself again under `unshare --net` (own loopback, own firewall)
+# with --in-netns, so their nftables rules never touch the host. Without
+# the privilege to do that they are skipped, saying why.
 
 set srcdir [file dirname [file dirname [file normalize [info script]]]]
 
@@ -26,6 +31,7 @@ if {[info exists env(top_builddir)] && $env(top_builddir) ne ""} {
     set builddir $env(top_builddir)
 }
 set verbose 0
+set in_netns 0
 set keep 0
 set deadline 60
 set patterns {}
@@ -37,6 +43,7 @@ for {set i 0} {$i < $argc} {incr i} {
         --builddir=* { set builddir [string range $a 11 end] }
         --verbose - -v { set verbose 1 }
         --keep { set keep 1 }
+        --in-netns { set in_netns 1 }
         --deadline { set deadline [lindex $argv [incr i]] }
         --help - -h { usage }
         -* { puts stderr "run.tcl: unknown option $a"; usage 99 }
@@ -44,7 +51,13 @@ for {set i 0} {$i < $argc} {incr i} {
             if {![file exists $a]} { puts stderr "run.tcl: no such file $a"; exit 99 }
             lappend files [file normalize $a]
         }
-        default { lappend patterns $a }
+        default {
+            if {[file isdirectory $a]} {
+                lappend files {*}[lsort [glob -nocomplain -directory [file normalize $a] *.test]]
+            } else {
+                lappend patterns $a
+            }
+        }
     }
 }
 if {$builddir eq ""} { set builddir $srcdir }
@@ -59,6 +72,10 @@ if {[catch {
     exit 99
 }
 log_user 0
+if {$in_netns && [catch {exec ip link set lo up} err]} {
+    puts stderr "run.tcl: cannot bring up loopback in the namespace: $err"
+    exit 99
+}
 
 foreach f {util certs provider daemon client} {
     source [file join $srcdir tests support $f.tcl]
@@ -107,11 +124,57 @@ if {![llength $files]} {
 
 # --- Tcl test files -------------------------------------------------------
 
+# Why tests/netns/ cannot run here, or "" when it can.
+proc netns_unavailable {} {
+    if {[catch {exec unshare --net true} err]} {
+        return "cannot create a network namespace (needs root and util-linux unshare):\
+            [lindex [split $err "\n"] 0]"
+    }
+    foreach tool {nft ip} {
+        if {[auto_execok $tool] eq ""} { return "$tool is not installed" }
+    }
+    return ""
+}
+
+# Runs one file in a child runner inside a new network namespace and adds
+# its counts to ours.
+proc run_in_netns {f rel} {
+    set why [netns_unavailable]
+    if {$why ne ""} {
+        incr harness::counts(skipped)
+        puts "skip $rel (file) ($why)"
+        return
+    }
+    set cmd [list unshare --net [info nameofexecutable] [info script] --in-netns \
+        --builddir $::builddir --deadline [expr {$::harness::deadline_ms / 1000}]]
+    if {$::verbose} { lappend cmd --verbose }
+    if {$::keep} { lappend cmd --keep }
+    catch {exec {*}$cmd {*}$::patterns $f 2>@1} out
+    # exec appends "child process exited abnormally" when a test failed.
+    set lines [split [string trimright $out] "\n"]
+    set at [lsearch -regexp $lines {^\d+ passed, \d+ failed, \d+ skipped$}]
+    if {$at < 0 || ![regexp {^(\d+) passed, (\d+) failed, (\d+) skipped$} [lindex $lines $at] -> p n s]} {
+        incr harness::counts(failed)
+        puts "FAIL $rel (file)"
+        puts [harness::indent $out "    "]
+        return
+    }
+    puts [join [lreplace $lines $at $at] "\n"]
+    incr harness::counts(passed) $p
+    incr harness::counts(failed) $n
+    incr harness::counts(skipped) $s
+}
+
 if {![llength $files]} {
     set files [lsort [glob -nocomplain -directory [file join $srcdir tests] */*.test]]
 }
 foreach f $files {
     set rel [string range $f [string length $srcdir/] end]
+    if {!$in_netns && [file tail [file dirname $f]] eq "netns"} {
+        run_in_netns $f $rel
+        flush stdout
+        continue
+    }
     if {[catch {uplevel #0 [list source $f]} msg opts]} {
         # An error outside any test: the file itself is broken (or skipped).
         set harness::current ""

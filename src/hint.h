@@ -1,0 +1,21 @@
+/*
+ * hint: plain-words advice when a failure shows a common mistake
+ * (STARTTLS spoken to an implicit-TLS port, implicit TLS to a STARTTLS
+ * port, port 25 blocked from a cloud host, STARTTLS stripped). Shared by
+ * the path chooser's log lines and the probe report. Pure function.
+ */
+#ifndef SUBRELAY_HINT_H
+#define SUBRELAY_HINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfgval.h"
+#include "upstream.h"
+
+/* Writes the hint into buf and returns it, or returns NULL when the
+ * failure suggests no particular mistake. */
+const char *hint_for_failure(uint16_t port, enum tls_mode mode, enum upstream_fail cls, const char *reason,
+    char *buf, size_t len);
+
+#endif

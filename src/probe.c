@@ -1,0 +1,603 @@
+/*
+ * probe.c: see probe.h. One row per (provider, port, mode); each row
+ * resolves the host, then tries its addresses in order until one
+ * connects, and records what the upstream session learnt.
+ */
+#include "probe.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dns.h"
+#include "hint.h"
+#include "id.h"
+#include "upstream.h"
+
+#define SAFETY_MARGIN 5.0
+/* After the last row, how long polite QUITs may take before we exit. */
+#define LINGER 2.0
+
+static const struct port_mode well_known[] = {
+	{ 587, TLS_MODE_STARTTLS },
+	{ 465, TLS_MODE_IMPLICIT },
+	{ 2525, TLS_MODE_STARTTLS },
+	{ 25, TLS_MODE_STARTTLS },
+};
+
+enum test_state { TEST_NONE, TEST_MAIL, TEST_RCPT, TEST_DATA, TEST_BODY, TEST_DONE };
+
+struct probe_run;
+
+struct probe_row {
+	struct probe_run *run;
+	const struct provider_cfg *provider;
+	unsigned provider_index;
+	struct port_mode pm;
+	struct sockaddr_storage *addrs;
+	unsigned naddrs, addr;
+	char address[64];
+	struct dns_query *query;
+	struct upstream *up;
+	bool done, ok;
+	const char *cls;           /* failure class name, NULL when ok */
+	char error[300];
+	struct upstream_facts facts;
+	struct smtp_reply ehlo;
+	bool have_ehlo;
+	enum test_state test;
+	char test_result[SMTP_REPLY_TEXT_MAX + 48];
+};
+
+struct probe_run {
+	struct ev_loop *loop;
+	struct dns *dns;
+	const struct config *cfg;
+	SSL_CTX **tls_ctx;
+	const struct probe_options *opts;
+	struct probe_row *rows;
+	unsigned nrows, pending;
+	bool *test_sent;           /* per provider index */
+	ev_timer deadline;
+	bool lingering;            /* deadline is the linger timer, unref'd */
+};
+
+static void row_next_address(struct probe_row *row);
+
+/* ---- row lifecycle ---- */
+
+static void row_keep_facts(struct probe_row *row)
+{
+	const struct smtp_reply *ehlo = upstream_ehlo_reply(row->up);
+	row->facts = *upstream_get_facts(row->up);
+	if (ehlo != NULL) {
+		row->ehlo = *ehlo;
+		row->have_ehlo = true;
+	}
+}
+
+static void row_finish(struct probe_row *row)
+{
+	struct probe_run *run = row->run;
+
+	if (row->done)
+		return;
+	row->done = true;
+	if (--run->pending == 0) {
+		/* Let closing sessions say QUIT; ev_run returns once they are gone. */
+		ev_timer_stop(run->loop, &run->deadline);
+		ev_timer_set(&run->deadline, LINGER, 0.);
+		ev_timer_start(run->loop, &run->deadline);
+		ev_unref(run->loop);
+		run->lingering = true;
+	}
+}
+
+static void on_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason)
+{
+	struct probe_row *row = arg;
+
+	row_keep_facts(row);
+	upstream_abort(up);
+	row->up = NULL;
+	if (row->test != TEST_NONE) {
+		snprintf(row->test_result, sizeof(row->test_result), "failed: %s", reason);
+		row_finish(row);
+		return;
+	}
+	bool connect_failure = cls <= UPSTREAM_FAIL_CONNECT_ERROR;
+	row->cls = upstream_fail_name(cls);
+	snprintf(row->error, sizeof(row->error), "%s", reason);
+	if (connect_failure && row->addr + 1 < row->naddrs) {
+		row->addr++;
+		row_next_address(row);
+		return;
+	}
+	row_finish(row);
+}
+
+static void send_test_body(struct probe_row *row)
+{
+	const char *to = row->run->opts->send_test;
+	char msgid[ID_LEN + 1], date[64], body[1024];
+	size_t room;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	id_new(msgid);
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	int n = snprintf(body, sizeof(body),
+	    "From: <%s>\r\nTo: <%s>\r\nSubject: subrelay probe test via %s port %u\r\nDate: %s\r\n"
+	    "Message-ID: <%s@%s>\r\n\r\n"
+	    "This test message was sent by subrelayd --probe on %s\r\nthrough provider %s (%s), port %u, %s.\r\n",
+	    to, to, row->provider->name, row->pm.port, date, msgid, row->run->cfg->relay.hostname,
+	    row->run->cfg->relay.hostname, row->provider->name, row->provider->host, row->pm.port,
+	    tls_mode_name(row->pm.mode));
+	char *space = upstream_body_space(row->up, &room);
+	if (n < 0 || (size_t)n > room) {
+		snprintf(row->test_result, sizeof(row->test_result), "failed: message does not fit");
+		upstream_abort(row->up);
+		row->up = NULL;
+		row_finish(row);
+		return;
+	}
+	memcpy(space, body, (size_t)n);
+	upstream_body_commit(row->up, (size_t)n);
+	upstream_body_end(row->up);
+}
+
+/* Walks the test transaction one reply at a time. */
+static void on_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
+{
+	struct probe_row *row = arg;
+	bool good = (row->test == TEST_DATA) ? r->code == 354 : r->code / 100 == 2;
+
+	if (!good || row->test == TEST_BODY) {
+		snprintf(row->test_result, sizeof(row->test_result), "%s: %d %s%s%s",
+		    good ? "sent" : "refused", r->code, r->enhanced, r->enhanced[0] ? " " : "", r->text);
+		row->test = TEST_DONE;
+		upstream_close(up);
+		row->up = NULL;
+		row_finish(row);
+		return;
+	}
+	switch (row->test) {
+	case TEST_MAIL:
+		row->test = TEST_RCPT;
+		upstream_rcpt(up, row->run->opts->send_test);
+		break;
+	case TEST_RCPT:
+		row->test = TEST_DATA;
+		upstream_data(up);
+		break;
+	case TEST_DATA:
+		row->test = TEST_BODY;
+		send_test_body(row);
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_ready(struct upstream *up, void *arg)
+{
+	struct probe_row *row = arg;
+	struct probe_run *run = row->run;
+
+	row_keep_facts(row);
+	row->ok = true;
+	if (run->opts->send_test != NULL && !run->test_sent[row->provider_index]) {
+		struct upstream_mail_params mp = { .from = run->opts->send_test };
+		run->test_sent[row->provider_index] = true;
+		row->test = TEST_MAIL;
+		upstream_mail(up, &mp);
+		return;
+	}
+	upstream_close(up);
+	row->up = NULL;
+	row_finish(row);
+}
+
+static void on_writable(struct upstream *up, void *arg)
+{
+	(void)up;
+	(void)arg;
+}
+
+static const struct upstream_callbacks probe_callbacks = {
+	.ready = on_ready,
+	.reply = on_reply,
+	.writable = on_writable,
+	.failed = on_failed,
+};
+
+static void row_next_address(struct probe_row *row)
+{
+	struct probe_run *run = row->run;
+	struct sockaddr_storage ss = row->addrs[row->addr];
+
+	if (ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons(row->pm.port);
+	else
+		((struct sockaddr_in *)&ss)->sin_port = htons(row->pm.port);
+	sockaddr_format(row->address, sizeof(row->address), (struct sockaddr *)&ss);
+	struct upstream_params params = {
+		.loop = run->loop,
+		.provider = row->provider,
+		.tls_ctx = run->tls_ctx[row->provider_index],
+		.addr = (struct sockaddr *)&ss,
+		.addrlen = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+		.port_mode = row->pm,
+		.helo_name = run->cfg->relay.hostname,
+		.log_id = "probe",
+	};
+	row->up = upstream_open(&params, &probe_callbacks, row);
+	if (row->up == NULL) {
+		row->cls = "connect_error";
+		snprintf(row->error, sizeof(row->error), "cannot create a socket");
+		row_finish(row);
+	}
+}
+
+static void on_resolved(const struct dns_result *res, void *arg)
+{
+	struct probe_row *row = arg;
+
+	row->query = NULL;
+	if (res->error != NULL || res->naddrs == 0) {
+		row->cls = "dns";
+		snprintf(row->error, sizeof(row->error), "cannot resolve %s: %s", row->provider->host,
+		    res->error ? res->error : "no address");
+		row_finish(row);
+		return;
+	}
+	row->addrs = calloc(res->naddrs, sizeof(*row->addrs));
+	if (row->addrs == NULL) {
+		row->cls = "dns";
+		snprintf(row->error, sizeof(row->error), "out of memory");
+		row_finish(row);
+		return;
+	}
+	memcpy(row->addrs, res->addrs, res->naddrs * sizeof(*row->addrs));
+	row->naddrs = res->naddrs;
+	row_next_address(row);
+}
+
+/* ---- building the rows ---- */
+
+static bool has_port(const struct provider_cfg *p, uint16_t port)
+{
+	for (unsigned i = 0; i < p->nports; i++)
+		if (p->ports[i].port == port)
+			return true;
+	return false;
+}
+
+static void add_row(struct probe_run *run, unsigned provider, struct port_mode pm)
+{
+	struct probe_row *row = &run->rows[run->nrows++];
+
+	row->run = run;
+	row->provider = &run->cfg->providers[provider];
+	row->provider_index = provider;
+	row->pm = pm;
+}
+
+static bool build_rows(struct probe_run *run)
+{
+	const struct config *cfg = run->cfg;
+	size_t max = 0;
+
+	for (unsigned i = 0; i < cfg->nproviders; i++)
+		max += cfg->providers[i].nports + sizeof(well_known) / sizeof(well_known[0]);
+	run->rows = calloc(max + 1, sizeof(*run->rows));
+	run->test_sent = calloc(cfg->nproviders + 1, sizeof(*run->test_sent));
+	if (run->rows == NULL || run->test_sent == NULL)
+		return false;
+	for (unsigned i = 0; i < cfg->nproviders; i++) {
+		const struct provider_cfg *p = &cfg->providers[i];
+		if (run->opts->provider != NULL && strcmp(p->name, run->opts->provider) != 0)
+			continue;
+		for (unsigned j = 0; j < p->nports; j++)
+			add_row(run, i, p->ports[j]);
+		for (size_t j = 0; run->opts->all_ports && j < sizeof(well_known) / sizeof(well_known[0]); j++)
+			if (!has_port(p, well_known[j].port))
+				add_row(run, i, well_known[j]);
+	}
+	return true;
+}
+
+/* The longest a row can take: every step's timeout, for every address. */
+static double deadline_for(const struct config *cfg)
+{
+	double worst = 0;
+
+	for (unsigned i = 0; i < cfg->nproviders; i++) {
+		const struct provider_cfg *p = &cfg->providers[i];
+		double t = p->connect_timeout * 2 + p->greeting_timeout * 6;
+		if (t > worst)
+			worst = t;
+	}
+	return worst + SAFETY_MARGIN;
+}
+
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct probe_run *run = w->data;
+	(void)revents;
+
+	if (run->lingering) {
+		ev_ref(loop); /* balances ev_unref() before libev stops the timer */
+		run->lingering = false;
+		ev_break(loop, EVBREAK_ONE);
+		return;
+	}
+	for (unsigned i = 0; i < run->nrows; i++) {
+		struct probe_row *row = &run->rows[i];
+		if (row->done)
+			continue;
+		if (row->up != NULL) {
+			row_keep_facts(row);
+			upstream_abort(row->up);
+			row->up = NULL;
+		}
+		if (!row->ok) {
+			row->cls = "timeout";
+			snprintf(row->error, sizeof(row->error), "the probe's overall deadline passed");
+		}
+		row->done = true;
+	}
+	ev_break(loop, EVBREAK_ONE);
+}
+
+/* ---- the report ---- */
+
+static const char *auth_word(const struct probe_row *row)
+{
+	if (row->provider->username == NULL || row->provider->auth == AUTH_CHOICE_NONE)
+		return "none";
+	switch (row->facts.auth) {
+	case UPSTREAM_AUTH_ACCEPTED:
+		return "accepted";
+	case UPSTREAM_AUTH_REJECTED:
+		return "rejected";
+	default:
+		return "not_tried";
+	}
+}
+
+static const char *tcp_word(const struct probe_row *row, char *buf, size_t len)
+{
+	if (row->facts.connect_seconds >= 0) {
+		snprintf(buf, len, "%.1fms", row->facts.connect_seconds * 1000);
+		return buf;
+	}
+	if (row->cls == NULL)
+		return "-";
+	if (strcmp(row->cls, "connect_refused") == 0)
+		return "refused";
+	if (strcmp(row->cls, "connect_timeout") == 0)
+		return "timeout";
+	if (strcmp(row->cls, "connect_unreachable") == 0)
+		return "unreachable";
+	if (strcmp(row->cls, "connect_denied") == 0)
+		return "denied";
+	return row->cls;
+}
+
+static const char *row_hint(const struct probe_row *row, char *buf, size_t len)
+{
+	for (int f = 0; row->cls != NULL && f <= UPSTREAM_FAIL_TIMEOUT; f++)
+		if (strcmp(upstream_fail_name((enum upstream_fail)f), row->cls) == 0)
+			return hint_for_failure(row->pm.port, row->pm.mode, (enum upstream_fail)f, row->error, buf,
+			    len);
+	return NULL;
+}
+
+static void json_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; s != NULL && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(out, "\\u%04x", c);
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}
+
+static void json_field(FILE *out, const char *key, const char *value, bool more)
+{
+	json_string(out, key);
+	fputs(": ", out);
+	if (value == NULL)
+		fputs("null", out);
+	else
+		json_string(out, value);
+	fputs(more ? ", " : "", out);
+}
+
+/* EHLO keywords, one per line in r->ehlo: the first word of each. */
+static void json_extensions(FILE *out, const struct probe_row *row)
+{
+	fputs("\"extensions\": [", out);
+	if (row->have_ehlo) {
+		char copy[sizeof(row->ehlo.ehlo)], *save = NULL;
+		bool first = true;
+		snprintf(copy, sizeof(copy), "%s", row->ehlo.ehlo);
+		for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			fputs(first ? "" : ", ", out);
+			json_string(out, line);
+			first = false;
+		}
+	}
+	fputs("], ", out);
+}
+
+static void print_json_row(FILE *out, const struct probe_row *row, bool last)
+{
+	char tcp[32], hint[200];
+	const struct upstream_facts *f = &row->facts;
+	const bool tls = f->tls_seen;
+
+	fputs("  {", out);
+	json_field(out, "provider", row->provider->name, true);
+	json_field(out, "host", row->provider->host, true);
+	fprintf(out, "\"port\": %u, ", row->pm.port);
+	json_field(out, "mode", tls_mode_name(row->pm.mode), true);
+	json_field(out, "address", row->address[0] ? row->address : NULL, true);
+	json_field(out, "tcp", f->connect_seconds >= 0 ? "ok" : tcp_word(row, tcp, sizeof(tcp)), true);
+	if (f->connect_seconds >= 0)
+		fprintf(out, "\"tcp_ms\": %.1f, ", f->connect_seconds * 1000);
+	else
+		fputs("\"tcp_ms\": null, ", out);
+	json_field(out, "greeting", f->greeting[0] ? f->greeting : NULL, true);
+	json_extensions(out, row);
+	fprintf(out, "\"starttls\": %s, ", f->starttls_offered ? "true" : "false");
+	json_field(out, "tls_version", tls ? f->tls.version : NULL, true);
+	json_field(out, "cipher", tls ? f->tls.cipher : NULL, true);
+	json_field(out, "cert_subject", tls ? f->tls.subject : NULL, true);
+	json_field(out, "cert_issuer", tls ? f->tls.issuer : NULL, true);
+	json_field(out, "cert_expiry", tls ? f->tls.not_after : NULL, true);
+	json_field(out, "cert_verify", tls ? f->tls.verify : NULL, true);
+	json_field(out, "auth_mechanisms", f->auth_mechs[0] ? f->auth_mechs : NULL, true);
+	json_field(out, "auth", auth_word(row), true);
+	fprintf(out, "\"ok\": %s, ", row->ok ? "true" : "false");
+	json_field(out, "class", row->cls, true);
+	json_field(out, "error", row->cls ? row->error : NULL, true);
+	json_field(out, "hint", row_hint(row, hint, sizeof(hint)), row->run->opts->send_test != NULL);
+	if (row->run->opts->send_test != NULL)
+		json_field(out, "test", row->test_result[0] ? row->test_result : NULL, false);
+	fputs(last ? "}\n" : "},\n", out);
+}
+
+static void print_table(FILE *out, const struct probe_run *run)
+{
+	char tcp[32], hint[200];
+
+	fprintf(out, "%-12s %-5s %-8s %-10s %-9s %-8s %-4s %-7s %-10s %s\n", "PROVIDER", "PORT", "MODE", "TCP",
+	    "GREETING", "STARTTLS", "TLS", "CERT", "AUTH", "RESULT");
+	for (unsigned i = 0; i < run->nrows; i++) {
+		const struct probe_row *row = &run->rows[i];
+		const struct upstream_facts *f = &row->facts;
+		char result[64];
+		snprintf(result, sizeof(result), "%s%s%s", row->ok ? "ok" : "FAIL", row->cls ? " " : "",
+		    row->cls ? row->cls : "");
+		fprintf(out, "%-12s %-5u %-8s %-10s %-9s %-8s %-4s %-7s %-10s %s\n", row->provider->name, row->pm.port,
+		    tls_mode_name(row->pm.mode), tcp_word(row, tcp, sizeof(tcp)),
+		    f->greeting[0] ? (strncmp(f->greeting, "220", 3) == 0 ? "220" : "bad") : "-",
+		    row->pm.mode == TLS_MODE_STARTTLS ? (f->starttls_offered ? "offered" : "no") : "-",
+		    f->tls_seen ? f->tls.version + (strncmp(f->tls.version, "TLSv", 4) == 0 ? 4 : 0) : "-",
+		    f->tls_seen ? (strcmp(f->tls.verify, "ok") == 0 ? "ok" : "BAD") : "-", auth_word(row), result);
+	}
+	for (unsigned i = 0; i < run->nrows; i++) {
+		const struct probe_row *row = &run->rows[i];
+		const struct upstream_facts *f = &row->facts;
+		fprintf(out, "\n%s %u/%s (%s%s%s):\n", row->provider->name, row->pm.port, tls_mode_name(row->pm.mode),
+		    row->provider->host, row->address[0] ? " at " : "", row->address);
+		if (f->greeting[0])
+			fprintf(out, "  greeting: %s\n", f->greeting);
+		if (row->have_ehlo) {
+			char copy[sizeof(row->ehlo.ehlo)];
+			snprintf(copy, sizeof(copy), "%s", row->ehlo.ehlo);
+			for (char *p = copy; (p = strchr(p, '\n')) != NULL;)
+				*p = ',';
+			fprintf(out, "  extensions: %s\n", copy);
+		}
+		if (f->tls_seen) {
+			fprintf(out, "  tls: %s %s\n", f->tls.version, f->tls.cipher);
+			fprintf(out, "  certificate: subject \"%s\", issuer \"%s\", expires %s, verification %s\n",
+			    f->tls.subject, f->tls.issuer, f->tls.not_after, f->tls.verify);
+		}
+		if (f->auth_mechs[0])
+			fprintf(out, "  auth: %s (credentials %s)\n", f->auth_mechs, auth_word(row));
+		if (row->cls)
+			fprintf(out, "  error: %s: %s\n", row->cls, row->error);
+		if (row_hint(row, hint, sizeof(hint)) != NULL)
+			fprintf(out, "  hint: %s\n", hint);
+		if (row->test_result[0])
+			fprintf(out, "  test message to %s: %s\n", run->opts->send_test, row->test_result);
+	}
+}
+
+/* Exit status: 0 when each probed provider has at least one working row. */
+static int verdict(const struct probe_run *run)
+{
+	for (unsigned i = 0; i < run->nrows; i++) {
+		bool any = false;
+		for (unsigned j = 0; j < run->nrows; j++)
+			if (run->rows[j].provider == run->rows[i].provider && run->rows[j].ok)
+				any = true;
+		if (!any)
+			return 1;
+	}
+	return run->nrows > 0 ? 0 : 1;
+}
+
+static void run_free(struct probe_run *run)
+{
+	for (unsigned i = 0; run->rows != NULL && i < run->nrows; i++) {
+		struct probe_row *row = &run->rows[i];
+		if (row->query != NULL)
+			dns_cancel(row->query);
+		upstream_abort(row->up);
+		free(row->addrs);
+	}
+	free(run->rows);
+	free(run->test_sent);
+	if (run->lingering)
+		ev_ref(run->loop);
+	ev_timer_stop(run->loop, &run->deadline);
+	dns_free(run->dns);
+}
+
+int probe_run(const struct config *cfg, SSL_CTX **tls_ctx, const struct probe_options *o, FILE *out)
+{
+	struct probe_run run = { .cfg = cfg, .tls_ctx = tls_ctx, .opts = o };
+
+	if (o->provider != NULL && config_provider(cfg, o->provider) == NULL) {
+		fprintf(stderr, "subrelayd: --probe: no provider \"%s\" in %s\n", o->provider, cfg->file);
+		return 2;
+	}
+	run.loop = ev_default_loop(EVFLAG_AUTO);
+	run.dns = dns_new(run.loop);
+	if (run.dns == NULL || !build_rows(&run)) {
+		fprintf(stderr, "subrelayd: --probe: out of memory\n");
+		run_free(&run);
+		return 1;
+	}
+	run.pending = run.nrows;
+	for (unsigned i = 0; i < run.nrows; i++) {
+		struct probe_row *row = &run.rows[i];
+		row->facts.connect_seconds = -1;
+		row->query = dns_lookup(run.dns, row->provider->host, 0, on_resolved, row);
+		if (row->query == NULL) {
+			row->cls = "dns";
+			snprintf(row->error, sizeof(row->error), "out of memory");
+			row_finish(row);
+		}
+	}
+	ev_timer_init(&run.deadline, on_deadline, deadline_for(cfg), 0.);
+	run.deadline.data = &run;
+	if (run.pending > 0) {
+		ev_timer_start(run.loop, &run.deadline);
+		ev_run(run.loop, 0);
+	}
+	if (o->json) {
+		fputs("[\n", out);
+		for (unsigned i = 0; i < run.nrows; i++)
+			print_json_row(out, &run.rows[i], i + 1 == run.nrows);
+		fputs("]\n", out);
+	} else {
+		print_table(out, &run);
+	}
+	int status = verdict(&run);
+	run_free(&run);
+	return status;
+}
