@@ -136,7 +136,7 @@ static void send_test_body(struct probe_row *row)
 	    to, to, row->provider->name, row->pm.port, date, msgid, row->run->cfg->relay.hostname,
 	    row->run->cfg->relay.hostname, row->provider->name, row->provider->host, row->pm.port,
 	    tls_mode_name(row->pm.mode));
-	char *space = upstream_body_space(row->up, &room);
+	char *space = upstream_body_space(row->up, (size_t)n + 1, &room);
 	if (n < 0 || (size_t)n > room) {
 		snprintf(row->test_result, sizeof(row->test_result), "failed: message does not fit");
 		upstream_abort(row->up);

@@ -531,10 +531,7 @@ static enum smtp_parse_result parse_mail(struct smtp_cmd *cmd, const char **why)
 	r = mail_params(cmd, s, n, why);
 	if (r != SMTP_PARSE_OK)
 		return r;
-	if (!cmd->smtputf8 && !smtp_path_is_ascii(cmd->path)) {
-		*why = "non-ASCII address needs SMTPUTF8";
-		return SMTP_PARSE_SYNTAX;
-	}
+	/* Non-ASCII without SMTPUTF8 is the caller's 553 5.6.7, not a syntax error. */
 	return SMTP_PARSE_OK;
 }
 

@@ -56,10 +56,9 @@ enum smtp_parse_result {
  * after the colon is tolerated), RCPT "TO:<path>" with a non-empty path
  * (Postmaster without domain allowed). Paths: no control characters, no
  * spaces outside a quoted local part, length <= SMTP_PATH_MAX; source
- * routes (@a,@b:user@c) are accepted and stripped. Non-ASCII in a path is
- * allowed only if SMTPUTF8 was given on MAIL (RCPT: caller checks against
- * the transaction; this parser sets cmd->path and reports non-ASCII via
- * smtp_path_is_ascii()). On failure *why is a static human-readable reason.
+ * routes (@a,@b:user@c) are accepted and stripped. Non-ASCII (valid UTF-8) in a path is
+ * accepted here; the caller checks it against SMTPUTF8 with
+ * smtp_path_is_ascii() and answers 553 5.6.7. On failure *why is a static human-readable reason.
  */
 enum smtp_parse_result smtp_parse_command(const char *line, size_t len, struct smtp_cmd *cmd,
     const char **why);

@@ -335,12 +335,8 @@ static void on_upstream_failed(struct upstream *up, void *arg, enum upstream_fai
 		enter_state(s, s->state == S_RSET_WAIT ? S_IDLE : S_IDLE);
 		break;
 	default:
-		/* An idle pooled session went away: nothing to tell the client. */
-		if (s->state == S_TX) {
-			reply(s, "451 4.4.2 Connection to provider lost; transaction aborted");
-			tx_clear(s);
-			enter_state(s, S_IDLE);
-		}
+		/* The provider went away between commands: the client hears of it
+		 * in the reply to its next command (see need_upstream()). */
 		break;
 	}
 	drop_upstream(s);
@@ -428,8 +424,7 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 	reply(s, "250-SIZE %llu", (unsigned long long)r->max_message_size);
 	reply(s, "250-8BITMIME");
 	reply(s, "250-ENHANCEDSTATUSCODES");
-	reply(s, "250-SMTPUTF8");
-	reply(s, "250 HELP");
+	reply(s, "250 SMTPUTF8");
 }
 
 static void cmd_mail(struct session *s, const struct smtp_cmd *c)
@@ -472,8 +467,21 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 	start_search(s);
 }
 
+/* In a transaction whose provider session was lost: ends it with a 451. */
+static bool need_upstream(struct session *s)
+{
+	if (s->up != NULL)
+		return true;
+	reply(s, "451 4.4.2 Connection to provider lost; transaction aborted, start again");
+	tx_clear(s);
+	enter_state(s, S_IDLE);
+	return false;
+}
+
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 {
+	if (!need_upstream(s))
+		return;
 	if (s->rcpts_tried >= s->cfg->relay.max_recipients) {
 		reply(s, "452 4.5.3 Too many recipients");
 		return;
@@ -490,6 +498,8 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 static void cmd_data(struct session *s, const struct smtp_cmd *c)
 {
 	(void)c;
+	if (!need_upstream(s))
+		return;
 	if (s->rcpts_accepted == 0) {
 		reply_error(s, "554 5.5.1 No valid recipients");
 		return;
@@ -658,7 +668,7 @@ static bool pump_body(struct session *s)
 		size_t room, produced;
 		char *out;
 		if (s->state == S_BODY) {
-			out = upstream_body_space(s->up, &room);
+			out = upstream_body_space(s->up, SMTP_DATA_MAX_EXPANSION, &room);
 			if (room < SMTP_DATA_MAX_EXPANSION)
 				return false; /* the provider is slower: wait for `writable` */
 		} else {

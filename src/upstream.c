@@ -622,12 +622,12 @@ void upstream_rset(struct upstream *up)
 	send_line(up, UP_RSET, COMMAND_TIMEOUT, "RSET");
 }
 
-char *upstream_body_space(struct upstream *up, size_t *room)
+char *upstream_body_space(struct upstream *up, size_t need, size_t *room)
 {
 	struct buf *out = io_out(up->io);
 
 	*room = buf_room(out);
-	if (*room == 0)
+	if (*room < need)
 		up->want_writable = true;
 	return buf_tail(out);
 }

@@ -97,9 +97,9 @@ void upstream_mail(struct upstream *up, const struct upstream_mail_params *mp);
 void upstream_rcpt(struct upstream *up, const char *to);
 void upstream_data(struct upstream *up);
 /* Body streaming after the 354: canonical bytes (see smtp_data.h) go
- * straight into the output buffer. Room is 0 while the provider is
- * slower than the client: wait for the `writable` callback. */
-char *upstream_body_space(struct upstream *up, size_t *room);
+ * straight into the output buffer. When *room is below `need` the
+ * provider is slower than the client: wait for the `writable` callback. */
+char *upstream_body_space(struct upstream *up, size_t need, size_t *room);
 void upstream_body_commit(struct upstream *up, size_t n);
 /* Appends the terminator; the reply to it follows. */
 void upstream_body_end(struct upstream *up);
