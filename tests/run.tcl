@@ -159,7 +159,8 @@ proc run_in_netns {f rel} {
         puts [harness::indent $out "    "]
         return
     }
-    puts [join [lreplace $lines $at $at] "\n"]
+    set rest [lreplace $lines $at $at]
+    if {[llength $rest]} { puts [join $rest "\n"] }
     incr harness::counts(passed) $p
     incr harness::counts(failed) $n
     incr harness::counts(skipped) $s
