@@ -254,9 +254,10 @@ static void attempt_done(struct attempt *a)
 	a->ps->running--;
 }
 
-static void on_attempt_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason)
+/* One attempt is over without a path; mail_reply is set when it was a 4xx to MAIL. */
+static void attempt_failed(struct attempt *a, struct upstream *up, enum upstream_fail cls, const char *reason,
+    const struct smtp_reply *mail_reply)
 {
-	struct attempt *a = arg;
 	struct path_search *ps = a->ps;
 	struct provider_cfg *p = cur_provider(ps);
 	char quoted[400], hint[200], qhint[240] = "";
@@ -268,11 +269,18 @@ static void on_attempt_failed(struct upstream *up, void *arg, enum upstream_fail
 	    log_quote(quoted, sizeof(quoted), reason), qhint);
 	snprintf(ps->last_error, sizeof(ps->last_error), "%s port %u: %s", p->name, pm->port,
 	    upstream_fail_name(cls));
-	if (cls != UPSTREAM_FAIL_REPLY_TEMPFAIL)
-		ps->have_last_reply = false;
+	/* Only a MAIL reply may be relayed to the client, and only the last failure's. */
+	ps->have_last_reply = mail_reply != NULL;
+	if (mail_reply != NULL)
+		ps->last_reply = *mail_reply;
 	upstream_abort(up);
 	attempt_done(a);
 	start_next(ps);
+}
+
+static void on_attempt_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason)
+{
+	attempt_failed(arg, up, cls, reason, NULL);
 }
 
 static void on_attempt_ready(struct upstream *up, void *arg)
@@ -314,9 +322,10 @@ static void on_attempt_reply(struct upstream *up, void *arg, const struct smtp_r
 		return;
 	}
 	/* A 4xx to MAIL: this path is unwell right now; another may not be. */
-	ps->last_reply = *r;
-	ps->have_last_reply = true;
-	on_attempt_failed(up, a, UPSTREAM_FAIL_REPLY_TEMPFAIL, r->text);
+	char reason[SMTP_REPLY_TEXT_MAX + 32];
+	snprintf(reason, sizeof(reason), "MAIL: %d %s%s%.*s", r->code, r->enhanced, r->enhanced[0] ? " " : "",
+	    SMTP_REPLY_TEXT_MAX - 1, r->text);
+	attempt_failed(a, up, UPSTREAM_FAIL_REPLY_TEMPFAIL, reason, r);
 }
 
 static void on_attempt_writable(struct upstream *up, void *arg)
