@@ -41,9 +41,9 @@ static bool peer_allowed(const struct relay_cfg *r, const struct sockaddr *sa)
 static void pause_accepting(struct listeners *ls)
 {
 	for (unsigned i = 0; i < ls->n; i++)
-		ev_io_stop(ls->env->path.loop, &ls->items[i].watcher);
+		ev_io_stop(ls->env->loop, &ls->items[i].watcher);
 	ev_timer_set(&ls->resume, ACCEPT_PAUSE, 0);
-	ev_timer_start(ls->env->path.loop, &ls->resume);
+	ev_timer_start(ls->env->loop, &ls->resume);
 }
 
 static void on_resume(struct ev_loop *loop, ev_timer *w, int revents)
@@ -58,7 +58,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct listener *l = w->data;
 	struct server_env *env = l->set->env;
-	const struct relay_cfg *r = &env->path.cfg->relay;
+	const struct relay_cfg *r = &env->rt->path.cfg->relay;
 	(void)loop;
 	(void)revents;
 
@@ -108,7 +108,7 @@ static int bind_one(const struct sockaddr_any *a, char *bound, size_t boundlen)
 
 struct listeners *listeners_open(struct server_env *env)
 {
-	const struct relay_cfg *r = &env->path.cfg->relay;
+	const struct relay_cfg *r = &env->rt->path.cfg->relay;
 	struct listeners *ls = calloc(1, sizeof(*ls));
 
 	if (ls == NULL || (ls->items = calloc(r->nlisten, sizeof(*ls->items))) == NULL) {
@@ -133,7 +133,7 @@ struct listeners *listeners_open(struct server_env *env)
 		l->set = ls;
 		ev_io_init(&l->watcher, on_accept, fd, EV_READ);
 		l->watcher.data = l;
-		ev_io_start(env->path.loop, &l->watcher);
+		ev_io_start(env->loop, &l->watcher);
 		log_info("listening address=%s", bound);
 	}
 	return ls;
@@ -141,9 +141,9 @@ struct listeners *listeners_open(struct server_env *env)
 
 static void listeners_stop(struct listeners *ls)
 {
-	ev_timer_stop(ls->env->path.loop, &ls->resume);
+	ev_timer_stop(ls->env->loop, &ls->resume);
 	for (unsigned i = 0; i < ls->n; i++)
-		ev_io_stop(ls->env->path.loop, &ls->items[i].watcher);
+		ev_io_stop(ls->env->loop, &ls->items[i].watcher);
 }
 
 void listeners_close(struct listeners *ls)

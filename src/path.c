@@ -126,6 +126,52 @@ int path_memory_pair(const struct path_env *env, unsigned provider)
 	return env->memory[provider].pair;
 }
 
+char *path_memory_export(const struct path_env *env)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	if (out == NULL)
+		return NULL;
+	for (unsigned i = 0; i < env->cfg->nproviders; i++) {
+		const struct provider_cfg *p = &env->cfg->providers[i];
+		int pair = env->memory[i].pair;
+		if (pair >= 0)
+			fprintf(out, "%s %u %s\n", p->name, p->ports[pair].port, tls_mode_name(p->ports[pair].mode));
+	}
+	fclose(out);
+	return text;
+}
+
+static void arm_recheck(struct path_memory *m, const struct provider_cfg *p)
+{
+	if (!ev_is_active(&m->recheck) && m->rechecking == NULL) {
+		ev_timer_set(&m->recheck, p->recheck_interval, 0.);
+		ev_timer_start(m->env->loop, &m->recheck);
+	}
+}
+
+void path_memory_import(const struct path_env *env, const char *text)
+{
+	char name[128], mode[16];
+	unsigned port;
+	int used;
+
+	while (sscanf(text, "%127s %u %15s%n", name, &port, mode, &used) == 3) {
+		text += used;
+		const struct provider_cfg *p = config_provider(env->cfg, name);
+		for (unsigned j = 0; p != NULL && j < p->nports; j++) {
+			if (p->ports[j].port != port || strcmp(tls_mode_name(p->ports[j].mode), mode) != 0 || j == 0)
+				continue;
+			struct path_memory *m = &env->memory[p - env->cfg->providers];
+			m->pair = (int)j;
+			arm_recheck(m, p);
+			log_info("path remember provider=%s port=%u mode=%s preferred=no source=saved", p->name, port, mode);
+		}
+	}
+}
+
 static void remember(struct path_search *ps, unsigned pair)
 {
 	struct path_memory *m = cur_memory(ps);
@@ -137,12 +183,12 @@ static void remember(struct path_search *ps, unsigned pair)
 	m->pair = next;
 	log_info("path remember provider=%s port=%u mode=%s preferred=%s", p->name, p->ports[pair].port,
 	    tls_mode_name(p->ports[pair].mode), pair == 0 ? "yes" : "no");
-	if (next < 0) {
+	if (next < 0)
 		ev_timer_stop(ps->env->loop, &m->recheck);
-	} else if (!ev_is_active(&m->recheck) && m->rechecking == NULL) {
-		ev_timer_set(&m->recheck, p->recheck_interval, 0.);
-		ev_timer_start(ps->env->loop, &m->recheck);
-	}
+	else
+		arm_recheck(m, p);
+	if (ps->env->memory_changed != NULL)
+		ps->env->memory_changed(ps->env, ps->env->memory_arg);
 }
 
 /* ---- ending a search ---- */

@@ -40,12 +40,20 @@ struct path_env {
 	const struct config *cfg;
 	SSL_CTX **tls_ctx;
 	struct path_memory *memory;
+	/* Called when a remembered pair changes (queue mode persists it). */
+	void (*memory_changed)(const struct path_env *env, void *arg);
+	void *memory_arg;
 };
 
 struct path_memory *path_memory_new(const struct path_env *env);
 void path_memory_free(struct path_memory *m, unsigned nproviders);
 /* The remembered pair of a provider, as an index into its ports, or -1. */
 int path_memory_pair(const struct path_env *env, unsigned provider);
+/* The memory as text, "PROVIDER PORT MODE" per line (malloc'd), and back
+ * (unknown providers or pairs are ignored: the configuration may have
+ * changed). */
+char *path_memory_export(const struct path_env *env);
+void path_memory_import(const struct path_env *env, const char *text);
 
 /*
  * The outcome. up != NULL: MAIL accepted, reply is the provider's answer

@@ -9,6 +9,7 @@
  */
 #include "smtp_server.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "id.h"
 #include "io.h"
 #include "log.h"
+#include "queue.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
 
@@ -40,6 +42,7 @@
 	X(DISCARD)    /* reading the rest of a message that will not be delivered */ \
 	X(DOT_WAIT)   /* end of data sent, waiting for the provider's verdict */ \
 	X(RSET_WAIT) \
+	X(COMMIT_WAIT) /* queue mode: the message is being made durable */ \
 	X(CLOSING)
 
 enum session_state {
@@ -60,7 +63,10 @@ struct session {
 	unsigned magic;
 	enum session_state state;
 	struct server_env *env;
+	struct runtime *rt;        /* the configuration this session started with */
 	const struct config *cfg;
+	bool queue_mode;
+	struct session *prev, *next; /* env->sessions */
 	struct io *io;
 	char id[ID_LEN + 1];
 	char peer[64];
@@ -82,6 +88,11 @@ struct session {
 	ev_tstamp tx_started;
 	struct smtp_data data;
 	char discard_reply[200];   /* the answer once a discarded body ends */
+
+	/* queue mode: the envelope kept here, the data in the spool */
+	struct spool_rcpt *rcpts;
+	struct spool_writer *spool;
+	struct queue_waiter *commit;
 
 	/* the provider side */
 	struct path_search *search;
@@ -110,6 +121,12 @@ static void session_enter(struct session *s)
 
 static void session_free(struct session *s)
 {
+	if (s->spool != NULL) {
+		spool_discard(s->spool); /* a message the client never finished */
+		spool_writer_free(s->spool);
+	}
+	queue_waiter_cancel(s->commit);
+	free(s->rcpts);
 	path_search_cancel(s->search);
 	if (s->state == S_BODY || s->state == S_DOT_WAIT)
 		upstream_abort(s->up); /* never let a partial message be completed */
@@ -117,6 +134,13 @@ static void session_free(struct session *s)
 		upstream_close(s->up);
 	io_free(s->io);
 	s->env->nclients--;
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		s->env->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	runtime_unref(s->rt);
 	log_info("disconnect id=%s client=%s", s->id, s->peer);
 	s->magic = 0;
 	free(s);
@@ -196,6 +220,8 @@ static void tx_clear(struct session *s)
 	s->smtputf8 = false;
 	s->rcpts_tried = 0;
 	s->rcpts_accepted = 0;
+	free(s->rcpts);
+	s->rcpts = NULL;
 }
 
 static void log_message(struct session *s, const char *result, const struct smtp_reply *r)
@@ -211,7 +237,7 @@ static void log_message(struct session *s, const char *result, const struct smtp
 	    (unsigned long long)s->data.out_bytes, info.provider ? info.provider : "none",
 	    info.address[0] ? info.address : "none", info.port, info.mode ? info.mode : "none",
 	    info.tls_version ? info.tls_version : "none", info.tls_cipher ? info.tls_cipher : "none", result,
-	    log_quote(text, sizeof(text), r ? r->text : ""), ev_now(s->env->path.loop) - s->tx_started);
+	    log_quote(text, sizeof(text), r ? r->text : ""), ev_now(s->env->loop) - s->tx_started);
 }
 
 /* Drops the provider session (it may be mid-transaction) after a failure. */
@@ -396,7 +422,7 @@ static void start_search(struct session *s)
 	mail_params(s, &mp);
 	s->up_route = providers;
 	enter_state(s, S_PATH);
-	s->search = path_search_start(&s->env->path, providers, nproviders, &mp, s->msg_id, on_path_done, s);
+	s->search = path_search_start(&s->rt->path, providers, nproviders, &mp, s->msg_id, on_path_done, s);
 	if (s->search == NULL) {
 		reply(s, "451 4.3.0 Out of memory; try again later");
 		tx_clear(s);
@@ -443,7 +469,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 		return;
 	}
 	struct provider_cfg *const *providers = config_route_for(s->cfg, c->path, &nproviders, &route);
-	if (nproviders == 0) {
+	if (nproviders == 0 && !s->queue_mode) {
 		reply(s, "451 4.3.5 No provider configured; mail cannot be relayed yet");
 		return;
 	}
@@ -453,8 +479,14 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 	s->size = c->size;
 	s->body_8bit = c->body == SMTP_BODY_8BITMIME;
 	s->smtputf8 = c->smtputf8;
-	s->tx_started = ev_now(s->env->path.loop);
+	s->tx_started = ev_now(s->env->loop);
 	smtp_data_init(&s->data);
+	if (s->queue_mode) {
+		/* The queue owns delivery: the sender is the queue's to route later. */
+		reply(s, "250 2.1.0 Ok");
+		enter_state(s, S_TX);
+		return;
+	}
 	if (s->up != NULL && s->up_route == providers) {
 		struct upstream_mail_params mp;
 		mail_params(s, &mp);
@@ -478,9 +510,23 @@ static bool need_upstream(struct session *s)
 	return false;
 }
 
+/* Queue mode: the recipient is kept for the spool's envelope. */
+static void queue_rcpt(struct session *s, const char *addr)
+{
+	struct spool_rcpt *bigger = realloc(s->rcpts, (s->rcpts_accepted + 1) * sizeof(*bigger));
+	if (bigger == NULL) {
+		reply(s, "452 4.3.1 Out of memory; try again later");
+		return;
+	}
+	s->rcpts = bigger;
+	snprintf(s->rcpts[s->rcpts_accepted].addr, sizeof(bigger->addr), "%s", addr);
+	s->rcpts[s->rcpts_accepted++].state = RCPT_PENDING;
+	reply(s, "250 2.1.5 Ok");
+}
+
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 {
-	if (!need_upstream(s))
+	if (!s->queue_mode && !need_upstream(s))
 		return;
 	if (s->rcpts_tried >= s->cfg->relay.max_recipients) {
 		reply(s, "452 4.5.3 Too many recipients");
@@ -491,17 +537,60 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		return;
 	}
 	s->rcpts_tried++;
+	if (s->queue_mode) {
+		queue_rcpt(s, c->path);
+		return;
+	}
 	enter_state(s, S_RCPT_WAIT);
 	upstream_rcpt(s->up, c->path);
+}
+
+/* A spool failure as the client should hear it: out of space is 452. */
+static void spool_error_reply(char *out, size_t len, int err)
+{
+	if (err == ENOSPC || err == EDQUOT || err == EFBIG)
+		snprintf(out, len, "452 4.3.1 Insufficient system storage (%s); try again later", strerror(err));
+	else
+		snprintf(out, len, "451 4.3.0 Local error while queueing (%s); try again later", strerror(err));
+}
+
+/* Queue mode: opens the spool file and asks for the data. */
+static void queue_data(struct session *s)
+{
+	struct spool_msg env = {
+		.rcpts = s->rcpts,
+		.nrcpts = s->rcpts_accepted,
+		.body_8bit = s->body_8bit,
+		.smtputf8 = s->smtputf8,
+		.received = ev_now(s->env->loop),
+	};
+	char line[200];
+
+	snprintf(env.id, sizeof(env.id), "%s", s->msg_id);
+	snprintf(env.from, sizeof(env.from), "%s", s->from);
+	s->spool = spool_create(s->env->spool, &env);
+	if (s->spool == NULL) {
+		spool_error_reply(line, sizeof(line), errno);
+		log_error("id=%s cannot create the spool file: %s", s->msg_id, strerror(errno));
+		reply(s, "%s", line);
+		return;
+	}
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtp_data_init(&s->data);
+	enter_state(s, S_BODY);
 }
 
 static void cmd_data(struct session *s, const struct smtp_cmd *c)
 {
 	(void)c;
-	if (!need_upstream(s))
+	if (!s->queue_mode && !need_upstream(s))
 		return;
 	if (s->rcpts_accepted == 0) {
 		reply_error(s, "554 5.5.1 No valid recipients");
+		return;
+	}
+	if (s->queue_mode) {
+		queue_data(s);
 		return;
 	}
 	enter_state(s, S_DATA_WAIT);
@@ -624,6 +713,7 @@ static bool waiting_for_provider(const struct session *s)
 	case S_DATA_WAIT:
 	case S_DOT_WAIT:
 	case S_RSET_WAIT:
+	case S_COMMIT_WAIT:
 		return true;
 	default:
 		return false;
@@ -631,8 +721,43 @@ static bool waiting_for_provider(const struct session *s)
 }
 
 /* Ends the message: the provider gets the terminator, or the client its answer. */
+static void on_committed(bool ok, int err, void *arg)
+{
+	struct session *s = arg;
+	char line[200];
+
+	session_enter(s);
+	s->commit = NULL;
+	if (ok) {
+		reply(s, "250 2.0.0 Ok: queued as %s", s->msg_id);
+		log_info("message id=%s session=%s from=<%s> rcpts=%u size=%llu result=queued duration=%.3fs", s->msg_id,
+		    s->id, s->from, s->rcpts_accepted, (unsigned long long)s->data.out_bytes,
+		    ev_now(s->env->loop) - s->tx_started);
+	} else {
+		spool_error_reply(line, sizeof(line), err);
+		log_error("message id=%s session=%s result=not_queued reason=\"%s\"", s->msg_id, s->id, strerror(err));
+		reply(s, "%s", line);
+	}
+	tx_clear(s);
+	enter_state(s, S_IDLE);
+	session_process(s);
+	session_leave(s);
+}
+
 static void body_done(struct session *s)
 {
+	if (s->state == S_BODY && s->queue_mode) {
+		struct spool_writer *w = s->spool;
+		s->spool = NULL;
+		enter_state(s, S_COMMIT_WAIT);
+		s->commit = queue_commit(s->env->queue, w, on_committed, s);
+		if (s->commit == NULL) {
+			reply(s, "451 4.3.0 Out of memory; try again later");
+			tx_clear(s);
+			enter_state(s, S_IDLE);
+		}
+		return;
+	}
 	if (s->state == S_BODY) {
 		upstream_body_end(s->up);
 		enter_state(s, S_DOT_WAIT);
@@ -641,6 +766,15 @@ static void body_done(struct session *s)
 	reply(s, "%s", s->discard_reply);
 	tx_clear(s);
 	enter_state(s, S_IDLE);
+}
+
+static void discard_spool(struct session *s)
+{
+	if (s->spool == NULL)
+		return;
+	spool_discard(s->spool);
+	spool_writer_free(s->spool);
+	s->spool = NULL;
 }
 
 /* The size limit counts the client's bytes; past it the message is dropped. */
@@ -653,8 +787,22 @@ static bool body_too_large(struct session *s)
 	    (unsigned long long)s->cfg->relay.max_message_size);
 	log_message(s, "rejected", NULL);
 	drop_upstream(s);
+	discard_spool(s);
 	enter_state(s, S_DISCARD);
 	return true;
+}
+
+/* Queue mode: appends canonical bytes to the spool file; on a write error
+ * (a full disk) the rest of the message is read and refused. */
+static void spool_bytes(struct session *s, const char *p, size_t n)
+{
+	if (spool_write(s->spool, p, n))
+		return;
+	int err = errno;
+	spool_error_reply(s->discard_reply, sizeof(s->discard_reply), err);
+	log_error("message id=%s session=%s result=not_queued reason=\"%s\"", s->msg_id, s->id, strerror(err));
+	discard_spool(s);
+	enter_state(s, S_DISCARD);
 }
 
 /* Moves message bytes from the client to the provider (or to nowhere).
@@ -662,12 +810,12 @@ static bool body_too_large(struct session *s)
 static bool pump_body(struct session *s)
 {
 	struct buf *in = io_in(s->io);
-	char scratch[4096];
+	char scratch[16384];
 
 	while (!buf_empty(in) && !s->data.done) {
 		size_t room, produced;
 		char *out;
-		if (s->state == S_BODY) {
+		if (s->state == S_BODY && !s->queue_mode) {
 			out = upstream_body_space(s->up, SMTP_DATA_MAX_EXPANSION, &room);
 			if (room < SMTP_DATA_MAX_EXPANSION)
 				return false; /* the provider is slower: wait for `writable` */
@@ -677,10 +825,12 @@ static bool pump_body(struct session *s)
 		}
 		size_t used = smtp_data_feed(&s->data, buf_peek(in), buf_len(in), out, room, &produced);
 		buf_consume(in, used);
-		if (s->state == S_BODY) {
+		if (s->state == S_BODY && s->queue_mode)
+			spool_bytes(s, out, produced);
+		else if (s->state == S_BODY)
 			upstream_body_commit(s->up, produced);
+		if (s->state == S_BODY)
 			body_too_large(s);
-		}
 	}
 	if (!s->data.done)
 		return false;
@@ -790,17 +940,24 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 	}
 	s->magic = SESSION_MAGIC;
 	s->env = env;
-	s->cfg = env->path.cfg;
+	s->rt = runtime_ref(env->rt);
+	s->cfg = s->rt->path.cfg;
+	s->queue_mode = env->queue != NULL;
 	s->state = S_GREET;
 	id_new(s->id);
 	sockaddr_format(s->peer, sizeof(s->peer), peer);
-	s->io = io_new(env->path.loop, fd, CLIENT_IN_LIMIT, CLIENT_OUT_LIMIT, on_client_io, s);
+	s->io = io_new(env->loop, fd, CLIENT_IN_LIMIT, CLIENT_OUT_LIMIT, on_client_io, s);
 	if (s->io == NULL) {
 		close(fd);
+		runtime_unref(s->rt);
 		free(s);
 		return;
 	}
 	env->nclients++;
+	s->next = env->sessions;
+	if (s->next != NULL)
+		s->next->prev = s;
+	env->sessions = s;
 	log_info("connect id=%s client=%s%s", s->id, s->peer, reject ? " rejected=yes" : "");
 	if (reject != NULL) {
 		reply(s, "%s", reject);
@@ -810,4 +967,17 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 	}
 	reply(s, "220 %s ESMTP subrelay", s->cfg->relay.hostname);
 	io_timeout(s->io, s->cfg->relay.timeout);
+}
+
+void server_close_all(struct server_env *env)
+{
+	while (env->sessions != NULL) {
+		struct session *s = env->sessions;
+		if (s->depth > 0) {
+			/* Cannot happen from the loop's top level; do not free under a caller. */
+			s->dead = true;
+			return;
+		}
+		session_free(s);
+	}
 }

@@ -18,11 +18,19 @@
 
 #include <sys/socket.h>
 
-#include "path.h"
+#include "runtime.h"
+
+struct queue;
+struct session;
+struct spool;
 
 struct server_env {
-	struct path_env path;
+	struct ev_loop *loop;
+	struct runtime *rt;        /* the current configuration; a session keeps the one it started with */
+	struct queue *queue;       /* queue mode; NULL in passthrough */
+	struct spool *spool;
 	unsigned nclients;         /* sessions alive, for max_clients */
+	struct session *sessions;  /* every session alive */
 };
 
 /*
@@ -31,5 +39,7 @@ struct server_env {
  * closes. The session counts itself in env->nclients while alive.
  */
 void server_session_start(struct server_env *env, int fd, const struct sockaddr *peer, const char *reject);
+/* Closes every session at once (exit after the drain deadline). */
+void server_close_all(struct server_env *env);
 
 #endif

@@ -1,9 +1,8 @@
 /*
- * subrelayd: the daemon's entry point. Startup order: parse the command
- * line, load and validate the configuration (TLS contexts included, so
- * `-t` checks CA files too), open the log, bind, drop privileges,
- * install signal watchers, run. SIGTERM/SIGINT stop accepting and give
- * sessions in flight relay.drain_timeout to finish.
+ * subrelayd: the daemon's entry point. Parses the command line, loads and
+ * validates the configuration (TLS contexts included, so `-t` checks CA
+ * files too), then checks it (-t), probes (--probe) or runs the daemon
+ * (daemon.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,11 +16,10 @@
 #include <ev.h>
 
 #include "config.h"
-#include "dns.h"
-#include "listener.h"
+#include "daemon.h"
 #include "log.h"
 #include "probe.h"
-#include "smtp_server.h"
+#include "runtime.h"
 #include "tls.h"
 
 #ifndef SYSCONFDIR
@@ -133,158 +131,6 @@ static void parse_args(int argc, char **argv, struct options *o)
 	}
 }
 
-/* One client context per provider, index-aligned with cfg->providers. */
-static SSL_CTX **build_tls_contexts(const struct config *cfg, FILE *errs)
-{
-	SSL_CTX **ctx = calloc(cfg->nproviders + 1, sizeof(*ctx));
-	bool ok = ctx != NULL;
-
-	for (unsigned i = 0; ctx != NULL && i < cfg->nproviders; i++) {
-		char err[512];
-		ctx[i] = tls_client_ctx(&cfg->providers[i], err, sizeof(err));
-		if (ctx[i] != NULL)
-			continue;
-		ok = false;
-		if (cfg->providers[i].line == 0)
-			fprintf(errs, "-o: provider %s: %s\n", cfg->providers[i].name, err);
-		else
-			fprintf(errs, "%s:%u: provider %s: %s\n", cfg->file, cfg->providers[i].line,
-			    cfg->providers[i].name, err);
-	}
-	if (ok)
-		return ctx;
-	for (unsigned i = 0; ctx != NULL && i < cfg->nproviders; i++)
-		SSL_CTX_free(ctx[i]);
-	free(ctx);
-	return NULL;
-}
-
-static void free_tls_contexts(const struct config *cfg, SSL_CTX **ctx)
-{
-	for (unsigned i = 0; i < cfg->nproviders; i++)
-		SSL_CTX_free(ctx[i]);
-	free(ctx);
-}
-
-static bool drop_privileges(const char *user)
-{
-	if (user == NULL || user[0] == '\0') {
-		if (geteuid() == 0)
-			log_warn("running as root: set relay.user to drop privileges after binding");
-		return true;
-	}
-	if (geteuid() != 0) {
-		log_warn("relay.user=%s ignored: not started as root", user);
-		return true;
-	}
-	struct passwd *pw = getpwnam(user);
-	if (pw == NULL) {
-		log_error("relay.user: no such user \"%s\"", user);
-		return false;
-	}
-	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_error("cannot drop privileges to %s: %s", user, strerror(errno));
-		return false;
-	}
-	log_info("privileges dropped user=%s uid=%u", user, (unsigned)pw->pw_uid);
-	return true;
-}
-
-/* ---- shutdown ---- */
-
-struct daemon_state {
-	struct server_env env;
-	struct listeners *listeners;
-	ev_signal sigterm, sigint, sighup;
-	ev_timer drain_check;
-	ev_tstamp drain_deadline;
-};
-
-static void on_drain_check(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct daemon_state *d = w->data;
-	(void)revents;
-
-	if (d->env.nclients == 0) {
-		log_info("stopped: all sessions finished");
-		ev_break(loop, EVBREAK_ALL);
-	} else if (ev_now(loop) >= d->drain_deadline) {
-		log_warn("stopped: drain_timeout reached with %u sessions still open", d->env.nclients);
-		ev_break(loop, EVBREAK_ALL);
-	}
-}
-
-static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
-{
-	struct daemon_state *d = w->data;
-	(void)revents;
-
-	if (ev_is_active(&d->drain_check)) {
-		log_warn("second stop signal: exiting now");
-		ev_break(loop, EVBREAK_ALL);
-		return;
-	}
-	log_info("stopping signal=%s sessions=%u drain_timeout=%gs", w->signum == SIGTERM ? "TERM" : "INT",
-	    d->env.nclients, d->env.path.cfg->relay.drain_timeout);
-	/* Closed, not just unwatched: new clients get a refusal, not silence. */
-	listeners_close(d->listeners);
-	d->listeners = NULL;
-	d->drain_deadline = ev_now(loop) + d->env.path.cfg->relay.drain_timeout;
-	ev_timer_set(&d->drain_check, 0., 0.1);
-	ev_timer_start(loop, &d->drain_check);
-}
-
-static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
-{
-	(void)loop;
-	(void)w;
-	(void)revents;
-	log_warn("SIGHUP: configuration reload is not supported yet; restart subrelayd to apply changes");
-}
-
-static void install_signals(struct ev_loop *loop, struct daemon_state *d)
-{
-	signal(SIGPIPE, SIG_IGN);
-	ev_signal_init(&d->sigterm, on_stop_signal, SIGTERM);
-	ev_signal_init(&d->sigint, on_stop_signal, SIGINT);
-	ev_signal_init(&d->sighup, on_hup, SIGHUP);
-	d->sigterm.data = d->sigint.data = d->sighup.data = d;
-	ev_signal_start(loop, &d->sigterm);
-	ev_signal_start(loop, &d->sigint);
-	ev_signal_start(loop, &d->sighup);
-	ev_init(&d->drain_check, on_drain_check);
-	d->drain_check.data = d;
-}
-
-static int run(struct config *cfg, SSL_CTX **ctx)
-{
-	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-	struct daemon_state d = { 0 };
-	int status = 1;
-
-	d.env.path.loop = loop;
-	d.env.path.cfg = cfg;
-	d.env.path.tls_ctx = ctx;
-	d.env.path.dns = dns_new(loop);
-	d.env.path.memory = path_memory_new(&d.env.path);
-	if (d.env.path.dns == NULL || d.env.path.memory == NULL)
-		return 1;
-	if (cfg->relay.nproviders == 0)
-		log_warn("no provider configured (relay.providers is empty): mail is refused with 451 until one is");
-	d.listeners = listeners_open(&d.env);
-	if (d.listeners != NULL && drop_privileges(cfg->relay.user)) {
-		install_signals(loop, &d);
-		log_info("started version=%s delivery=%s providers=%u", PACKAGE_VERSION,
-		    cfg->relay.delivery == DELIVERY_PASSTHROUGH ? "passthrough" : "queue", cfg->nproviders);
-		ev_run(loop, 0);
-		status = 0;
-	}
-	listeners_close(d.listeners);
-	path_memory_free(d.env.path.memory, cfg->nproviders);
-	dns_free(d.env.path.dns);
-	return status;
-}
-
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
@@ -292,8 +138,9 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &o);
 	tls_init();
 	struct config *cfg = config_load(o.config_file, o.overrides, o.noverrides, stderr);
-	SSL_CTX **ctx = cfg ? build_tls_contexts(cfg, stderr) : NULL;
+	SSL_CTX **ctx = cfg ? runtime_tls_contexts(cfg, stderr) : NULL;
 	if (ctx == NULL) {
+		runtime_free_tls_contexts(cfg, ctx);
 		config_free(cfg);
 		free(o.overrides);
 		return o.probe ? 2 : 1;
@@ -302,17 +149,20 @@ int main(int argc, char **argv)
 	if (o.probe) {
 		log_setup(false, LOG_LVL_ERROR);
 		status = probe_run(cfg, ctx, &o.probe_opts, stdout);
-	} else if (cfg->relay.delivery == DELIVERY_QUEUE) {
-		fprintf(stderr, "%s: delivery = queue is not available in this version yet; set delivery = passthrough\n",
-		    cfg->file);
-		status = 1;
 	} else if (o.test_only) {
 		printf("%s: configuration ok\n", cfg->file);
 	} else {
+		struct daemon_args args = {
+			.config_file = o.config_file,
+			.overrides = o.overrides,
+			.noverrides = o.noverrides,
+		};
 		log_setup(cfg->relay.log_syslog, cfg->relay.log_level);
-		status = run(cfg, ctx);
+		status = daemon_run(&args, cfg, ctx);
+		free(o.overrides);
+		return status;
 	}
-	free_tls_contexts(cfg, ctx);
+	runtime_free_tls_contexts(cfg, ctx);
 	config_free(cfg);
 	free(o.overrides);
 	return status;

@@ -69,6 +69,14 @@ proc daemon::start {config args} {
     foreach n $o(-unset) { lappend cmd -u $n }
     foreach {n v} $o(-env) { lappend cmd $n=$v }
     lappend cmd {*}$bin -c $conf {*}$o(-args)
+    # Every daemon gets its own control socket and spool unless the test
+    # sets them, so daemons of one run never meet at the default paths.
+    if {![regexp -line {^\s*control\s*=} $config]} {
+        lappend cmd -o relay.control=[file join $harness::rundir ctl-$d.sock]
+    }
+    if {![regexp -line {^\s*spool\s*=} $config]} {
+        lappend cmd -o relay.spool=[file join [testdir] $d.spool]
+    }
     # stdin is a pipe we keep open; stdout and stderr go straight to the
     # log file, never through a pipe that could fill up.
     set ch [open |[list {*}$cmd >& $log] w]

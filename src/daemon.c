@@ -1,0 +1,339 @@
+/*
+ * daemon.c: see daemon.h.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <ev.h>
+
+#include "control.h"
+#include "dns.h"
+#include "listener.h"
+#include "log.h"
+#include "queue.h"
+#include "runtime.h"
+#include "smtp_server.h"
+#include "spool.h"
+
+struct daemon {
+	struct daemon_args args;
+	struct server_env env;
+	struct dns *dns;
+	struct listeners *listeners;
+	struct control *control;
+	ev_signal sigterm, sigint, sighup;
+	ev_timer drain_check;
+	ev_tstamp drain_deadline;
+	ev_tstamp started;
+};
+
+/* ---- privileges ---- */
+
+static bool drop_privileges(const char *user, const char *spool)
+{
+	if (user == NULL || user[0] == '\0') {
+		if (geteuid() == 0)
+			log_warn("running as root: set relay.user to drop privileges after binding");
+		return true;
+	}
+	if (geteuid() != 0) {
+		log_warn("relay.user=%s ignored: not started as root", user);
+		return true;
+	}
+	struct passwd *pw = getpwnam(user);
+	if (pw == NULL) {
+		log_error("relay.user: no such user \"%s\"", user);
+		return false;
+	}
+	/* The spool must stay writable by the user we become. */
+	static const char *const subdirs[] = { "", "/tmp", "/queue", "/failed" };
+	for (size_t i = 0; spool != NULL && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s%s", spool, subdirs[i]);
+		if (chown(path, pw->pw_uid, pw->pw_gid) < 0)
+			log_warn("cannot chown %s to %s: %s", path, user, strerror(errno));
+	}
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_error("cannot drop privileges to %s: %s", user, strerror(errno));
+		return false;
+	}
+	log_info("privileges dropped user=%s uid=%u", user, (unsigned)pw->pw_uid);
+	return true;
+}
+
+/* ---- reload ---- */
+
+static void save_egress(const struct path_env *env, void *arg)
+{
+	struct spool *sp = arg;
+	char *text = path_memory_export(env);
+
+	if (text != NULL && !spool_save_egress(sp, text))
+		log_warn("cannot save the egress memory in %s: %s", spool_dir(sp), strerror(errno));
+	free(text);
+}
+
+/* What a reload cannot change without a restart. */
+static const char *reload_blocker(const struct config *old, const struct config *new)
+{
+	if (old->relay.delivery != new->relay.delivery)
+		return "relay.delivery cannot change on reload; restart subrelayd";
+	if (new->relay.delivery == DELIVERY_QUEUE && strcmp(old->relay.spool, new->relay.spool) != 0)
+		return "relay.spool cannot change on reload; restart subrelayd";
+	return NULL;
+}
+
+static bool reload(struct daemon *d, char *err, size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *errs = open_memstream(&text, &len);
+	const struct config *old = d->env.rt->path.cfg;
+
+	if (errs == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	struct config *cfg = config_load(d->args.config_file, d->args.overrides, d->args.noverrides, errs);
+	SSL_CTX **ctx = cfg ? runtime_tls_contexts(cfg, errs) : NULL;
+	const char *blocker = ctx ? reload_blocker(old, cfg) : NULL;
+	fclose(errs);
+	if (ctx == NULL || blocker != NULL) {
+		snprintf(err, errlen, "%s", blocker ? blocker : (text && text[0] ? text : "invalid configuration"));
+		err[strcspn(err, "\n")] = '\0';
+		log_error("reload failed, keeping the running configuration: %s", blocker ? blocker : text);
+		free(text);
+		runtime_free_tls_contexts(cfg, ctx);
+		config_free(cfg);
+		return false;
+	}
+	free(text);
+	struct runtime *rt = runtime_new(d->env.loop, d->dns, cfg, ctx, d->env.rt);
+	if (rt == NULL) {
+		snprintf(err, errlen, "out of memory");
+		runtime_free_tls_contexts(cfg, ctx);
+		config_free(cfg);
+		return false;
+	}
+	if (old->relay.nlisten != cfg->relay.nlisten ||
+	    memcmp(old->relay.listen, cfg->relay.listen, cfg->relay.nlisten * sizeof(*cfg->relay.listen)) != 0)
+		log_warn("relay.listen changed: the new addresses take effect after a restart");
+	runtime_unref(d->env.rt);
+	d->env.rt = rt;
+	log_setup(cfg->relay.log_syslog, cfg->relay.log_level);
+	log_info("reloaded file=%s providers=%u", cfg->file, cfg->nproviders);
+	if (d->env.queue != NULL)
+		queue_reconfigured(d->env.queue);
+	return true;
+}
+
+/* ---- control commands ---- */
+
+static void ctl_status(FILE *out, void *arg)
+{
+	struct daemon *d = arg;
+	const struct config *cfg = d->env.rt->path.cfg;
+
+	fprintf(out, "version %s\npid %ld\nuptime %.0fs\nconfig %s\ndelivery %s\nsessions %u\nproviders %u\n",
+	    PACKAGE_VERSION, (long)getpid(), ev_now(d->env.loop) - d->started, cfg->file,
+	    d->env.queue ? "queue" : "passthrough", d->env.nclients, cfg->nproviders);
+	if (d->env.queue != NULL)
+		fprintf(out, "queue_depth %u\n", queue_depth(d->env.queue));
+}
+
+static void ctl_queue(FILE *out, void *arg)
+{
+	struct daemon *d = arg;
+	if (d->env.queue != NULL)
+		queue_list(d->env.queue, out);
+	else
+		fprintf(out, "delivery = passthrough: nothing is queued\n");
+}
+
+static bool ctl_show(const char *id, FILE *out, void *arg)
+{
+	struct daemon *d = arg;
+	return d->env.queue != NULL && queue_show(d->env.queue, id, out);
+}
+
+static int ctl_flush(const char *id, void *arg)
+{
+	struct daemon *d = arg;
+	return d->env.queue != NULL ? queue_flush(d->env.queue, id) : (id ? -1 : 0);
+}
+
+static bool ctl_delete(const char *id, void *arg)
+{
+	struct daemon *d = arg;
+	return d->env.queue != NULL && queue_delete(d->env.queue, id);
+}
+
+static bool ctl_reload(char *err, size_t errlen, void *arg)
+{
+	return reload(arg, err, errlen);
+}
+
+static void ctl_stats(FILE *out, void *arg)
+{
+	struct daemon *d = arg;
+	fprintf(out, "sessions %u\n", d->env.nclients);
+	if (d->env.queue != NULL)
+		queue_stats(d->env.queue, out);
+}
+
+static const struct control_ops control_ops = {
+	.status = ctl_status,
+	.queue_list = ctl_queue,
+	.show = ctl_show,
+	.flush = ctl_flush,
+	.remove = ctl_delete,
+	.reload = ctl_reload,
+	.stats = ctl_stats,
+};
+
+/* ---- signals and shutdown ---- */
+
+static void on_drain_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+	unsigned commits = d->env.queue ? queue_commits_pending(d->env.queue) : 0;
+	(void)revents;
+
+	if (d->env.nclients == 0 && commits == 0) {
+		log_info("stopped: all sessions finished");
+		ev_break(loop, EVBREAK_ALL);
+	} else if (ev_now(loop) >= d->drain_deadline) {
+		log_warn("stopped: drain_timeout reached with %u sessions still open", d->env.nclients);
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct daemon *d = w->data;
+	const struct config *cfg = d->env.rt->path.cfg;
+	(void)revents;
+
+	if (ev_is_active(&d->drain_check)) {
+		log_warn("second stop signal: exiting now");
+		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	log_info("stopping signal=%s sessions=%u drain_timeout=%gs", w->signum == SIGTERM ? "TERM" : "INT",
+	    d->env.nclients, cfg->relay.drain_timeout);
+	/* Closed, not just unwatched: new clients get a refusal, not silence. */
+	listeners_close(d->listeners);
+	d->listeners = NULL;
+	d->drain_deadline = ev_now(loop) + cfg->relay.drain_timeout;
+	ev_timer_set(&d->drain_check, 0., 0.1);
+	ev_timer_start(loop, &d->drain_check);
+}
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	char err[512];
+	(void)loop;
+	(void)revents;
+	reload(w->data, err, sizeof(err));
+}
+
+static void install_signals(struct daemon *d)
+{
+	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit must fail the write (EFBIG, answered 452), not kill us. */
+	signal(SIGXFSZ, SIG_IGN);
+	ev_signal_init(&d->sigterm, on_stop_signal, SIGTERM);
+	ev_signal_init(&d->sigint, on_stop_signal, SIGINT);
+	ev_signal_init(&d->sighup, on_hup, SIGHUP);
+	d->sigterm.data = d->sigint.data = d->sighup.data = d;
+	ev_signal_start(d->env.loop, &d->sigterm);
+	ev_signal_start(d->env.loop, &d->sigint);
+	ev_signal_start(d->env.loop, &d->sighup);
+	ev_init(&d->drain_check, on_drain_check);
+	d->drain_check.data = d;
+}
+
+/* ---- startup ---- */
+
+static bool start_queue(struct daemon *d)
+{
+	const struct config *cfg = d->env.rt->path.cfg;
+	char err[512];
+
+	d->env.spool = spool_open(cfg->relay.spool, err, sizeof(err));
+	if (d->env.spool == NULL) {
+		log_error("spool: %s", err);
+		return false;
+	}
+	char *egress = spool_load_egress(d->env.spool);
+	if (egress != NULL)
+		path_memory_import(&d->env.rt->path, egress);
+	free(egress);
+	d->env.rt->path.memory_changed = save_egress;
+	d->env.rt->path.memory_arg = d->env.spool;
+	d->env.queue = queue_new(&d->env.rt, d->env.spool, err, sizeof(err));
+	if (d->env.queue == NULL) {
+		log_error("queue: %s", err);
+		return false;
+	}
+	return true;
+}
+
+static bool start_control(struct daemon *d)
+{
+	const char *path = d->env.rt->path.cfg->relay.control;
+	char err[512];
+
+	if (path == NULL || path[0] == '\0')
+		return true;
+	d->control = control_open(d->env.loop, path, &control_ops, d, err, sizeof(err));
+	if (d->control == NULL) {
+		log_error("control socket %s: %s", path, err);
+		return false;
+	}
+	log_info("control socket path=%s", path);
+	return true;
+}
+
+int daemon_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls_ctx)
+{
+	struct daemon d = { .args = *args };
+	int status = 1;
+
+	d.env.loop = ev_default_loop(EVFLAG_AUTO);
+	d.started = ev_now(d.env.loop);
+	d.dns = dns_new(d.env.loop);
+	d.env.rt = d.dns ? runtime_new(d.env.loop, d.dns, cfg, tls_ctx, NULL) : NULL;
+	if (d.env.rt == NULL) {
+		runtime_free_tls_contexts(cfg, tls_ctx);
+		config_free(cfg);
+		dns_free(d.dns);
+		return 1;
+	}
+	bool queue = cfg->relay.delivery == DELIVERY_QUEUE;
+	if (!queue && cfg->relay.nproviders == 0 && cfg->nroutes == 0)
+		log_warn("no provider configured (relay.providers is empty): mail is refused with 451 until one is");
+	if ((!queue || start_queue(&d)) && (d.listeners = listeners_open(&d.env)) != NULL && start_control(&d) &&
+	    drop_privileges(cfg->relay.user, queue ? cfg->relay.spool : NULL)) {
+		install_signals(&d);
+		log_info("started version=%s delivery=%s providers=%u", PACKAGE_VERSION, queue ? "queue" : "passthrough",
+		    cfg->nproviders);
+		ev_run(d.env.loop, 0);
+		status = 0;
+	}
+	control_close(d.control);
+	listeners_close(d.listeners);
+	server_close_all(&d.env);
+	queue_free(d.env.queue);
+	spool_close(d.env.spool);
+	runtime_unref(d.env.rt);
+	dns_free(d.dns);
+	return status;
+}

@@ -1,0 +1,54 @@
+/*
+ * queue: queue-mode delivery. Owns the scheduler and the deliveries of
+ * spooled messages; spool.c owns the files, commit.c their durability.
+ *
+ * A message becomes the queue's once committed (fsync'd file, renamed,
+ * directory fsync'd). The scheduler starts deliveries when they are due,
+ * at most max_connections at a time per provider (the first of the
+ * route), through the same path chooser and upstream session as
+ * passthrough. Recipients the provider accepted are never sent again;
+ * temporary failures are retried with exponential backoff from
+ * queue.retry_initial to queue.retry_max with jitter; a 5xx or
+ * queue.max_age moves the message to failed/ with the reason. With no
+ * provider configured, delivery is held (mail is still accepted).
+ */
+#ifndef SUBRELAY_QUEUE_H
+#define SUBRELAY_QUEUE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "runtime.h"
+#include "spool.h"
+
+struct queue;
+
+/* Scans the spool and schedules every pending message. *current is read
+ * at each delivery start, so a reload takes effect for the next ones. */
+struct queue *queue_new(struct runtime **current, struct spool *sp, char *err, size_t errlen);
+/* Stops deliveries in flight (their messages stay queued) and frees. */
+void queue_free(struct queue *q);
+
+/* ---- accepting ---- */
+
+struct queue_waiter;
+/* ok: the message is durable and queued; else errno in err. */
+typedef void (*queue_accepted_cb)(bool ok, int err, void *arg);
+/* Hands a fully written message over; cb runs once it is durable. */
+struct queue_waiter *queue_commit(struct queue *q, struct spool_writer *w, queue_accepted_cb cb, void *arg);
+/* The client went away: the message is still queued, nobody is told. */
+void queue_waiter_cancel(struct queue_waiter *w);
+unsigned queue_commits_pending(const struct queue *q);
+
+/* After a reload: re-evaluates hold mode and starts what is due. */
+void queue_reconfigured(struct queue *q);
+
+/* ---- control ---- */
+void queue_list(struct queue *q, FILE *out);
+bool queue_show(struct queue *q, const char *id, FILE *out);
+int queue_flush(struct queue *q, const char *id);
+bool queue_delete(struct queue *q, const char *id);
+void queue_stats(struct queue *q, FILE *out);
+unsigned queue_depth(const struct queue *q);
+
+#endif

@@ -1,0 +1,81 @@
+#include "runtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tls.h"
+
+SSL_CTX **runtime_tls_contexts(const struct config *cfg, FILE *errs)
+{
+	SSL_CTX **ctx = calloc(cfg->nproviders + 1, sizeof(*ctx));
+	bool ok = ctx != NULL;
+
+	for (unsigned i = 0; ctx != NULL && i < cfg->nproviders; i++) {
+		char err[512];
+		ctx[i] = tls_client_ctx(&cfg->providers[i], err, sizeof(err));
+		if (ctx[i] != NULL)
+			continue;
+		ok = false;
+		if (cfg->providers[i].line == 0)
+			fprintf(errs, "-o: provider %s: %s\n", cfg->providers[i].name, err);
+		else
+			fprintf(errs, "%s:%u: provider %s: %s\n", cfg->file, cfg->providers[i].line,
+			    cfg->providers[i].name, err);
+	}
+	if (ok)
+		return ctx;
+	runtime_free_tls_contexts(cfg, ctx);
+	return NULL;
+}
+
+void runtime_free_tls_contexts(const struct config *cfg, SSL_CTX **ctx)
+{
+	for (unsigned i = 0; ctx != NULL && i < cfg->nproviders; i++)
+		SSL_CTX_free(ctx[i]);
+	free(ctx);
+}
+
+struct runtime *runtime_new(struct ev_loop *loop, struct dns *dns, struct config *cfg, SSL_CTX **tls_ctx,
+    const struct runtime *previous)
+{
+	struct runtime *rt = calloc(1, sizeof(*rt));
+
+	if (rt == NULL)
+		return NULL;
+	rt->refs = 1;
+	rt->path.loop = loop;
+	rt->path.dns = dns;
+	rt->path.cfg = cfg;
+	rt->path.tls_ctx = tls_ctx;
+	rt->path.memory = path_memory_new(&rt->path);
+	if (rt->path.memory == NULL) {
+		free(rt);
+		return NULL;
+	}
+	if (previous != NULL) {
+		char *text = path_memory_export(&previous->path);
+		if (text != NULL)
+			path_memory_import(&rt->path, text);
+		free(text);
+		rt->path.memory_changed = previous->path.memory_changed;
+		rt->path.memory_arg = previous->path.memory_arg;
+	}
+	return rt;
+}
+
+struct runtime *runtime_ref(struct runtime *rt)
+{
+	rt->refs++;
+	return rt;
+}
+
+void runtime_unref(struct runtime *rt)
+{
+	if (rt == NULL || --rt->refs > 0)
+		return;
+	struct config *cfg = (struct config *)rt->path.cfg;
+	path_memory_free(rt->path.memory, cfg->nproviders);
+	runtime_free_tls_contexts(cfg, rt->path.tls_ctx);
+	config_free(cfg);
+	free(rt);
+}

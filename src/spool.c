@@ -1,0 +1,494 @@
+/*
+ * spool.c: see spool.h. Plain files, one line per envelope field, so an
+ * operator can read a queued message with `less`.
+ */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#define SPOOL_MAGIC "subrelay-spool 1"
+#define WRITE_BUFFER (64 * 1024)
+
+struct spool {
+	char *dir;
+	int queue_fd;              /* queue/ opened for the directory fsync */
+};
+
+struct spool_writer {
+	struct spool *sp;
+	char id[ID_LEN + 1];
+	int fd;
+	char *buf;
+	size_t len;
+};
+
+/* Copies src into dst[n], cut to fit: envelope fields are bounded. */
+static void copy_field(char *dst, size_t n, const char *src)
+{
+	size_t len = strnlen(src, n - 1);
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+static void path_of(char *out, size_t len, const struct spool *sp, const char *sub, const char *id,
+    const char *suffix)
+{
+	snprintf(out, len, "%s/%s/%s%s", sp->dir, sub, id, suffix);
+}
+
+static bool make_dir(const char *path, char *err, size_t errlen)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		return false;
+	}
+	/* An existing directory may have been made by someone else: tighten it. */
+	if (chmod(path, 0700) < 0) {
+		snprintf(err, errlen, "cannot chmod %s: %s", path, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/* Creates the missing parents of path (mode 0755, like mkdir -p). */
+static void make_parents(const char *path)
+{
+	char buf[4096];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		mkdir(buf, 0755);
+		*p = '/';
+	}
+}
+
+/* Removes what a crash left in tmp/: messages no client was told about. */
+static void clean_tmp(struct spool *sp)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/tmp", sp->dir);
+	DIR *d = opendir(path);
+	struct dirent *e;
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		path_of(path, sizeof(path), sp, "tmp", e->d_name, "");
+		unlink(path);
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
+struct spool *spool_open(const char *dir, char *err, size_t errlen)
+{
+	static const char *const subdirs[] = { "tmp", "queue", "failed" };
+	struct spool *sp = calloc(1, sizeof(*sp));
+	char path[4096];
+
+	if (sp == NULL || (sp->dir = strdup(dir)) == NULL) {
+		free(sp);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	sp->queue_fd = -1;
+	make_parents(dir);
+	bool ok = make_dir(dir, err, errlen);
+	for (size_t i = 0; ok && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, subdirs[i]);
+		ok = make_dir(path, err, errlen);
+	}
+	if (ok) {
+		snprintf(path, sizeof(path), "%s/queue", dir);
+		sp->queue_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (sp->queue_fd < 0) {
+			snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+			ok = false;
+		}
+	}
+	if (!ok) {
+		spool_close(sp);
+		return NULL;
+	}
+	clean_tmp(sp);
+	return sp;
+}
+
+void spool_close(struct spool *sp)
+{
+	if (sp == NULL)
+		return;
+	if (sp->queue_fd >= 0)
+		close(sp->queue_fd);
+	free(sp->dir);
+	free(sp);
+}
+
+const char *spool_dir(const struct spool *sp)
+{
+	return sp->dir;
+}
+
+void spool_msg_free(struct spool_msg *m)
+{
+	free(m->rcpts);
+	m->rcpts = NULL;
+	m->nrcpts = 0;
+}
+
+/* ---- writing ---- */
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static bool flush_buffer(struct spool_writer *w)
+{
+	bool ok = write_all(w->fd, w->buf, w->len);
+	w->len = 0;
+	return ok;
+}
+
+bool spool_write(struct spool_writer *w, const char *p, size_t n)
+{
+	if (w->len + n > WRITE_BUFFER && !flush_buffer(w))
+		return false;
+	if (n >= WRITE_BUFFER)
+		return write_all(w->fd, p, n);
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+	return true;
+}
+
+static bool write_envelope(struct spool_writer *w, const struct spool_msg *m)
+{
+	char line[SMTP_PATH_MAX + 64];
+
+	int n = snprintf(line, sizeof(line), "%s\nid %s\nreceived %.3f\nfrom %s\nflags%s%s\n", SPOOL_MAGIC, m->id,
+	    m->received, m->from, m->body_8bit ? " 8bitmime" : "", m->smtputf8 ? " smtputf8" : "");
+	bool ok = n > 0 && spool_write(w, line, (size_t)n);
+	for (unsigned i = 0; ok && i < m->nrcpts; i++) {
+		n = snprintf(line, sizeof(line), "rcpt %s\n", m->rcpts[i].addr);
+		ok = spool_write(w, line, (size_t)n);
+	}
+	return ok && spool_write(w, "\n", 1);
+}
+
+struct spool_writer *spool_create(struct spool *sp, const struct spool_msg *envelope)
+{
+	char path[4096];
+	struct spool_writer *w = calloc(1, sizeof(*w));
+
+	if (w == NULL || (w->buf = malloc(WRITE_BUFFER)) == NULL) {
+		free(w);
+		errno = ENOMEM;
+		return NULL;
+	}
+	w->sp = sp;
+	snprintf(w->id, sizeof(w->id), "%s", envelope->id);
+	path_of(path, sizeof(path), sp, "tmp", w->id, "");
+	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (w->fd < 0 || !write_envelope(w, envelope)) {
+		int err = errno;
+		spool_discard(w);
+		spool_writer_free(w);
+		errno = err;
+		return NULL;
+	}
+	return w;
+}
+
+bool spool_finish(struct spool_writer *w)
+{
+	char from[4096], to[4096];
+
+	if (!flush_buffer(w) || fsync(w->fd) < 0)
+		return false;
+	path_of(from, sizeof(from), w->sp, "tmp", w->id, "");
+	path_of(to, sizeof(to), w->sp, "queue", w->id, "");
+	return rename(from, to) == 0;
+}
+
+bool spool_sync_queue_dir(struct spool *sp)
+{
+	return fsync(sp->queue_fd) == 0;
+}
+
+void spool_discard(struct spool_writer *w)
+{
+	char path[4096];
+
+	path_of(path, sizeof(path), w->sp, "tmp", w->id, "");
+	unlink(path);
+}
+
+void spool_writer_free(struct spool_writer *w)
+{
+	if (w == NULL)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->buf);
+	free(w);
+}
+
+const char *spool_writer_id(const struct spool_writer *w)
+{
+	return w->id;
+}
+
+/* ---- reading ---- */
+
+static bool valid_id(const char *name)
+{
+	size_t n = strlen(name);
+	if (n != ID_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'A' && name[i] <= 'Z')))
+			return false;
+	return true;
+}
+
+char **spool_list(struct spool *sp, unsigned *n)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/queue", sp->dir);
+	DIR *d = opendir(path);
+	char **ids = NULL;
+	unsigned count = 0, cap = 0;
+	struct dirent *e;
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (!valid_id(e->d_name))
+			continue;
+		if (count == cap) {
+			cap = cap ? cap * 2 : 64;
+			char **bigger = realloc(ids, cap * sizeof(*ids));
+			if (bigger == NULL)
+				break;
+			ids = bigger;
+		}
+		if ((ids[count] = strdup(e->d_name)) != NULL)
+			count++;
+	}
+	if (d != NULL)
+		closedir(d);
+	*n = count;
+	return ids;
+}
+
+void spool_list_free(char **ids, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+static bool add_rcpt(struct spool_msg *m, const char *addr)
+{
+	struct spool_rcpt *bigger = realloc(m->rcpts, (m->nrcpts + 1) * sizeof(*bigger));
+	if (bigger == NULL)
+		return false;
+	m->rcpts = bigger;
+	copy_field(m->rcpts[m->nrcpts].addr, sizeof(m->rcpts[0].addr), addr);
+	m->rcpts[m->nrcpts++].state = RCPT_PENDING;
+	return true;
+}
+
+static bool parse_envelope(FILE *f, struct spool_msg *m)
+{
+	char line[SMTP_PATH_MAX + 64];
+	bool magic = false;
+
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == '\0') {
+			m->data_offset = ftell(f);
+			return magic && m->nrcpts > 0;
+		}
+		if (strcmp(line, SPOOL_MAGIC) == 0)
+			magic = true;
+		else if (strncmp(line, "id ", 3) == 0)
+			copy_field(m->id, sizeof(m->id), line + 3);
+		else if (strncmp(line, "received ", 9) == 0)
+			m->received = strtod(line + 9, NULL);
+		else if (strncmp(line, "from ", 5) == 0)
+			copy_field(m->from, sizeof(m->from), line + 5);
+		else if (strncmp(line, "flags", 5) == 0) {
+			m->body_8bit = strstr(line, " 8bitmime") != NULL;
+			m->smtputf8 = strstr(line, " smtputf8") != NULL;
+		} else if (strncmp(line, "rcpt ", 5) == 0 && !add_rcpt(m, line + 5))
+			return false;
+	}
+	return false;
+}
+
+static void parse_state(FILE *f, struct spool_msg *m)
+{
+	char line[400];
+	unsigned idx;
+	char word[16];
+
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "attempts ", 9) == 0)
+			m->attempts = (unsigned)strtoul(line + 9, NULL, 10);
+		else if (strncmp(line, "next_try ", 9) == 0)
+			m->next_try = strtod(line + 9, NULL);
+		else if (strncmp(line, "last_error ", 11) == 0)
+			copy_field(m->last_error, sizeof(m->last_error), line + 11);
+		else if (sscanf(line, "rcpt %u %15s", &idx, word) == 2 && idx < m->nrcpts)
+			m->rcpts[idx].state = strcmp(word, "done") == 0 ? RCPT_DONE :
+			    strcmp(word, "failed") == 0 ? RCPT_FAILED : RCPT_PENDING;
+	}
+}
+
+bool spool_load(struct spool *sp, const char *id, bool failed, struct spool_msg *m)
+{
+	char path[4096];
+	const char *sub = failed ? "failed" : "queue";
+
+	memset(m, 0, sizeof(*m));
+	if (!valid_id(id))
+		return false;
+	path_of(path, sizeof(path), sp, sub, id, "");
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return false;
+	bool ok = parse_envelope(f, m);
+	struct stat st;
+	if (ok && fstat(fileno(f), &st) == 0)
+		m->size = (uint64_t)st.st_size - (uint64_t)m->data_offset;
+	fclose(f);
+	if (!ok) {
+		spool_msg_free(m);
+		return false;
+	}
+	path_of(path, sizeof(path), sp, sub, id, ".st");
+	if ((f = fopen(path, "re")) != NULL) {
+		parse_state(f, m);
+		fclose(f);
+	}
+	return true;
+}
+
+FILE *spool_open_data(struct spool *sp, const struct spool_msg *m)
+{
+	char path[4096];
+
+	path_of(path, sizeof(path), sp, "queue", m->id, "");
+	FILE *f = fopen(path, "re");
+	if (f != NULL && fseek(f, m->data_offset, SEEK_SET) != 0) {
+		fclose(f);
+		return NULL;
+	}
+	return f;
+}
+
+/* Writes a small file next to its final name and renames it over. */
+static bool replace_file(const char *path, const char *text)
+{
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return false;
+	bool ok = write_all(fd, text, strlen(text));
+	ok = close(fd) == 0 && ok;
+	if (ok && rename(tmp, path) == 0)
+		return true;
+	unlink(tmp);
+	return false;
+}
+
+static bool save_state_in(struct spool *sp, const char *sub, const struct spool_msg *m)
+{
+	char path[4096], *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	if (out == NULL)
+		return false;
+	fprintf(out, "attempts %u\nnext_try %.3f\nlast_error %s\n", m->attempts, m->next_try, m->last_error);
+	for (unsigned i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state != RCPT_PENDING)
+			fprintf(out, "rcpt %u %s\n", i, m->rcpts[i].state == RCPT_DONE ? "done" : "failed");
+	fclose(out);
+	path_of(path, sizeof(path), sp, sub, m->id, ".st");
+	bool ok = text != NULL && replace_file(path, text);
+	free(text);
+	return ok;
+}
+
+bool spool_save_state(struct spool *sp, const struct spool_msg *m)
+{
+	return save_state_in(sp, "queue", m);
+}
+
+bool spool_move_failed(struct spool *sp, const struct spool_msg *m)
+{
+	char from[4096], to[4096];
+
+	path_of(from, sizeof(from), sp, "queue", m->id, "");
+	path_of(to, sizeof(to), sp, "failed", m->id, "");
+	if (rename(from, to) < 0)
+		return false;
+	path_of(from, sizeof(from), sp, "queue", m->id, ".st");
+	unlink(from);
+	return save_state_in(sp, "failed", m);
+}
+
+bool spool_remove(struct spool *sp, const char *id)
+{
+	char path[4096];
+
+	if (!valid_id(id))
+		return false;
+	path_of(path, sizeof(path), sp, "queue", id, ".st");
+	unlink(path);
+	path_of(path, sizeof(path), sp, "queue", id, "");
+	return unlink(path) == 0;
+}
+
+bool spool_save_egress(struct spool *sp, const char *text)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/egress", sp->dir);
+	return replace_file(path, text);
+}
+
+char *spool_load_egress(struct spool *sp)
+{
+	char path[4096], *text = NULL;
+	size_t cap = 0;
+	snprintf(path, sizeof(path), "%s/egress", sp->dir);
+	FILE *f = fopen(path, "re");
+
+	if (f == NULL)
+		return NULL;
+	ssize_t n = getdelim(&text, &cap, '\0', f);
+	fclose(f);
+	if (n < 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}

@@ -1,0 +1,267 @@
+/*
+ * subrelayctl: the control client. Sends one request line to the
+ * daemon's control socket (see control.h), prints the reply's output to
+ * stdout and turns its status line into the exit status: 0 "ok",
+ * 1 "error: ..." or no daemon, 2 misuse.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+
+#ifndef DEFAULT_CONTROL
+#define DEFAULT_CONTROL "/run/subrelay/control.sock"
+#endif
+
+#define REQUEST_MAX 512      /* the daemon's limit, newline included */
+#define REPLY_TIMEOUT 60     /* seconds without a byte from the daemon */
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+enum arg_rule { ARG_NONE, ARG_OPTIONAL, ARG_REQUIRED };
+
+/* The same table as the daemon's (control.c), checked here so that a
+ * typo is a usage error even when no daemon runs. */
+static const struct {
+	const char *name;
+	const char *usage;
+	enum arg_rule arg;
+} commands[] = {
+	{ "status", "status",     ARG_NONE },
+	{ "queue",  "queue",      ARG_NONE },
+	{ "show",   "show ID",    ARG_REQUIRED },
+	{ "flush",  "flush [ID]", ARG_OPTIONAL },
+	{ "delete", "delete ID",  ARG_REQUIRED },
+	{ "reload", "reload",     ARG_NONE },
+	{ "stats",  "stats",      ARG_NONE },
+};
+
+static void print_commands(FILE *out)
+{
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+		fprintf(out, "%s%s", i ? ", " : "", commands[i].usage);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: subrelayctl [-s SOCKET] COMMAND [ARG]\n"
+	    "       subrelayctl -V | -h\n"
+	    "\n"
+	    "  -s SOCKET  the daemon's control socket, relay.control (default %s)\n"
+	    "  -V         print the version and exit\n"
+	    "  -h         print this help and exit\n"
+	    "\n"
+	    "commands:\n"
+	    "  status       the daemon's state\n"
+	    "  queue        list the queued messages\n"
+	    "  show ID      one queued message\n"
+	    "  flush [ID]   retry one queued message, or all, now\n"
+	    "  delete ID    remove a queued message\n"
+	    "  reload       reload the configuration (as SIGHUP)\n"
+	    "  stats        counters\n"
+	    "\n"
+	    "Exit status: 0 ok, 1 the daemon reported an error or cannot be reached, 2 misuse.\n",
+	    DEFAULT_CONTROL);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("subrelayctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n", stderr);
+	exit(2);
+}
+
+/* Checks the command and its argument; exits 2 with the reason. */
+static void check_request(int nargs, char **args)
+{
+	const char *name = args[0];
+	size_t i;
+
+	for (i = 0; i < ARRAY_LEN(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			break;
+	if (i == ARRAY_LEN(commands)) {
+		fprintf(stderr, "subrelayctl: unknown command %s (try: ", name);
+		print_commands(stderr);
+		fputs(")\n", stderr);
+		exit(2);
+	}
+	if (commands[i].arg == ARG_REQUIRED && nargs < 2)
+		die_usage("missing ID (usage: %s)", commands[i].usage);
+	if (commands[i].arg == ARG_NONE && nargs > 1)
+		die_usage("unexpected argument %s (usage: %s)", args[1], commands[i].usage);
+	if (nargs > 2)
+		die_usage("unexpected argument %s (usage: %s)", args[2], commands[i].usage);
+	if (nargs > 1) {
+		if (args[1][0] == '\0')
+			die_usage("empty ID (usage: %s)", commands[i].usage);
+		for (const char *p = args[1]; *p; p++)
+			if ((unsigned char)*p <= ' ' || *p == 0x7f)
+				die_usage("invalid ID %s: blanks or control characters", args[1]);
+		if (strlen(name) + 1 + strlen(args[1]) + 1 > REQUEST_MAX)
+			die_usage("ID too long");
+	}
+}
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/* Reads until the daemon closes; NULL with errno on failure. */
+static char *read_all(int fd, size_t *lenp)
+{
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap);
+
+	if (buf == NULL)
+		return NULL;
+	for (;;) {
+		if (len == cap) {
+			char *nb = realloc(buf, cap * 2);
+			if (nb == NULL) {
+				free(buf);
+				errno = ENOMEM;
+				return NULL;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t n = recv(fd, buf + len, cap - len, 0);
+		if (n > 0) {
+			len += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		/* The reply is complete when the daemon closes; a reset after
+		 * it (it dropped input we sent) changes nothing. */
+		if (errno == ECONNRESET && len > 0)
+			break;
+		int e = errno;
+		free(buf);
+		errno = e;
+		return NULL;
+	}
+	*lenp = len;
+	return buf;
+}
+
+int main(int argc, char **argv)
+{
+	const char *socket_path = DEFAULT_CONTROL;
+	int c;
+
+	while ((c = getopt(argc, argv, "+:s:hV")) != -1) {
+		switch (c) {
+		case 's':
+			socket_path = optarg;
+			break;
+		case 'V':
+			printf("subrelayctl %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case ':':
+			die_usage("option -%c needs a value (see -h)", optopt);
+		default:
+			die_usage("unknown option -%c (see -h)", optopt);
+		}
+	}
+	if (optind >= argc)
+		die_usage("no command given (see -h)");
+	check_request(argc - optind, argv + optind);
+
+	struct sockaddr_un sun;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (socket_path[0] == '\0' || strlen(socket_path) >= sizeof(sun.sun_path))
+		die_usage("socket path %s is empty or too long (at most %zu bytes)", socket_path,
+		    sizeof(sun.sun_path) - 1);
+	memcpy(sun.sun_path, socket_path, strlen(socket_path) + 1);
+
+	char request[REQUEST_MAX + 1];
+	if (argc - optind > 1)
+		snprintf(request, sizeof(request), "%s %s\n", argv[optind], argv[optind + 1]);
+	else
+		snprintf(request, sizeof(request), "%s\n", argv[optind]);
+
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fprintf(stderr, "subrelayctl: socket: %s\n", strerror(errno));
+		return 1;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		fprintf(stderr, "subrelayctl: cannot connect to %s: %s (is subrelayd running with relay.control set?)\n",
+		    socket_path, strerror(errno));
+		return 1;
+	}
+	struct timeval tv = { .tv_sec = REPLY_TIMEOUT, .tv_usec = 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+
+	if (!send_all(fd, request, strlen(request))) {
+		fprintf(stderr, "subrelayctl: cannot send to %s: %s\n", socket_path, strerror(errno));
+		return 1;
+	}
+	size_t len = 0;
+	char *reply = read_all(fd, &len);
+	if (reply == NULL) {
+		fprintf(stderr, "subrelayctl: no reply from %s: %s\n", socket_path,
+		    errno == EAGAIN || errno == EWOULDBLOCK ? "timed out" : strerror(errno));
+		return 1;
+	}
+	close(fd);
+	if (len == 0) {
+		fprintf(stderr, "subrelayctl: %s closed the connection without a reply\n", socket_path);
+		free(reply);
+		return 1;
+	}
+
+	char *nl = memchr(reply, '\n', len);
+	size_t first = nl != NULL ? (size_t)(nl - reply) : len;
+	size_t rest = nl != NULL ? (size_t)(nl + 1 - reply) : len;
+	int status;
+	if (first == 2 && memcmp(reply, "ok", 2) == 0) {
+		status = 0;
+	} else if (first >= 7 && memcmp(reply, "error: ", 7) == 0) {
+		fprintf(stderr, "subrelayctl: %.*s\n", (int)(first - 7), reply + 7);
+		status = 1;
+	} else {
+		fprintf(stderr, "subrelayctl: unexpected reply from %s: %.*s\n", socket_path,
+		    (int)(first > 200 ? 200 : first), reply);
+		status = 1;
+	}
+	fwrite(reply + rest, 1, len - rest, stdout);
+	free(reply);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "subrelayctl: writing the output: %s\n", strerror(errno));
+		return 1;
+	}
+	return status;
+}
