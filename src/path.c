@@ -19,6 +19,7 @@
 
 #include "hint.h"
 #include "log.h"
+#include "pool.h"
 
 struct path_memory {
 	const struct path_env *env;
@@ -54,6 +55,7 @@ struct path_search {
 	struct candidate *cands;
 	unsigned ncands, next;
 	struct attempt *attempts;  /* one per candidate started */
+	struct attempt pooled;     /* a session taken from the pool */
 	unsigned running;
 	struct dns_query *query;
 	ev_timer stagger;
@@ -195,6 +197,9 @@ static void remember(struct path_search *ps, unsigned pair)
 
 static void close_attempts(struct path_search *ps, struct upstream *keep)
 {
+	if (ps->pooled.up != NULL && ps->pooled.up != keep)
+		upstream_close(ps->pooled.up);
+	ps->pooled.up = NULL;
 	for (unsigned i = 0; i < ps->next; i++) {
 		struct attempt *a = &ps->attempts[i];
 		if (a->up != NULL && a->up != keep) {
@@ -275,6 +280,12 @@ static void attempt_failed(struct attempt *a, struct upstream *up, enum upstream
 		ps->last_reply = *mail_reply;
 	upstream_abort(up);
 	attempt_done(a);
+	if (a == &ps->pooled) {
+		/* A stale pooled session: search as if the pool had been empty. */
+		ps->provider = 0;
+		next_provider(ps);
+		return;
+	}
 	start_next(ps);
 }
 
@@ -517,18 +528,69 @@ static bool search_begin(struct path_search *ps)
 	return false;
 }
 
+/* The caller's kept session if its provider is on the route, else an idle
+ * pooled session of the first provider that has one. */
+static struct upstream *take_idle(struct path_search *ps, struct upstream *reuse, unsigned *pair)
+{
+	if (reuse != NULL && !upstream_idle(reuse)) {
+		upstream_close(reuse); /* a transaction the client abandoned is still open on it */
+		reuse = NULL;
+	}
+	for (unsigned i = 0; reuse != NULL && i < ps->nproviders; i++) {
+		if (ps->providers[i] == upstream_provider(reuse)) {
+			ps->provider = i;
+			*pair = pool_pair_of(ps->providers[i], reuse);
+			return reuse;
+		}
+	}
+	if (reuse != NULL)
+		pool_put(ps->env->pool, reuse);
+	for (unsigned i = 0; i < ps->nproviders; i++) {
+		struct upstream *up = pool_take(ps->env->pool, ps->providers[i], pair);
+		if (up != NULL) {
+			ps->provider = i;
+			return up;
+		}
+	}
+	return NULL;
+}
+
+/* Sends MAIL on an idle session, skipping connect, TLS and AUTH. */
+static bool try_idle(struct path_search *ps, struct upstream *reuse)
+{
+	unsigned pair;
+	struct upstream *up = take_idle(ps, reuse, &pair);
+
+	if (up == NULL)
+		return false;
+	struct attempt *a = &ps->pooled;
+	a->ps = ps;
+	a->up = up;
+	a->pair = pair;
+	a->started = ev_now(ps->env->loop);
+	ps->running++;
+	upstream_set_callbacks(up, &attempt_callbacks, a);
+	log_attempt("reuse", a, "%s", "");
+	upstream_mail(up, &ps->mail);
+	return true;
+}
+
 struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
-    unsigned nproviders, const struct upstream_mail_params *mail, const char *log_id, path_done_cb cb,
-    void *arg)
+    unsigned nproviders, const struct upstream_mail_params *mail, struct upstream *reuse, const char *log_id,
+    path_done_cb cb, void *arg)
 {
 	struct path_search *ps = search_new(env, providers, nproviders, log_id);
-	if (ps == NULL)
+	if (ps == NULL) {
+		upstream_close(reuse);
 		return NULL;
+	}
 	ps->cb = cb;
 	ps->arg = arg;
 	ps->mail = *mail;
 	snprintf(ps->from, sizeof(ps->from), "%s", mail->from);
 	ps->mail.from = ps->from;
+	if (try_idle(ps, reuse))
+		return ps;
 	return search_begin(ps) ? ps : NULL;
 }
 

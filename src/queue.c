@@ -15,6 +15,7 @@
 
 #include "commit.h"
 #include "log.h"
+#include "pool.h"
 
 struct delivery;
 
@@ -54,7 +55,7 @@ struct delivery {
 	struct upstream *up;
 	bool *accepted;            /* per recipient, this attempt */
 	unsigned rcpt;             /* next recipient index to send */
-	enum { D_PATH, D_RCPT, D_DATA, D_BODY, D_DOT } step;
+	enum { D_PATH, D_RCPT, D_DATA, D_BODY, D_DOT, D_DONE } step;
 	FILE *data;
 	ev_tstamp started;
 	struct smtp_reply final;
@@ -295,7 +296,9 @@ static void delivery_free(struct delivery *d)
 {
 	path_search_cancel(d->search);
 	if (d->up != NULL) {
-		if (d->step == D_BODY || d->step == D_DOT)
+		if (d->step == D_DONE)
+			pool_put(d->rt->path.pool, d->up); /* between transactions: reusable */
+		else if (d->step == D_BODY || d->step == D_DOT)
 			upstream_abort(d->up); /* never complete a message we stopped sending */
 		else
 			upstream_close(d->up);
@@ -395,6 +398,7 @@ static void on_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
 		finish_attempt(d);
 		return;
 	case D_DOT:
+		d->step = D_DONE;
 		set_error_from_reply(d, "end of data", r);
 		if (r->code / 100 == 2)
 			settle_accepted(d, RCPT_DONE);
@@ -517,7 +521,7 @@ static bool start_delivery(struct queue *q, struct qentry *e)
 		.smtputf8 = e->m.smtputf8,
 	};
 	e->busy = d;
-	d->search = path_search_start(&rt->path, providers, nproviders, &mp, e->m.id, on_path, d);
+	d->search = path_search_start(&rt->path, providers, nproviders, &mp, NULL, e->m.id, on_path, d);
 	if (d->search == NULL) {
 		e->busy = NULL;
 		runtime_unref(d->rt);
