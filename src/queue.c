@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "commit.h"
 #include "log.h"
@@ -216,20 +217,26 @@ static void log_delivery(const struct delivery *d, const char *result)
  * the null sender (so it can never bounce itself), queued like any mail. */
 static void bounce(struct queue *q, const struct spool_msg *m, const struct config *cfg)
 {
-	char text[2048];
+	char text[2048], date[64], msgid[ID_LEN + 1];
 	size_t n = 0;
+	time_t now = time(NULL);
+	struct tm tm;
 	struct spool_rcpt to = { .state = RCPT_PENDING };
 	struct spool_msg env = { .rcpts = &to, .nrcpts = 1, .received = ev_now(loop_of(q)) };
 
 	if (cfg->queue.bounce != BOUNCE_SENDER || m->from[0] == '\0')
 		return;
 	id_new(env.id);
+	id_new(msgid);
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	snprintf(to.addr, sizeof(to.addr), "%s", m->from);
 	n += (size_t)snprintf(text + n, sizeof(text) - n,
-	    "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n"
-	    "Subject: Undelivered Mail Returned to Sender\r\nAuto-Submitted: auto-replied\r\n\r\n"
+	    "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\nDate: %s\r\n"
+	    "Message-ID: <%s@%s>\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+	    "Auto-Submitted: auto-replied\r\n\r\n"
 	    "Your message %s could not be delivered to these recipients:\r\n\r\n",
-	    cfg->relay.hostname, m->from, m->id);
+	    cfg->relay.hostname, m->from, date, msgid, cfg->relay.hostname, m->id);
 	for (unsigned i = 0; i < m->nrcpts && n < sizeof(text) - 400; i++)
 		if (m->rcpts[i].state == RCPT_FAILED)
 			n += (size_t)snprintf(text + n, sizeof(text) - n, "  <%s>\r\n", m->rcpts[i].addr);
@@ -399,7 +406,9 @@ static void on_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
 		return;
 	case D_DOT:
 		d->step = D_DONE;
-		set_error_from_reply(d, "end of data", r);
+		/* A 250 here must not hide why other recipients failed or wait. */
+		if (r->code / 100 != 2 || d->error[0] == '\0')
+			set_error_from_reply(d, "end of data", r);
 		if (r->code / 100 == 2)
 			settle_accepted(d, RCPT_DONE);
 		else if (r->code >= 500)

@@ -26,6 +26,9 @@
 #   q::ls DIR                      sorted names in DIR ("" when missing)
 #   q::rcpt_count P ADDR           how many RCPT TO:<ADDR> provider P received
 #   q::mails_from P FROM           provider P's accepted messages from FROM
+#   q::set_rcpt_reply P {ADDR REPLY ...}  replaces the provider's -rcpt-reply
+#   q::slow_provider_section PORT ?EXTRA?  [provider primary] with 30 s
+#                                  connect and greeting timeouts, plus EXTRA
 # The configuration has drain_timeout = 0s so that a daemon stops at once.
 
 namespace eval q {
@@ -79,7 +82,7 @@ proc q::daemon {p args} {
 }
 
 proc q::closed_port {} {
-    set s [socket -server {apply {{ch a p} {close $ch}}} -myaddr 127.0.0.1 0]
+    set s [::socket -server {apply {{ch a p} {close $ch}}} -myaddr 127.0.0.1 0]
     set port [lindex [chan configure $s -sockname] 2]
     close $s
     return $port
@@ -164,4 +167,26 @@ proc q::mails_from {p from} {
         if {[dict get $m from] ne $from} continue
         set m
     }
+}
+
+# The fake provider's -rcpt-reply is fixed at start; this replaces it for
+# the next RCPT commands (a restart on the same port would lose the
+# transcript).
+proc q::set_rcpt_reply {p replies} {
+    set provider::P($p,rcpt-reply) $replies
+}
+
+# A [provider primary] section with long timeouts and EXTRA lines, for
+# slow or silent fake providers.
+proc q::slow_provider_section {port {extra ""}} {
+    return "\[provider primary\]
+host = 127.0.0.1
+ports = $port/starttls
+username = u
+password = secret
+tls_ca_file = [q::ca]
+connect_timeout = 30s
+greeting_timeout = 30s
+$extra
+"
 }
