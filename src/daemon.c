@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <ev.h>
 
 #include "control.h"
@@ -262,6 +263,21 @@ static void install_signals(struct daemon *d)
 
 /* ---- startup ---- */
 
+/* Every client is a descriptor (two in passthrough): take what we may. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t before = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (rl.rlim_cur != before && setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		rl.rlim_cur = before;
+	log_info("open files limit=%llu (was %llu, hard limit %llu)", (unsigned long long)rl.rlim_cur,
+	    (unsigned long long)before, (unsigned long long)rl.rlim_max);
+}
+
 static bool start_queue(struct daemon *d)
 {
 	const struct config *cfg = d->env.rt->path.cfg;
@@ -307,6 +323,7 @@ int daemon_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 	struct daemon d = { .args = *args };
 	int status = 1;
 
+	raise_fd_limit();
 	d.env.loop = ev_default_loop(EVFLAG_AUTO);
 	d.started = ev_now(d.env.loop);
 	d.dns = dns_new(d.env.loop);

@@ -120,6 +120,7 @@ void pool_put(struct pool *p, struct upstream *up)
 	e->up = up;
 	e->provider = provider;
 	upstream_set_callbacks(up, &idle_callbacks, e);
+	upstream_release_buffers(up);
 	ev_timer_init(&e->idle, on_idle_timeout, POOL_IDLE, 0.);
 	e->idle.data = e;
 	ev_timer_start(p->loop, &e->idle);

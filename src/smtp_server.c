@@ -868,6 +868,8 @@ static void session_process(struct session *s)
 			break;
 	}
 	io_timeout(s->io, s->cfg->relay.timeout);
+	/* Waiting for the client: an idle session keeps no buffers. */
+	io_release_idle(s->io);
 	io_update(s->io);
 }
 

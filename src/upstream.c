@@ -684,6 +684,11 @@ bool upstream_idle(const struct upstream *up)
 	return up->state == UP_READY && !up->in_tx && !up->freed;
 }
 
+void upstream_release_buffers(struct upstream *up)
+{
+	io_release_idle(up->io);
+}
+
 const struct provider_cfg *upstream_provider(const struct upstream *up)
 {
 	return up->provider;

@@ -137,6 +137,8 @@ const struct smtp_reply *upstream_ehlo_reply(const struct upstream *up);
 /* True between transactions: setup done, no command outstanding, no
  * transaction open (a MAIL accepted and not yet ended by the final dot or RSET). */
 bool upstream_idle(const struct upstream *up);
+/* Frees the session's empty buffers while it waits in the pool. */
+void upstream_release_buffers(struct upstream *up);
 const struct provider_cfg *upstream_provider(const struct upstream *up);
 
 /* Time since upstream_open(), seconds. */
