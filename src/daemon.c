@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <sys/resource.h>
 #include <ev.h>
+#include <systemd/sd-daemon.h>
 
 #include "control.h"
 #include "dns.h"
@@ -91,7 +92,18 @@ static const char *reload_blocker(const struct config *old, const struct config 
 	return NULL;
 }
 
+static bool reload_config(struct daemon *d, char *err, size_t errlen);
+
+/* systemd's Type=notify-reload protocol brackets a reload like this. */
 static bool reload(struct daemon *d, char *err, size_t errlen)
+{
+	sd_notify(0, "RELOADING=1");
+	bool ok = reload_config(d, err, errlen);
+	sd_notify(0, "READY=1");
+	return ok;
+}
+
+static bool reload_config(struct daemon *d, char *err, size_t errlen)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -342,7 +354,11 @@ int daemon_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 		install_signals(&d);
 		log_info("started version=%s delivery=%s providers=%u", PACKAGE_VERSION, queue ? "queue" : "passthrough",
 		    cfg->nproviders);
+		/* Type=notify: ready once listening (a no-op outside systemd). */
+		sd_notifyf(0, "READY=1\nSTATUS=delivery=%s providers=%u\nMAINPID=%lu", queue ? "queue" : "passthrough",
+		    cfg->nproviders, (unsigned long)getpid());
 		ev_run(d.env.loop, 0);
+		sd_notify(0, "STOPPING=1");
 		status = 0;
 	}
 	control_close(d.control);
