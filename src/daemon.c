@@ -19,6 +19,8 @@
 #include "dns.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
+#include "pool.h"
 #include "queue.h"
 #include "runtime.h"
 #include "smtp_server.h"
@@ -30,6 +32,7 @@ struct daemon {
 	struct dns *dns;
 	struct listeners *listeners;
 	struct control *control;
+	struct metrics_server *metrics;
 	ev_signal sigterm, sigint, sighup;
 	ev_timer drain_check;
 	ev_tstamp drain_deadline;
@@ -314,6 +317,33 @@ static bool start_queue(struct daemon *d)
 	return true;
 }
 
+static void metrics_gauges(FILE *out, void *arg)
+{
+	struct daemon *d = arg;
+
+	fprintf(out, "# TYPE subrelay_sessions gauge\nsubrelay_sessions %u\n", d->env.nclients);
+	fprintf(out, "# TYPE subrelay_upstream_idle gauge\nsubrelay_upstream_idle %u\n",
+	    pool_idle_count(d->env.rt->path.pool));
+	if (d->env.queue == NULL)
+		return;
+	fprintf(out, "# TYPE subrelay_queue_depth gauge\nsubrelay_queue_depth %u\n", queue_depth(d->env.queue));
+	fprintf(out, "# TYPE subrelay_queue_oldest_age_seconds gauge\nsubrelay_queue_oldest_age_seconds %.0f\n",
+	    queue_oldest_age(d->env.queue));
+}
+
+static bool start_metrics(struct daemon *d)
+{
+	const struct relay_cfg *r = &d->env.rt->path.cfg->relay;
+	char err[256];
+
+	if (!r->metrics_on)
+		return true;
+	d->metrics = metrics_listen(d->env.loop, &r->metrics, metrics_gauges, d, err, sizeof(err));
+	if (d->metrics == NULL)
+		log_error("metrics: cannot listen: %s", err);
+	return d->metrics != NULL;
+}
+
 static bool start_control(struct daemon *d)
 {
 	const char *path = d->env.rt->path.cfg->relay.control;
@@ -349,7 +379,7 @@ int daemon_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 	bool queue = cfg->relay.delivery == DELIVERY_QUEUE;
 	if (!queue && cfg->relay.nproviders == 0 && cfg->nroutes == 0)
 		log_warn("no provider configured (relay.providers is empty): mail is refused with 451 until one is");
-	if ((!queue || start_queue(&d)) && (d.listeners = listeners_open(&d.env)) != NULL && start_control(&d) &&
+	if ((!queue || start_queue(&d)) && (d.listeners = listeners_open(&d.env)) != NULL && start_control(&d) && start_metrics(&d) &&
 	    drop_privileges(cfg->relay.user, queue ? cfg->relay.spool : NULL)) {
 		install_signals(&d);
 		log_info("started version=%s delivery=%s providers=%u", PACKAGE_VERSION, queue ? "queue" : "passthrough",
@@ -362,6 +392,7 @@ int daemon_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 		status = 0;
 	}
 	control_close(d.control);
+	metrics_close(d.metrics);
 	listeners_close(d.listeners);
 	server_close_all(&d.env);
 	queue_free(d.env.queue);

@@ -19,6 +19,7 @@
 
 #include "hint.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 
 struct path_memory {
@@ -272,6 +273,7 @@ static void attempt_failed(struct attempt *a, struct upstream *up, enum upstream
 		snprintf(qhint, sizeof(qhint), " hint=%s", log_quote(quoted, sizeof(quoted), hint));
 	log_attempt("failed", a, "class=%s reason=%s%s", upstream_fail_name(cls),
 	    log_quote(quoted, sizeof(quoted), reason), qhint);
+	metrics_attempt(p->name, pm->port, tls_mode_name(pm->mode), upstream_fail_name(cls));
 	snprintf(ps->last_error, sizeof(ps->last_error), "%s port %u: %s", p->name, pm->port,
 	    upstream_fail_name(cls));
 	/* Only a MAIL reply may be relayed to the client, and only the last failure's. */
@@ -302,6 +304,7 @@ static void on_attempt_ready(struct upstream *up, void *arg)
 
 	upstream_get_info(up, &info);
 	log_attempt("ready", a, "tls=%s cipher=%s auth=%s", info.tls_version, info.tls_cipher, info.auth);
+	metrics_attempt(info.provider, info.port, info.mode, "ok");
 	if (ps->recheck) {
 		on_recheck_done(ps, up);
 		return;

@@ -16,6 +16,7 @@
 
 #include "commit.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 
 struct delivery;
@@ -278,6 +279,8 @@ static void settle(struct delivery *d)
 	}
 	if (pending_rcpts(m) == 0) {
 		log_delivery(d, any_failed ? "failed" : "delivered");
+		metrics_message(any_failed ? "failed" : "delivered");
+		metrics_delivery_seconds(now - m->received);
 		if (any_failed) {
 			q->failed++;
 			bounce(q, m, d->rt->path.cfg);
@@ -292,6 +295,7 @@ static void settle(struct delivery *d)
 	}
 	m->next_try = now + backoff(qc, m->attempts);
 	q->deferred++;
+	metrics_message("deferred");
 	log_delivery(d, "deferred");
 	log_info("message id=%s next_try_in=%.0fs", m->id, m->next_try - now);
 	if (!spool_save_state(q->sp, m))
@@ -755,13 +759,19 @@ bool queue_delete(struct queue *q, const char *id)
 	return true;
 }
 
-void queue_stats(struct queue *q, FILE *out)
+double queue_oldest_age(const struct queue *q)
 {
 	double now = ev_now(loop_of(q)), oldest = 0;
 
 	for (unsigned i = 0; i < q->n; i++)
 		if (now - q->entries[i]->m.received > oldest)
 			oldest = now - q->entries[i]->m.received;
+	return oldest;
+}
+
+void queue_stats(struct queue *q, FILE *out)
+{
+	double oldest = queue_oldest_age(q);
 	fprintf(out, "queue_depth %u\noldest_age_seconds %.0f\naccepted %lu\ndelivered %lu\ndeferred %lu\nfailed %lu\n"
 	    "held %u\n", q->n, oldest, q->accepted, q->delivered, q->deferred, q->failed, count_held(q));
 }

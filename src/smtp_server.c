@@ -19,6 +19,7 @@
 #include "id.h"
 #include "io.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "queue.h"
 #include "smtp_data.h"
@@ -278,9 +279,13 @@ static void on_upstream_reply(struct upstream *up, void *arg, const struct smtp_
 			reply(s, "%d %s Ok: queued as %s (provider: %s)", r->code, r->enhanced[0] ? r->enhanced : "2.0.0",
 			    s->msg_id, r->text);
 			log_message(s, "delivered", r);
+			metrics_message("accepted");
+			metrics_message("delivered");
+			metrics_delivery_seconds(ev_now(s->env->loop) - s->tx_started);
 		} else {
 			relay_reply(s, r, "0.0");
 			log_message(s, r->code >= 500 ? "rejected" : "deferred", r);
+			metrics_message(r->code >= 500 ? "failed" : "deferred");
 		}
 		/* The provider session is between transactions: kept for this
 		 * client's next message, pooled for others when it leaves. */
@@ -702,6 +707,7 @@ static void on_committed(bool ok, int err, void *arg)
 	session_enter(s);
 	s->commit = NULL;
 	if (ok) {
+		metrics_message("accepted");
 		reply(s, "250 2.0.0 Ok: queued as %s", s->msg_id);
 		log_info("message id=%s session=%s from=<%s> rcpts=%u size=%llu result=queued duration=%.3fs", s->msg_id,
 		    s->id, s->from, s->rcpts_accepted, (unsigned long long)s->data.out_bytes,
@@ -929,6 +935,7 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 		return;
 	}
 	env->nclients++;
+	metrics_session_opened();
 	s->next = env->sessions;
 	if (s->next != NULL)
 		s->next->prev = s;
