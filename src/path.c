@@ -531,8 +531,19 @@ static bool search_begin(struct path_search *ps)
 	return false;
 }
 
-/* The caller's kept session if its provider is on the route, else an idle
- * pooled session of the first provider that has one. */
+/* The pair a fresh search would try first for provider i. */
+static unsigned first_pair(const struct path_search *ps, unsigned i)
+{
+	int remembered = ps->env->memory[ps->providers[i] - ps->env->cfg->providers].pair;
+	return remembered < 0 ? 0 : (unsigned)remembered;
+}
+
+/*
+ * The caller's kept session if its provider is on the route, else an idle
+ * pooled session of the first provider that has one; either only on the
+ * pair a fresh search would try first, so that a session opened on a
+ * fallback pair never outlives a switch back to the preferred one.
+ */
 static struct upstream *take_idle(struct path_search *ps, struct upstream *reuse, unsigned *pair)
 {
 	if (reuse != NULL && !upstream_idle(reuse)) {
@@ -540,19 +551,24 @@ static struct upstream *take_idle(struct path_search *ps, struct upstream *reuse
 		reuse = NULL;
 	}
 	for (unsigned i = 0; reuse != NULL && i < ps->nproviders; i++) {
-		if (ps->providers[i] == upstream_provider(reuse)) {
+		if (ps->providers[i] != upstream_provider(reuse))
+			continue;
+		*pair = pool_pair_of(ps->providers[i], reuse);
+		if (*pair == first_pair(ps, i)) {
 			ps->provider = i;
-			*pair = pool_pair_of(ps->providers[i], reuse);
 			return reuse;
 		}
 	}
 	if (reuse != NULL)
 		pool_put(ps->env->pool, reuse);
 	for (unsigned i = 0; i < ps->nproviders; i++) {
-		struct upstream *up = pool_take(ps->env->pool, ps->providers[i], pair);
-		if (up != NULL) {
-			ps->provider = i;
-			return up;
+		struct upstream *up;
+		while ((up = pool_take(ps->env->pool, ps->providers[i], pair)) != NULL) {
+			if (*pair == first_pair(ps, i)) {
+				ps->provider = i;
+				return up;
+			}
+			upstream_close(up); /* opened on a pair no longer preferred */
 		}
 	}
 	return NULL;
