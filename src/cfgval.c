@@ -338,7 +338,7 @@ bool cfg_parse_port_mode(const char *s, struct port_mode *out, char *err, size_t
 	return true;
 }
 
-static char *trim(char *s)
+char *cfg_trim(char *s)
 {
 	char *end;
 
@@ -357,13 +357,13 @@ bool cfg_split_list(char *s, bool (*fn)(const char *item, void *arg, char *err, 
 {
 	char *p = s;
 
-	if (*trim(s) == '\0')
+	if (*cfg_trim(s) == '\0')
 		return true;
 	for (;;) {
 		char *comma = strchr(p, ',');
 		if (comma != NULL)
 			*comma = '\0';
-		char *item = trim(p);
+		char *item = cfg_trim(p);
 		if (*item == '\0')
 			return fail(err, errlen, "empty item in list (a stray comma?)");
 		if (!fn(item, arg, err, errlen))

@@ -52,6 +52,9 @@ bool cidr_match(const struct cidr *c, const struct sockaddr *sa);
 /* "587", "465" (implicit by default), "587/starttls", "465/implicit", "1025/plain". */
 bool cfg_parse_port_mode(const char *s, struct port_mode *out, char *err, size_t errlen);
 
+/* Trims blanks at both ends, in place; returns the new start. */
+char *cfg_trim(char *s);
+
 /*
  * Splits a comma-separated list in place (s is modified): trims blanks
  * around items, calls fn(item, arg) for each; an empty item is an error.

@@ -112,19 +112,6 @@ static void add_error(struct loader *ld, struct loc at, const char *fmt, ...)
 	ld->nerrs++;
 }
 
-static char *trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		end--;
-	*end = '\0';
-	return s;
-}
-
 static const struct raw *raw_of(const struct section *s, const char *name)
 {
 	int i = config_key_find(s->kind, name);
@@ -165,7 +152,7 @@ static struct section *find_section(struct loader *ld, enum sect_kind kind, cons
 static bool check_title(struct loader *ld, char *title, struct loc at, enum sect_kind *kind, char **name)
 {
 	size_t klen = strcspn(title, " \t");
-	char *rest = trim(title + klen);
+	char *rest = cfg_trim(title + klen);
 	unsigned k;
 
 	title[klen] = '\0';
@@ -200,7 +187,7 @@ static struct section *open_section(struct loader *ld, char *title, struct loc a
 	enum sect_kind kind;
 	char *name, buf[NAME_MAX_LEN + 16];
 
-	if (!check_title(ld, trim(title), at, &kind, &name))
+	if (!check_title(ld, cfg_trim(title), at, &kind, &name))
 		return NULL;
 	if ((s = find_section(ld, kind, name)) != NULL) {
 		if (reuse)
@@ -487,7 +474,7 @@ static void apply_override(struct loader *ld, const char *o, unsigned pos)
 	} else {
 		*dot = '\0';
 		if ((s = open_section(ld, left, at, true)) != NULL)
-			set_value(ld, s, trim(dot + 1), trim(value), at, true);
+			set_value(ld, s, cfg_trim(dot + 1), cfg_trim(value), at, true);
 	}
 	free(left);
 	config_wipe_free(value);

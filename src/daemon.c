@@ -11,12 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <ev.h>
+#include <systemd/sd-daemon.h>
 
 #include "control.h"
 #include "dns.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
+#include "pool.h"
 #include "queue.h"
 #include "runtime.h"
 #include "smtp_server.h"
@@ -28,6 +32,7 @@ struct daemon {
 	struct dns *dns;
 	struct listeners *listeners;
 	struct control *control;
+	struct metrics_server *metrics;
 	ev_signal sigterm, sigint, sighup;
 	ev_timer drain_check;
 	ev_tstamp drain_deadline;
@@ -90,7 +95,18 @@ static const char *reload_blocker(const struct config *old, const struct config 
 	return NULL;
 }
 
+static bool reload_config(struct daemon *d, char *err, size_t errlen);
+
+/* systemd's Type=notify-reload protocol brackets a reload like this. */
 static bool reload(struct daemon *d, char *err, size_t errlen)
+{
+	sd_notify(0, "RELOADING=1");
+	bool ok = reload_config(d, err, errlen);
+	sd_notify(0, "READY=1");
+	return ok;
+}
+
+static bool reload_config(struct daemon *d, char *err, size_t errlen)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -262,6 +278,21 @@ static void install_signals(struct daemon *d)
 
 /* ---- startup ---- */
 
+/* Every client is a descriptor (two in passthrough): take what we may. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t before = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (rl.rlim_cur != before && setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		rl.rlim_cur = before;
+	log_info("open files limit=%llu (was %llu, hard limit %llu)", (unsigned long long)rl.rlim_cur,
+	    (unsigned long long)before, (unsigned long long)rl.rlim_max);
+}
+
 static bool start_queue(struct daemon *d)
 {
 	const struct config *cfg = d->env.rt->path.cfg;
@@ -286,6 +317,33 @@ static bool start_queue(struct daemon *d)
 	return true;
 }
 
+static void metrics_gauges(FILE *out, void *arg)
+{
+	struct daemon *d = arg;
+
+	fprintf(out, "# TYPE subrelay_sessions gauge\nsubrelay_sessions %u\n", d->env.nclients);
+	fprintf(out, "# TYPE subrelay_upstream_idle gauge\nsubrelay_upstream_idle %u\n",
+	    pool_idle_count(d->env.rt->path.pool));
+	if (d->env.queue == NULL)
+		return;
+	fprintf(out, "# TYPE subrelay_queue_depth gauge\nsubrelay_queue_depth %u\n", queue_depth(d->env.queue));
+	fprintf(out, "# TYPE subrelay_queue_oldest_age_seconds gauge\nsubrelay_queue_oldest_age_seconds %.0f\n",
+	    queue_oldest_age(d->env.queue));
+}
+
+static bool start_metrics(struct daemon *d)
+{
+	const struct relay_cfg *r = &d->env.rt->path.cfg->relay;
+	char err[256];
+
+	if (!r->metrics_on)
+		return true;
+	d->metrics = metrics_listen(d->env.loop, &r->metrics, metrics_gauges, d, err, sizeof(err));
+	if (d->metrics == NULL)
+		log_error("metrics: cannot listen: %s", err);
+	return d->metrics != NULL;
+}
+
 static bool start_control(struct daemon *d)
 {
 	const char *path = d->env.rt->path.cfg->relay.control;
@@ -307,6 +365,7 @@ int daemon_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 	struct daemon d = { .args = *args };
 	int status = 1;
 
+	raise_fd_limit();
 	d.env.loop = ev_default_loop(EVFLAG_AUTO);
 	d.started = ev_now(d.env.loop);
 	d.dns = dns_new(d.env.loop);
@@ -320,15 +379,20 @@ int daemon_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 	bool queue = cfg->relay.delivery == DELIVERY_QUEUE;
 	if (!queue && cfg->relay.nproviders == 0 && cfg->nroutes == 0)
 		log_warn("no provider configured (relay.providers is empty): mail is refused with 451 until one is");
-	if ((!queue || start_queue(&d)) && (d.listeners = listeners_open(&d.env)) != NULL && start_control(&d) &&
+	if ((!queue || start_queue(&d)) && (d.listeners = listeners_open(&d.env)) != NULL && start_control(&d) && start_metrics(&d) &&
 	    drop_privileges(cfg->relay.user, queue ? cfg->relay.spool : NULL)) {
 		install_signals(&d);
 		log_info("started version=%s delivery=%s providers=%u", PACKAGE_VERSION, queue ? "queue" : "passthrough",
 		    cfg->nproviders);
+		/* Type=notify: ready once listening (a no-op outside systemd). */
+		sd_notifyf(0, "READY=1\nSTATUS=delivery=%s providers=%u\nMAINPID=%lu", queue ? "queue" : "passthrough",
+		    cfg->nproviders, (unsigned long)getpid());
 		ev_run(d.env.loop, 0);
+		sd_notify(0, "STOPPING=1");
 		status = 0;
 	}
 	control_close(d.control);
+	metrics_close(d.metrics);
 	listeners_close(d.listeners);
 	server_close_all(&d.env);
 	queue_free(d.env.queue);

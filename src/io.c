@@ -500,3 +500,12 @@ void io_close_after_flush(struct io *io)
 		ev_feed_event(io->loop, &io->watcher, EV_WRITE);
 	io_update(io);
 }
+
+void io_release_idle(struct io *io)
+{
+	/* OpenSSL may hold decrypted bytes: the input buffer is needed then. */
+	if (buf_empty(&io->in) && (io->ssl == NULL || !SSL_has_pending(io->ssl)))
+		buf_release(&io->in);
+	if (buf_empty(&io->out))
+		buf_release(&io->out);
+}

@@ -55,6 +55,9 @@ void io_update(struct io *io);
 void io_pause_read(struct io *io, bool paused);
 /* Phase timer: (re)starts it for `seconds`; 0 stops it. */
 void io_timeout(struct io *io, double seconds);
+/* Frees the input and output buffers if they are empty (an idle peer costs
+ * no buffer memory; they come back on the next read or write). */
+void io_release_idle(struct io *io);
 /* Close once the output is flushed; the owner gets IO_EV_DRAINED then frees. */
 void io_close_after_flush(struct io *io);
 

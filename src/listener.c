@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "log.h"
 
 /* Large enough that a burst of clients never sees dropped SYNs. */
@@ -106,12 +108,40 @@ static int bind_one(const struct sockaddr_any *a, char *bound, size_t boundlen)
 	return fd;
 }
 
+static void add_listener(struct listeners *ls, int fd)
+{
+	struct listener *l = &ls->items[ls->n++];
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char bound[64] = "?";
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		sockaddr_format(bound, sizeof(bound), (struct sockaddr *)&ss);
+	l->fd = fd;
+	l->set = ls;
+	ev_io_init(&l->watcher, on_accept, fd, EV_READ);
+	l->watcher.data = l;
+	ev_io_start(ls->env->loop, &l->watcher);
+	log_info("listening address=%s", bound);
+}
+
+/* systemd socket activation: the passed sockets replace relay.listen. */
+static int activated_sockets(void)
+{
+	int n = sd_listen_fds(1);
+	if (n < 0)
+		log_error("socket activation: %s", strerror(-n));
+	return n > 0 ? n : 0;
+}
+
 struct listeners *listeners_open(struct server_env *env)
 {
 	const struct relay_cfg *r = &env->rt->path.cfg->relay;
 	struct listeners *ls = calloc(1, sizeof(*ls));
+	int activated = activated_sockets();
+	unsigned n = activated > 0 ? (unsigned)activated : r->nlisten;
 
-	if (ls == NULL || (ls->items = calloc(r->nlisten, sizeof(*ls->items))) == NULL) {
+	if (ls == NULL || (ls->items = calloc(n, sizeof(*ls->items))) == NULL) {
 		free(ls);
 		log_error("out of memory");
 		return NULL;
@@ -119,7 +149,12 @@ struct listeners *listeners_open(struct server_env *env)
 	ls->env = env;
 	ev_init(&ls->resume, on_resume);
 	ls->resume.data = ls;
-	for (unsigned i = 0; i < r->nlisten; i++) {
+	for (int i = 0; i < activated; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		add_listener(ls, fd);
+	}
+	for (unsigned i = 0; activated == 0 && i < r->nlisten; i++) {
 		char want[64], bound[64];
 		sockaddr_format(want, sizeof(want), (const struct sockaddr *)&r->listen[i].ss);
 		int fd = bind_one(&r->listen[i], bound, sizeof(bound));
@@ -128,13 +163,7 @@ struct listeners *listeners_open(struct server_env *env)
 			listeners_close(ls);
 			return NULL;
 		}
-		struct listener *l = &ls->items[ls->n++];
-		l->fd = fd;
-		l->set = ls;
-		ev_io_init(&l->watcher, on_accept, fd, EV_READ);
-		l->watcher.data = l;
-		ev_io_start(env->loop, &l->watcher);
-		log_info("listening address=%s", bound);
+		add_listener(ls, fd);
 	}
 	return ls;
 }

@@ -19,6 +19,8 @@
 
 #include "hint.h"
 #include "log.h"
+#include "metrics.h"
+#include "pool.h"
 
 struct path_memory {
 	const struct path_env *env;
@@ -54,6 +56,7 @@ struct path_search {
 	struct candidate *cands;
 	unsigned ncands, next;
 	struct attempt *attempts;  /* one per candidate started */
+	struct attempt pooled;     /* a session taken from the pool */
 	unsigned running;
 	struct dns_query *query;
 	ev_timer stagger;
@@ -195,6 +198,9 @@ static void remember(struct path_search *ps, unsigned pair)
 
 static void close_attempts(struct path_search *ps, struct upstream *keep)
 {
+	if (ps->pooled.up != NULL && ps->pooled.up != keep)
+		upstream_close(ps->pooled.up);
+	ps->pooled.up = NULL;
 	for (unsigned i = 0; i < ps->next; i++) {
 		struct attempt *a = &ps->attempts[i];
 		if (a->up != NULL && a->up != keep) {
@@ -267,6 +273,7 @@ static void attempt_failed(struct attempt *a, struct upstream *up, enum upstream
 		snprintf(qhint, sizeof(qhint), " hint=%s", log_quote(quoted, sizeof(quoted), hint));
 	log_attempt("failed", a, "class=%s reason=%s%s", upstream_fail_name(cls),
 	    log_quote(quoted, sizeof(quoted), reason), qhint);
+	metrics_attempt(p->name, pm->port, tls_mode_name(pm->mode), upstream_fail_name(cls));
 	snprintf(ps->last_error, sizeof(ps->last_error), "%s port %u: %s", p->name, pm->port,
 	    upstream_fail_name(cls));
 	/* Only a MAIL reply may be relayed to the client, and only the last failure's. */
@@ -275,6 +282,12 @@ static void attempt_failed(struct attempt *a, struct upstream *up, enum upstream
 		ps->last_reply = *mail_reply;
 	upstream_abort(up);
 	attempt_done(a);
+	if (a == &ps->pooled) {
+		/* A stale pooled session: search as if the pool had been empty. */
+		ps->provider = 0;
+		next_provider(ps);
+		return;
+	}
 	start_next(ps);
 }
 
@@ -291,6 +304,7 @@ static void on_attempt_ready(struct upstream *up, void *arg)
 
 	upstream_get_info(up, &info);
 	log_attempt("ready", a, "tls=%s cipher=%s auth=%s", info.tls_version, info.tls_cipher, info.auth);
+	metrics_attempt(info.provider, info.port, info.mode, "ok");
 	if (ps->recheck) {
 		on_recheck_done(ps, up);
 		return;
@@ -517,18 +531,85 @@ static bool search_begin(struct path_search *ps)
 	return false;
 }
 
+/* The pair a fresh search would try first for provider i. */
+static unsigned first_pair(const struct path_search *ps, unsigned i)
+{
+	int remembered = ps->env->memory[ps->providers[i] - ps->env->cfg->providers].pair;
+	return remembered < 0 ? 0 : (unsigned)remembered;
+}
+
+/*
+ * The caller's kept session if its provider is on the route, else an idle
+ * pooled session of the first provider that has one; either only on the
+ * pair a fresh search would try first, so that a session opened on a
+ * fallback pair never outlives a switch back to the preferred one.
+ */
+static struct upstream *take_idle(struct path_search *ps, struct upstream *reuse, unsigned *pair)
+{
+	if (reuse != NULL && !upstream_idle(reuse)) {
+		upstream_close(reuse); /* a transaction the client abandoned is still open on it */
+		reuse = NULL;
+	}
+	for (unsigned i = 0; reuse != NULL && i < ps->nproviders; i++) {
+		if (ps->providers[i] != upstream_provider(reuse))
+			continue;
+		*pair = pool_pair_of(ps->providers[i], reuse);
+		if (*pair == first_pair(ps, i)) {
+			ps->provider = i;
+			return reuse;
+		}
+	}
+	if (reuse != NULL)
+		pool_put(ps->env->pool, reuse);
+	for (unsigned i = 0; i < ps->nproviders; i++) {
+		struct upstream *up;
+		while ((up = pool_take(ps->env->pool, ps->providers[i], pair)) != NULL) {
+			if (*pair == first_pair(ps, i)) {
+				ps->provider = i;
+				return up;
+			}
+			upstream_close(up); /* opened on a pair no longer preferred */
+		}
+	}
+	return NULL;
+}
+
+/* Sends MAIL on an idle session, skipping connect, TLS and AUTH. */
+static bool try_idle(struct path_search *ps, struct upstream *reuse)
+{
+	unsigned pair;
+	struct upstream *up = take_idle(ps, reuse, &pair);
+
+	if (up == NULL)
+		return false;
+	struct attempt *a = &ps->pooled;
+	a->ps = ps;
+	a->up = up;
+	a->pair = pair;
+	a->started = ev_now(ps->env->loop);
+	ps->running++;
+	upstream_set_callbacks(up, &attempt_callbacks, a);
+	log_attempt("reuse", a, "%s", "");
+	upstream_mail(up, &ps->mail);
+	return true;
+}
+
 struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
-    unsigned nproviders, const struct upstream_mail_params *mail, const char *log_id, path_done_cb cb,
-    void *arg)
+    unsigned nproviders, const struct upstream_mail_params *mail, struct upstream *reuse, const char *log_id,
+    path_done_cb cb, void *arg)
 {
 	struct path_search *ps = search_new(env, providers, nproviders, log_id);
-	if (ps == NULL)
+	if (ps == NULL) {
+		upstream_close(reuse);
 		return NULL;
+	}
 	ps->cb = cb;
 	ps->arg = arg;
 	ps->mail = *mail;
 	snprintf(ps->from, sizeof(ps->from), "%s", mail->from);
 	ps->mail.from = ps->from;
+	if (try_idle(ps, reuse))
+		return ps;
 	return search_begin(ps) ? ps : NULL;
 }
 

@@ -13,6 +13,10 @@
  * 5xx reply to MAIL is final. It never falls back to clear text: a pair
  * is only ever tried in its configured mode.
  *
+ * An idle session from the pool (pool.h) is tried first, for the first
+ * provider of the route that has one; if its MAIL fails (it went stale)
+ * the search goes on as if the pool were empty.
+ *
  * Every attempt, failure (with its class and a hint for mode mistakes)
  * and decision is logged. The winning pair is remembered per provider;
  * while the remembered pair is not the preferred one, a background
@@ -30,6 +34,7 @@
 #include "upstream.h"
 
 struct path_memory;
+struct pool;
 
 /* What sessions share: the loop, the resolver, the configuration, one TLS
  * client context and one memory slot per provider (same index as
@@ -40,6 +45,7 @@ struct path_env {
 	const struct config *cfg;
 	SSL_CTX **tls_ctx;
 	struct path_memory *memory;
+	struct pool *pool;         /* idle sessions, tried before any new connection */
 	/* Called when a remembered pair changes (queue mode persists it). */
 	void (*memory_changed)(const struct path_env *env, void *arg);
 	void *memory_arg;
@@ -65,11 +71,14 @@ typedef void (*path_done_cb)(struct upstream *up, const struct smtp_reply *reply
 
 struct path_search;
 
-/* nproviders must be at least 1. cb is never called from inside
- * path_search_start(); NULL means out of memory. */
+/* nproviders must be at least 1. `reuse` (may be NULL) is an idle session
+ * the caller kept from its previous transaction: tried first if its
+ * provider is on the route, else handed to the pool; the search owns it
+ * either way. cb is never called from inside path_search_start(); NULL
+ * means out of memory. */
 struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
-    unsigned nproviders, const struct upstream_mail_params *mail, const char *log_id, path_done_cb cb,
-    void *arg);
+    unsigned nproviders, const struct upstream_mail_params *mail, struct upstream *reuse, const char *log_id,
+    path_done_cb cb, void *arg);
 void path_search_cancel(struct path_search *ps);
 
 #endif

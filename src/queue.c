@@ -16,6 +16,8 @@
 
 #include "commit.h"
 #include "log.h"
+#include "metrics.h"
+#include "pool.h"
 
 struct delivery;
 
@@ -55,7 +57,7 @@ struct delivery {
 	struct upstream *up;
 	bool *accepted;            /* per recipient, this attempt */
 	unsigned rcpt;             /* next recipient index to send */
-	enum { D_PATH, D_RCPT, D_DATA, D_BODY, D_DOT } step;
+	enum { D_PATH, D_RCPT, D_DATA, D_BODY, D_DOT, D_DONE } step;
 	FILE *data;
 	ev_tstamp started;
 	struct smtp_reply final;
@@ -277,6 +279,8 @@ static void settle(struct delivery *d)
 	}
 	if (pending_rcpts(m) == 0) {
 		log_delivery(d, any_failed ? "failed" : "delivered");
+		metrics_message(any_failed ? "failed" : "delivered");
+		metrics_delivery_seconds(now - m->received);
 		if (any_failed) {
 			q->failed++;
 			bounce(q, m, d->rt->path.cfg);
@@ -291,6 +295,7 @@ static void settle(struct delivery *d)
 	}
 	m->next_try = now + backoff(qc, m->attempts);
 	q->deferred++;
+	metrics_message("deferred");
 	log_delivery(d, "deferred");
 	log_info("message id=%s next_try_in=%.0fs", m->id, m->next_try - now);
 	if (!spool_save_state(q->sp, m))
@@ -302,7 +307,9 @@ static void delivery_free(struct delivery *d)
 {
 	path_search_cancel(d->search);
 	if (d->up != NULL) {
-		if (d->step == D_BODY || d->step == D_DOT)
+		if (d->step == D_DONE)
+			pool_put(d->rt->path.pool, d->up); /* between transactions: reusable */
+		else if (d->step == D_BODY || d->step == D_DOT)
 			upstream_abort(d->up); /* never complete a message we stopped sending */
 		else
 			upstream_close(d->up);
@@ -402,6 +409,7 @@ static void on_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
 		finish_attempt(d);
 		return;
 	case D_DOT:
+		d->step = D_DONE;
 		/* A 250 here must not hide why other recipients failed or wait. */
 		if (r->code / 100 != 2 || d->error[0] == '\0')
 			set_error_from_reply(d, "end of data", r);
@@ -526,7 +534,7 @@ static bool start_delivery(struct queue *q, struct qentry *e)
 		.smtputf8 = e->m.smtputf8,
 	};
 	e->busy = d;
-	d->search = path_search_start(&rt->path, providers, nproviders, &mp, e->m.id, on_path, d);
+	d->search = path_search_start(&rt->path, providers, nproviders, &mp, NULL, e->m.id, on_path, d);
 	if (d->search == NULL) {
 		e->busy = NULL;
 		runtime_unref(d->rt);
@@ -751,13 +759,19 @@ bool queue_delete(struct queue *q, const char *id)
 	return true;
 }
 
-void queue_stats(struct queue *q, FILE *out)
+double queue_oldest_age(const struct queue *q)
 {
 	double now = ev_now(loop_of(q)), oldest = 0;
 
 	for (unsigned i = 0; i < q->n; i++)
 		if (now - q->entries[i]->m.received > oldest)
 			oldest = now - q->entries[i]->m.received;
+	return oldest;
+}
+
+void queue_stats(struct queue *q, FILE *out)
+{
+	double oldest = queue_oldest_age(q);
 	fprintf(out, "queue_depth %u\noldest_age_seconds %.0f\naccepted %lu\ndelivered %lu\ndeferred %lu\nfailed %lu\n"
 	    "held %u\n", q->n, oldest, q->accepted, q->delivered, q->deferred, q->failed, count_held(q));
 }

@@ -50,5 +50,7 @@ int queue_flush(struct queue *q, const char *id);
 bool queue_delete(struct queue *q, const char *id);
 void queue_stats(struct queue *q, FILE *out);
 unsigned queue_depth(const struct queue *q);
+/* Seconds since the oldest queued message was received (0 when empty). */
+double queue_oldest_age(const struct queue *q);
 
 #endif

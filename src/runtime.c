@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "pool.h"
 #include "tls.h"
 
 SSL_CTX **runtime_tls_contexts(const struct config *cfg, FILE *errs)
@@ -48,7 +49,10 @@ struct runtime *runtime_new(struct ev_loop *loop, struct dns *dns, struct config
 	rt->path.cfg = cfg;
 	rt->path.tls_ctx = tls_ctx;
 	rt->path.memory = path_memory_new(&rt->path);
-	if (rt->path.memory == NULL) {
+	rt->path.pool = pool_new(loop);
+	if (rt->path.memory == NULL || rt->path.pool == NULL) {
+		path_memory_free(rt->path.memory, cfg->nproviders);
+		pool_free(rt->path.pool);
 		free(rt);
 		return NULL;
 	}
@@ -74,6 +78,7 @@ void runtime_unref(struct runtime *rt)
 	if (rt == NULL || --rt->refs > 0)
 		return;
 	struct config *cfg = (struct config *)rt->path.cfg;
+	pool_free(rt->path.pool);
 	path_memory_free(rt->path.memory, cfg->nproviders);
 	runtime_free_tls_contexts(cfg, rt->path.tls_ctx);
 	config_free(cfg);

@@ -19,6 +19,8 @@
 #include "id.h"
 #include "io.h"
 #include "log.h"
+#include "metrics.h"
+#include "pool.h"
 #include "queue.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
@@ -34,7 +36,6 @@
 	X(GREET)      /* no HELO/EHLO yet */ \
 	X(IDLE)       /* greeted, no transaction */ \
 	X(PATH)       /* MAIL received, looking for a way upstream */ \
-	X(MAIL_WAIT)  /* MAIL sent upstream */ \
 	X(TX)         /* MAIL accepted: RCPT, DATA, RSET */ \
 	X(RCPT_WAIT) \
 	X(DATA_WAIT) \
@@ -97,7 +98,6 @@ struct session {
 	/* the provider side */
 	struct path_search *search;
 	struct upstream *up;
-	struct provider_cfg *const *up_route; /* the route `up` was opened for */
 };
 
 static void session_process(struct session *s);
@@ -130,6 +130,8 @@ static void session_free(struct session *s)
 	path_search_cancel(s->search);
 	if (s->state == S_BODY || s->state == S_DOT_WAIT)
 		upstream_abort(s->up); /* never let a partial message be completed */
+	else if (s->up != NULL && upstream_idle(s->up))
+		pool_put(s->rt->path.pool, s->up); /* for the next client */
 	else
 		upstream_close(s->up);
 	io_free(s->io);
@@ -245,7 +247,6 @@ static void drop_upstream(struct session *s)
 {
 	upstream_abort(s->up);
 	s->up = NULL;
-	s->up_route = NULL;
 }
 
 /* ---- upstream callbacks ---- */
@@ -257,19 +258,6 @@ static void on_upstream_reply(struct upstream *up, void *arg, const struct smtp_
 
 	session_enter(s);
 	switch (s->state) {
-	case S_MAIL_WAIT:
-		/* Only a session kept from an earlier transaction gets here; a
-		 * 4xx on it fails over like any path would. */
-		if (r->code / 100 == 4) {
-			drop_upstream(s);
-			start_search(s);
-			break;
-		}
-		relay_reply(s, r, "1.0");
-		enter_state(s, r->code / 100 == 2 ? S_TX : S_IDLE);
-		if (r->code / 100 != 2)
-			tx_clear(s);
-		break;
 	case S_RCPT_WAIT:
 		if (r->code / 100 == 2)
 			s->rcpts_accepted++;
@@ -291,10 +279,16 @@ static void on_upstream_reply(struct upstream *up, void *arg, const struct smtp_
 			reply(s, "%d %s Ok: queued as %s (provider: %s)", r->code, r->enhanced[0] ? r->enhanced : "2.0.0",
 			    s->msg_id, r->text);
 			log_message(s, "delivered", r);
+			metrics_message("accepted");
+			metrics_message("delivered");
+			metrics_delivery_seconds(ev_now(s->env->loop) - s->tx_started);
 		} else {
 			relay_reply(s, r, "0.0");
 			log_message(s, r->code >= 500 ? "rejected" : "deferred", r);
+			metrics_message(r->code >= 500 ? "failed" : "deferred");
 		}
+		/* The provider session is between transactions: kept for this
+		 * client's next message, pooled for others when it leaves. */
 		tx_clear(s);
 		enter_state(s, S_IDLE);
 		break;
@@ -343,13 +337,6 @@ static void on_upstream_failed(struct upstream *up, void *arg, enum upstream_fai
 		log_message(s, "deferred", NULL);
 		enter_state(s, S_DISCARD);
 		break;
-	case S_MAIL_WAIT:
-		/* A kept session went stale: look for a path as for a new one. */
-		drop_upstream(s);
-		start_search(s);
-		session_process(s);
-		session_leave(s);
-		return;
 	case S_RCPT_WAIT:
 	case S_DATA_WAIT:
 	case S_DOT_WAIT:
@@ -420,9 +407,10 @@ static void start_search(struct session *s)
 
 	log_debug("id=%s message=%s route=%s", s->id, s->msg_id, route);
 	mail_params(s, &mp);
-	s->up_route = providers;
 	enter_state(s, S_PATH);
-	s->search = path_search_start(&s->rt->path, providers, nproviders, &mp, s->msg_id, on_path_done, s);
+	struct upstream *kept = s->up;
+	s->up = NULL;
+	s->search = path_search_start(&s->rt->path, providers, nproviders, &mp, kept, s->msg_id, on_path_done, s);
 	if (s->search == NULL) {
 		reply(s, "451 4.3.0 Out of memory; try again later");
 		tx_clear(s);
@@ -468,7 +456,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 		reply_error(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
 		return;
 	}
-	struct provider_cfg *const *providers = config_route_for(s->cfg, c->path, &nproviders, &route);
+	config_route_for(s->cfg, c->path, &nproviders, &route);
 	if (nproviders == 0 && !s->queue_mode) {
 		reply(s, "451 4.3.5 No provider configured; mail cannot be relayed yet");
 		return;
@@ -487,15 +475,6 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 		enter_state(s, S_TX);
 		return;
 	}
-	if (s->up != NULL && s->up_route == providers) {
-		struct upstream_mail_params mp;
-		mail_params(s, &mp);
-		enter_state(s, S_MAIL_WAIT);
-		upstream_mail(s->up, &mp);
-		return;
-	}
-	upstream_close(s->up);
-	s->up = NULL;
 	start_search(s);
 }
 
@@ -708,7 +687,6 @@ static bool waiting_for_provider(const struct session *s)
 {
 	switch (s->state) {
 	case S_PATH:
-	case S_MAIL_WAIT:
 	case S_RCPT_WAIT:
 	case S_DATA_WAIT:
 	case S_DOT_WAIT:
@@ -729,6 +707,7 @@ static void on_committed(bool ok, int err, void *arg)
 	session_enter(s);
 	s->commit = NULL;
 	if (ok) {
+		metrics_message("accepted");
 		reply(s, "250 2.0.0 Ok: queued as %s", s->msg_id);
 		log_info("message id=%s session=%s from=<%s> rcpts=%u size=%llu result=queued duration=%.3fs", s->msg_id,
 		    s->id, s->from, s->rcpts_accepted, (unsigned long long)s->data.out_bytes,
@@ -895,6 +874,8 @@ static void session_process(struct session *s)
 			break;
 	}
 	io_timeout(s->io, s->cfg->relay.timeout);
+	/* Waiting for the client: an idle session keeps no buffers. */
+	io_release_idle(s->io);
 	io_update(s->io);
 }
 
@@ -954,6 +935,7 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 		return;
 	}
 	env->nclients++;
+	metrics_session_opened();
 	s->next = env->sessions;
 	if (s->next != NULL)
 		s->next->prev = s;

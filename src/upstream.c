@@ -67,6 +67,7 @@ struct upstream {
 	bool ehlo_seen;
 	struct upstream_facts facts;
 	const char *auth_used;
+	bool in_tx;                /* MAIL accepted, transaction not ended yet */
 	int depth;                 /* >0 while dispatching an io event */
 	bool freed;                /* upstream_abort() called during dispatch */
 	bool want_writable;
@@ -335,6 +336,8 @@ static void on_reply(struct upstream *up)
 	case UP_MAIL:
 	case UP_RCPT:
 	case UP_RSET:
+		if (up->state != UP_RCPT)
+			up->in_tx = up->state == UP_MAIL && up->reply.code / 100 == 2;
 		enter_state(up, UP_READY);
 		io_timeout(up->io, 0);
 		up->cbs->reply(up, up->arg, &up->reply);
@@ -345,6 +348,7 @@ static void on_reply(struct upstream *up)
 		up->cbs->reply(up, up->arg, &up->reply);
 		return;
 	case UP_DOT:
+		up->in_tx = false;
 		enter_state(up, UP_READY);
 		io_timeout(up->io, 0);
 		up->cbs->reply(up, up->arg, &up->reply);
@@ -673,6 +677,21 @@ const struct upstream_facts *upstream_get_facts(const struct upstream *up)
 const struct smtp_reply *upstream_ehlo_reply(const struct upstream *up)
 {
 	return up->ehlo_seen ? &up->ehlo : NULL;
+}
+
+bool upstream_idle(const struct upstream *up)
+{
+	return up->state == UP_READY && !up->in_tx && !up->freed;
+}
+
+void upstream_release_buffers(struct upstream *up)
+{
+	io_release_idle(up->io);
+}
+
+const struct provider_cfg *upstream_provider(const struct upstream *up)
+{
+	return up->provider;
 }
 
 double upstream_age(const struct upstream *up)

@@ -134,6 +134,13 @@ const struct upstream_facts *upstream_get_facts(const struct upstream *up);
 /* The last EHLO reply (extensions in ->ehlo), or NULL before one. */
 const struct smtp_reply *upstream_ehlo_reply(const struct upstream *up);
 
+/* True between transactions: setup done, no command outstanding, no
+ * transaction open (a MAIL accepted and not yet ended by the final dot or RSET). */
+bool upstream_idle(const struct upstream *up);
+/* Frees the session's empty buffers while it waits in the pool. */
+void upstream_release_buffers(struct upstream *up);
+const struct provider_cfg *upstream_provider(const struct upstream *up);
+
 /* Time since upstream_open(), seconds. */
 double upstream_age(const struct upstream *up);
 

@@ -1,0 +1,45 @@
+#!/bin/bash
+# contrib/bench/relay.sh [SUBRELAYD] [run.py options]: the shared rig's table
+# (../shared/bench, or $SUBRELAY_BENCH) for subrelay next to the direct
+# baselines of the same repetitions: (a) 2,000 x 4 KiB, one message per
+# session, 32 parallel; (b) the same, 10 per session; (c) 200 x 1 MiB, 8
+# parallel; (d) idle sessions held; relay CPU per message. Plain SMTP in,
+# STARTTLS + AUTH out, delivery = passthrough (DELIVERY=queue for queue
+# mode). Default: --reps 3 --workloads abcd.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+bench=${SUBRELAY_BENCH:-$top/../shared/bench}
+subrelayd=$top/build/werror/subrelayd
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then subrelayd=$1; shift; fi
+[ -x "$subrelayd" ] || { echo "relay.sh: no subrelayd at $subrelayd (build first, or pass its path)" >&2; exit 2; }
+[ -f "$bench/run.sh" ] || { echo "relay.sh: benchmark rig not found at $bench (set SUBRELAY_BENCH)" >&2; exit 2; }
+[ $# -gt 0 ] || set -- --reps 3 --workloads abcd
+
+# shellcheck source=/dev/null
+. "$bench/env.sh"
+bench_build
+ulimit -n "$(ulimit -Hn)"
+port=${PORT:-2600}
+work=$(mktemp -d "${TMPDIR:-/tmp}/subrelay-relay.XXXXXX")
+trap 'kill "${relay_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+cat >"$work/relay.ini" <<INI
+[relay]
+listen = 127.0.0.1:$port
+delivery = ${DELIVERY:-passthrough}
+spool = $work/spool
+control = $work/control.sock
+max_clients = 20000
+providers = sink
+log_level = warn
+[provider sink]
+host = 127.0.0.1
+ports = $SINK_STARTTLS_PORT/starttls
+username = $SINK_USER
+password = $SINK_PASS
+tls_ca_file = $SINK_CERT
+INI
+"$subrelayd" -c "$work/relay.ini" 2>"$work/relay.log" &
+relay_pid=$!
+for _ in $(seq 50); do grep -q 'listening address' "$work/relay.log" && break; sleep 0.1; done
+"$bench/run.sh" "$port" subrelay --pid "$relay_pid" "$@"

@@ -1,0 +1,269 @@
+/*
+ * metrics.c: see metrics.h. Labelled attempt counters live in a small
+ * growing table (providers x ports x modes x results stays tiny).
+ */
+#include "metrics.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define REQUEST_MAX 4096
+#define REQUEST_TIMEOUT 5.0
+
+static const char *const message_results[] = { "accepted", "delivered", "deferred", "failed" };
+static uint64_t message_counts[sizeof(message_results) / sizeof(message_results[0])];
+static uint64_t sessions_total;
+
+static const double latency_buckets[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600 };
+#define NBUCKETS (sizeof(latency_buckets) / sizeof(latency_buckets[0]))
+static uint64_t latency_counts[NBUCKETS];
+static uint64_t latency_count;
+static double latency_sum;
+
+struct attempt_counter {
+	char provider[64];
+	uint16_t port;
+	char mode[12];
+	char result[24];
+	uint64_t count;
+};
+static struct attempt_counter *attempts;
+static size_t nattempts, cap_attempts;
+
+void metrics_message(const char *result)
+{
+	for (size_t i = 0; i < sizeof(message_results) / sizeof(message_results[0]); i++)
+		if (strcmp(message_results[i], result) == 0)
+			message_counts[i]++;
+}
+
+void metrics_delivery_seconds(double seconds)
+{
+	for (size_t i = 0; i < NBUCKETS; i++)
+		if (seconds <= latency_buckets[i])
+			latency_counts[i]++;
+	latency_count++;
+	latency_sum += seconds;
+}
+
+void metrics_session_opened(void)
+{
+	sessions_total++;
+}
+
+void metrics_attempt(const char *provider, uint16_t port, const char *mode, const char *result)
+{
+	for (size_t i = 0; i < nattempts; i++) {
+		struct attempt_counter *a = &attempts[i];
+		if (a->port == port && strcmp(a->provider, provider) == 0 && strcmp(a->mode, mode) == 0 &&
+		    strcmp(a->result, result) == 0) {
+			a->count++;
+			return;
+		}
+	}
+	if (nattempts == cap_attempts) {
+		size_t cap = cap_attempts ? cap_attempts * 2 : 16;
+		struct attempt_counter *bigger = realloc(attempts, cap * sizeof(*bigger));
+		if (bigger == NULL)
+			return;
+		attempts = bigger;
+		cap_attempts = cap;
+	}
+	struct attempt_counter *a = &attempts[nattempts++];
+	snprintf(a->provider, sizeof(a->provider), "%s", provider);
+	a->port = port;
+	snprintf(a->mode, sizeof(a->mode), "%s", mode);
+	snprintf(a->result, sizeof(a->result), "%s", result);
+	a->count = 1;
+}
+
+void metrics_write(FILE *out, metrics_gauges_fn gauges, void *arg)
+{
+	fputs("# HELP subrelay_sessions_total Client sessions accepted.\n# TYPE subrelay_sessions_total counter\n", out);
+	fprintf(out, "subrelay_sessions_total %llu\n", (unsigned long long)sessions_total);
+	fputs("# HELP subrelay_messages_total Messages by outcome.\n# TYPE subrelay_messages_total counter\n", out);
+	for (size_t i = 0; i < sizeof(message_results) / sizeof(message_results[0]); i++)
+		fprintf(out, "subrelay_messages_total{result=\"%s\"} %llu\n", message_results[i],
+		    (unsigned long long)message_counts[i]);
+	fputs("# HELP subrelay_upstream_attempts_total Upstream attempts by provider, port, mode and result.\n"
+	      "# TYPE subrelay_upstream_attempts_total counter\n", out);
+	for (size_t i = 0; i < nattempts; i++)
+		fprintf(out, "subrelay_upstream_attempts_total{provider=\"%s\",port=\"%u\",mode=\"%s\",result=\"%s\"} %llu\n",
+		    attempts[i].provider, attempts[i].port, attempts[i].mode, attempts[i].result,
+		    (unsigned long long)attempts[i].count);
+	fputs("# HELP subrelay_delivery_seconds Time from acceptance to the provider's verdict.\n"
+	      "# TYPE subrelay_delivery_seconds histogram\n", out);
+	for (size_t i = 0; i < NBUCKETS; i++)
+		fprintf(out, "subrelay_delivery_seconds_bucket{le=\"%g\"} %llu\n", latency_buckets[i],
+		    (unsigned long long)latency_counts[i]);
+	fprintf(out, "subrelay_delivery_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)latency_count);
+	fprintf(out, "subrelay_delivery_seconds_sum %.6f\nsubrelay_delivery_seconds_count %llu\n", latency_sum,
+	    (unsigned long long)latency_count);
+	if (gauges != NULL)
+		gauges(out, arg);
+}
+
+/* ---- the HTTP side ---- */
+
+struct metrics_server {
+	struct ev_loop *loop;
+	int fd;
+	ev_io accept_w;
+	metrics_gauges_fn gauges;
+	void *arg;
+};
+
+struct http_conn {
+	struct metrics_server *m;
+	int fd;
+	ev_io w;
+	ev_timer timer;
+	char req[REQUEST_MAX];
+	size_t len;
+	char *reply;
+	size_t reply_len, sent;
+};
+
+static void conn_free(struct http_conn *c)
+{
+	ev_io_stop(c->m->loop, &c->w);
+	ev_timer_stop(c->m->loop, &c->timer);
+	close(c->fd);
+	free(c->reply);
+	free(c);
+}
+
+static void build_reply(struct http_conn *c)
+{
+	char *body = NULL;
+	size_t body_len = 0;
+	FILE *out = open_memstream(&body, &body_len);
+	bool found = strncmp(c->req, "GET /metrics ", 13) == 0 || strncmp(c->req, "GET /metrics?", 13) == 0;
+
+	if (out != NULL && found)
+		metrics_write(out, c->m->gauges, c->m->arg);
+	else if (out != NULL)
+		fputs("not found: try /metrics\n", out);
+	if (out != NULL)
+		fclose(out);
+	FILE *r = open_memstream(&c->reply, &c->reply_len);
+	if (r == NULL) {
+		free(body);
+		return;
+	}
+	fprintf(r, "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n", found ? "200 OK" : "404 Not Found", body_len);
+	if (body != NULL)
+		fwrite(body, 1, body_len, r);
+	fclose(r);
+	free(body);
+}
+
+static void on_conn(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct http_conn *c = w->data;
+	(void)loop;
+
+	if (revents & EV_READ) {
+		ssize_t n = read(c->fd, c->req + c->len, sizeof(c->req) - 1 - c->len);
+		if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) {
+			conn_free(c);
+			return;
+		}
+		if (n > 0)
+			c->len += (size_t)n;
+		c->req[c->len] = '\0';
+		if (strstr(c->req, "\r\n\r\n") == NULL && strstr(c->req, "\n\n") == NULL && c->len < sizeof(c->req) - 1)
+			return;
+		build_reply(c);
+		ev_io_stop(c->m->loop, &c->w);
+		ev_io_set(&c->w, c->fd, EV_WRITE);
+		ev_io_start(c->m->loop, &c->w);
+		return;
+	}
+	ssize_t n = write(c->fd, c->reply + c->sent, c->reply_len - c->sent);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0)
+		c->sent += (size_t)n;
+	if (n < 0 || c->sent == c->reply_len)
+		conn_free(c);
+}
+
+static void on_conn_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	conn_free(w->data);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct metrics_server *m = w->data;
+	(void)revents;
+
+	for (;;) {
+		int fd = accept4(m->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		struct http_conn *c = calloc(1, sizeof(*c));
+		if (c == NULL) {
+			close(fd);
+			continue;
+		}
+		c->m = m;
+		c->fd = fd;
+		ev_io_init(&c->w, on_conn, fd, EV_READ);
+		c->w.data = c;
+		ev_io_start(loop, &c->w);
+		ev_timer_init(&c->timer, on_conn_timeout, REQUEST_TIMEOUT, 0.);
+		c->timer.data = c;
+		ev_timer_start(loop, &c->timer);
+	}
+}
+
+struct metrics_server *metrics_listen(struct ev_loop *loop, const struct sockaddr_any *addr,
+    metrics_gauges_fn gauges, void *arg, char *err, size_t errlen)
+{
+	int one = 1;
+	int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct metrics_server *m = calloc(1, sizeof(*m));
+
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (m == NULL || fd < 0 || bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 || listen(fd, 64) < 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(m);
+		return NULL;
+	}
+	m->loop = loop;
+	m->fd = fd;
+	m->gauges = gauges;
+	m->arg = arg;
+	ev_io_init(&m->accept_w, on_accept, fd, EV_READ);
+	m->accept_w.data = m;
+	ev_io_start(loop, &m->accept_w);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char bound[64] = "?";
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		sockaddr_format(bound, sizeof(bound), (struct sockaddr *)&ss);
+	log_info("metrics address=%s path=/metrics", bound);
+	return m;
+}
+
+void metrics_close(struct metrics_server *m)
+{
+	if (m == NULL)
+		return;
+	ev_io_stop(m->loop, &m->accept_w);
+	close(m->fd);
+	free(m);
+}

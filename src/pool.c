@@ -1,0 +1,160 @@
+/*
+ * pool.c: see pool.h. A short list per pool; each entry has its own idle
+ * timer and watches its session for a close by the provider.
+ */
+#include "pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct pooled {
+	struct pool *pool;
+	struct upstream *up;
+	const struct provider_cfg *provider;
+	ev_timer idle;
+	struct pooled *next;
+};
+
+struct pool {
+	struct ev_loop *loop;
+	struct pooled *idle;
+	unsigned count;
+};
+
+static void unlink_entry(struct pool *p, struct pooled *e)
+{
+	for (struct pooled **pp = &p->idle; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
+			p->count--;
+			break;
+		}
+	}
+	ev_timer_stop(p->loop, &e->idle);
+}
+
+static void on_idle_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pooled *e = w->data;
+	(void)loop;
+	(void)revents;
+
+	unlink_entry(e->pool, e);
+	upstream_close(e->up);
+	free(e);
+}
+
+/* The provider closed (or broke) an idle session: forget it. */
+static void on_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason)
+{
+	struct pooled *e = arg;
+	(void)cls;
+
+	log_debug("pool drop provider=%s reason=\"%s\"", e->provider->name, reason);
+	unlink_entry(e->pool, e);
+	upstream_abort(up);
+	free(e);
+}
+
+static void on_unexpected(struct upstream *up, void *arg, const struct smtp_reply *r)
+{
+	on_failed(up, arg, UPSTREAM_FAIL_PROTOCOL, r->text);
+}
+
+static void on_writable(struct upstream *up, void *arg)
+{
+	(void)up;
+	(void)arg;
+}
+
+static const struct upstream_callbacks idle_callbacks = {
+	.ready = NULL,
+	.reply = on_unexpected,
+	.writable = on_writable,
+	.failed = on_failed,
+};
+
+struct pool *pool_new(struct ev_loop *loop)
+{
+	struct pool *p = calloc(1, sizeof(*p));
+	if (p != NULL)
+		p->loop = loop;
+	return p;
+}
+
+void pool_free(struct pool *p)
+{
+	if (p == NULL)
+		return;
+	/* At exit or after a reload: the loop may not run again to hear a QUIT. */
+	while (p->idle != NULL) {
+		struct pooled *e = p->idle;
+		unlink_entry(p, e);
+		upstream_abort(e->up);
+		free(e);
+	}
+	free(p);
+}
+
+static unsigned idle_for(const struct pool *p, const struct provider_cfg *provider)
+{
+	unsigned n = 0;
+	for (const struct pooled *e = p->idle; e != NULL; e = e->next)
+		n += e->provider == provider;
+	return n;
+}
+
+void pool_put(struct pool *p, struct upstream *up)
+{
+	const struct provider_cfg *provider = upstream_provider(up);
+	struct pooled *e;
+
+	if (!upstream_idle(up) || idle_for(p, provider) >= provider->max_connections ||
+	    (e = calloc(1, sizeof(*e))) == NULL) {
+		upstream_close(up);
+		return;
+	}
+	e->pool = p;
+	e->up = up;
+	e->provider = provider;
+	upstream_set_callbacks(up, &idle_callbacks, e);
+	upstream_release_buffers(up);
+	ev_timer_init(&e->idle, on_idle_timeout, POOL_IDLE, 0.);
+	e->idle.data = e;
+	ev_timer_start(p->loop, &e->idle);
+	e->next = p->idle;
+	p->idle = e;
+	p->count++;
+}
+
+struct upstream *pool_take(struct pool *p, const struct provider_cfg *provider, unsigned *pair)
+{
+	for (struct pooled *e = p->idle; e != NULL; e = e->next) {
+		if (e->provider != provider)
+			continue;
+		struct upstream *up = e->up;
+		unlink_entry(p, e);
+		free(e);
+		*pair = pool_pair_of(provider, up);
+		return up;
+	}
+	return NULL;
+}
+
+unsigned pool_idle_count(const struct pool *p)
+{
+	return p->count;
+}
+
+unsigned pool_pair_of(const struct provider_cfg *provider, const struct upstream *up)
+{
+	struct upstream_info info;
+
+	upstream_get_info(up, &info);
+	for (unsigned i = 0; i < provider->nports; i++)
+		if (provider->ports[i].port == info.port && strcmp(tls_mode_name(provider->ports[i].mode), info.mode) == 0)
+			return i;
+	return 0;
+}
