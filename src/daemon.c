@@ -378,7 +378,7 @@ int daemon_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 	}
 	bool queue = cfg->relay.delivery == DELIVERY_QUEUE;
 	if (cfg->relay.workers != 1)
-		log_warn("relay.workers=%u: this version runs one process; the setting is ignored", cfg->relay.workers);
+		log_warn("relay.workers is set: this version runs one process; the setting is ignored");
 	if (!queue && cfg->relay.nproviders == 0 && cfg->nroutes == 0)
 		log_warn("no provider configured (relay.providers is empty): mail is refused with 451 until one is");
 	if ((!queue || start_queue(&d)) && (d.listeners = listeners_open(&d.env)) != NULL && start_control(&d) && start_metrics(&d) &&
