@@ -57,9 +57,12 @@ static void commit_batch(struct committer *c, struct commit_job *batch)
 		any |= j->ok;
 	}
 	if (any && !spool_sync_queue_dir(c->sp)) {
-		/* The renames may not survive a crash: nobody may be told "queued". */
+		/* The renames may not survive a crash: nobody may be told "queued",
+		 * and what was renamed goes, or it would be delivered anyway. */
 		int err = errno;
 		for (struct commit_job *j = batch; j != NULL; j = j->next) {
+			if (j->ok)
+				spool_remove(c->sp, j->id);
 			j->ok = false;
 			j->err = err;
 		}
@@ -161,18 +164,12 @@ void committer_free(struct committer *c)
 	free(c);
 }
 
-void committer_submit(struct committer *c, struct spool_writer *w)
+bool committer_submit(struct committer *c, struct spool_writer *w)
 {
 	struct commit_job *j = calloc(1, sizeof(*j));
 
-	if (j == NULL) {
-		spool_discard(w);
-		char id[ID_LEN + 1];
-		snprintf(id, sizeof(id), "%s", spool_writer_id(w));
-		spool_writer_free(w);
-		c->done_cb(id, false, ENOMEM, c->arg);
-		return;
-	}
+	if (j == NULL)
+		return false;
 	j->w = w;
 	snprintf(j->id, sizeof(j->id), "%s", spool_writer_id(w));
 	pthread_mutex_lock(&c->lock);
@@ -180,4 +177,5 @@ void committer_submit(struct committer *c, struct spool_writer *w)
 	c->todo = j;
 	pthread_cond_signal(&c->wake);
 	pthread_mutex_unlock(&c->lock);
+	return true;
 }

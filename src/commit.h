@@ -24,7 +24,8 @@ typedef void (*commit_cb)(const char *id, bool ok, int err, void *arg);
 struct committer *committer_new(struct ev_loop *loop, struct spool *sp, commit_cb done, void *arg);
 /* Waits for jobs in flight (their callbacks still run), then stops the thread. */
 void committer_free(struct committer *c);
-/* Takes ownership of w; `done` is called on the loop when it is durable. */
-void committer_submit(struct committer *c, struct spool_writer *w);
+/* Takes ownership of w; `done` is called on the loop when it is durable.
+ * False (out of memory, w still the caller's): nothing will be called. */
+bool committer_submit(struct committer *c, struct spool_writer *w);
 
 #endif

@@ -339,6 +339,7 @@ static void io_on_event(struct ev_loop *loop, ev_io *w, int revents)
 static void io_rearm(struct io *io)
 {
 	int events = 0;
+	bool feed_read = false;
 
 	switch (io->state) {
 	case IO_ST_CONNECTING:
@@ -354,24 +355,25 @@ static void io_rearm(struct io *io)
 			events |= io->read_wants_write ? EV_WRITE : EV_READ;
 		if (!buf_empty(&io->out))
 			events |= io->write_wants_read ? EV_READ : EV_WRITE;
-		/* Decrypted bytes OpenSSL holds will not make the socket readable. */
-		if (want_read && io->ssl != NULL && SSL_has_pending(io->ssl))
-			ev_feed_event(io->loop, &io->watcher, EV_READ);
-		/* A paused reader still has to hear about an EOF it already saw. */
-		if (io->eof && !io->read_paused && !io->eof_reported && !io->close_after_flush)
-			ev_feed_event(io->loop, &io->watcher, EV_READ);
+		/* Decrypted bytes OpenSSL holds will not make the socket readable,
+		 * and a paused reader still has to hear about an EOF it saw. */
+		feed_read = (want_read && io->ssl != NULL && SSL_has_pending(io->ssl)) ||
+		    (io->eof && !io->read_paused && !io->eof_reported && !io->close_after_flush);
 		break;
 	}
 	case IO_ST_FAILED:
 		break;
 	}
-	if (events == (io->watcher.events & (EV_READ | EV_WRITE)) && ev_is_active(&io->watcher))
-		return;
-	ev_io_stop(io->loop, &io->watcher);
-	if (events != 0) {
-		ev_io_set(&io->watcher, io->fd, events);
-		ev_io_start(io->loop, &io->watcher);
+	if (events != (io->watcher.events & (EV_READ | EV_WRITE)) || !ev_is_active(&io->watcher)) {
+		ev_io_stop(io->loop, &io->watcher);
+		if (events != 0) {
+			ev_io_set(&io->watcher, io->fd, events);
+			ev_io_start(io->loop, &io->watcher);
+		}
 	}
+	/* Fed last: stopping a watcher drops the events pending on it. */
+	if (feed_read)
+		ev_feed_event(io->loop, &io->watcher, EV_READ);
 }
 
 /* ---- public ---- */
@@ -412,11 +414,11 @@ struct io *io_connect(struct ev_loop *loop, const struct sockaddr *sa, socklen_t
 	}
 	io->state = IO_ST_CONNECTING;
 	/* Refusals can be immediate (e.g. a local REJECT rule): report from the loop. */
-	if (connect(fd, sa, salen) < 0 && errno != EINPROGRESS) {
+	if (connect(fd, sa, salen) < 0 && errno != EINPROGRESS)
 		io->connect_err = errno;
-		ev_feed_event(loop, &io->watcher, EV_WRITE);
-	}
 	io_rearm(io);
+	if (io->connect_err != 0)
+		ev_feed_event(loop, &io->watcher, EV_WRITE);
 	return io;
 }
 
@@ -496,9 +498,10 @@ void io_timeout(struct io *io, double seconds)
 void io_close_after_flush(struct io *io)
 {
 	io->close_after_flush = true;
+	io_update(io);
+	/* Nothing left to write: report DRAINED from the loop all the same. */
 	if (buf_empty(&io->out))
 		ev_feed_event(io->loop, &io->watcher, EV_WRITE);
-	io_update(io);
 }
 
 void io_release_idle(struct io *io)

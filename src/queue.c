@@ -135,6 +135,8 @@ static void on_committed(const char *id, bool ok, int err, void *arg)
 			spool_msg_free(&m); /* still on disk: the next start picks it up */
 		q->accepted++;
 	} else if (ok) {
+		/* Unreadable after all: nobody was told it is queued, so it must go. */
+		spool_remove(q->sp, id);
 		ok = false;
 		err = EIO;
 	}
@@ -164,10 +166,15 @@ struct queue_waiter *queue_commit(struct queue *q, struct spool_writer *w, queue
 	qw->cb = cb;
 	qw->arg = arg;
 	snprintf(qw->id, sizeof(qw->id), "%s", spool_writer_id(w));
+	if (!committer_submit(q->committer, w)) {
+		spool_discard(w);
+		spool_writer_free(w);
+		free(qw);
+		return NULL;
+	}
 	qw->next = q->waiters;
 	q->waiters = qw;
 	q->pending_commits++;
-	committer_submit(q->committer, w);
 	return qw;
 }
 
@@ -238,7 +245,8 @@ static void bounce(struct queue *q, const struct spool_msg *m, const struct conf
 	    "Auto-Submitted: auto-replied\r\n\r\n"
 	    "Your message %s could not be delivered to these recipients:\r\n\r\n",
 	    cfg->relay.hostname, m->from, date, msgid, cfg->relay.hostname, m->id);
-	for (unsigned i = 0; i < m->nrcpts && n < sizeof(text) - 400; i++)
+	/* Room is kept for the reason line: the text must end in CRLF. */
+	for (unsigned i = 0; i < m->nrcpts && n + SMTP_PATH_MAX + 6 < sizeof(text) - 330; i++)
 		if (m->rcpts[i].state == RCPT_FAILED)
 			n += (size_t)snprintf(text + n, sizeof(text) - n, "  <%s>\r\n", m->rcpts[i].addr);
 	snprintf(text + n, sizeof(text) - n, "\r\nReason: %.300s\r\n", m->last_error);
@@ -251,9 +259,14 @@ static void bounce(struct queue *q, const struct spool_msg *m, const struct conf
 		}
 		return;
 	}
-	log_info("message id=%s bounce=%s to=<%s>", m->id, env.id, m->from);
+	if (!committer_submit(q->committer, w)) {
+		spool_discard(w);
+		spool_writer_free(w);
+		return;
+	}
+	char quoted[SMTP_PATH_MAX + 8];
+	log_info("message id=%s bounce=%s to=%s", m->id, env.id, log_quote(quoted, sizeof(quoted), m->from));
 	q->pending_commits++;
-	committer_submit(q->committer, w);
 }
 
 static void settle(struct delivery *d)

@@ -74,6 +74,7 @@ struct session {
 	char helo[128];
 	bool esmtp;
 	bool skipping_line;        /* discarding the rest of an over-long line */
+	bool peer_eof;             /* the client shut its side: answer what it sent, then close */
 	unsigned errors;
 	int depth;
 	bool dead;
@@ -702,15 +703,15 @@ static bool waiting_for_provider(const struct session *s)
 static void on_committed(bool ok, int err, void *arg)
 {
 	struct session *s = arg;
-	char line[200];
+	char line[200], from[SMTP_PATH_MAX + 8];
 
 	session_enter(s);
 	s->commit = NULL;
 	if (ok) {
 		metrics_message("accepted");
 		reply(s, "250 2.0.0 Ok: queued as %s", s->msg_id);
-		log_info("message id=%s session=%s from=<%s> rcpts=%u size=%llu result=queued duration=%.3fs", s->msg_id,
-		    s->id, s->from, s->rcpts_accepted, (unsigned long long)s->data.out_bytes,
+		log_info("message id=%s session=%s from=%s rcpts=%u size=%llu result=queued duration=%.3fs", s->msg_id,
+		    s->id, log_quote(from, sizeof(from), s->from), s->rcpts_accepted, (unsigned long long)s->data.out_bytes,
 		    ev_now(s->env->loop) - s->tx_started);
 	} else {
 		spool_error_reply(line, sizeof(line), err);
@@ -873,6 +874,12 @@ static void session_process(struct session *s)
 		if (buf_empty(io_in(s->io)) || !take_command(s))
 			break;
 	}
+	if (s->peer_eof) {
+		/* Everything the client sent is answered; it will send no more. */
+		enter_state(s, S_CLOSING);
+		io_close_after_flush(s->io);
+		return;
+	}
 	io_timeout(s->io, s->cfg->relay.timeout);
 	/* Waiting for the client: an idle session keeps no buffers. */
 	io_release_idle(s->io);
@@ -900,6 +907,17 @@ static void on_client_io(struct io *io, enum io_event ev, void *arg)
 		io_close_after_flush(s->io);
 		break;
 	case IO_EV_EOF:
+		/* A client may send its last commands and shut its side at once
+		 * (QUIT then EOF): it is owed the replies, and in queue mode its
+		 * message is being made durable. Only a message cut off is lost. */
+		if (s->state != S_BODY && s->state != S_DISCARD) {
+			s->peer_eof = true;
+			session_process(s);
+			break;
+		}
+		log_message(s, "aborted", NULL);
+		session_close(s);
+		break;
 	case IO_EV_ERROR:
 		if (s->state == S_BODY || s->state == S_DISCARD)
 			log_message(s, "aborted", NULL);

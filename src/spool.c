@@ -179,11 +179,15 @@ bool spool_write(struct spool_writer *w, const char *p, size_t n)
 
 static bool write_envelope(struct spool_writer *w, const struct spool_msg *m)
 {
-	char line[SMTP_PATH_MAX + 64];
+	char line[SMTP_PATH_MAX + 160];
 
 	int n = snprintf(line, sizeof(line), "%s\nid %s\nreceived %.3f\nfrom %s\nflags%s%s\n", SPOOL_MAGIC, m->id,
 	    m->received, m->from, m->body_8bit ? " 8bitmime" : "", m->smtputf8 ? " smtputf8" : "");
-	bool ok = n > 0 && spool_write(w, line, (size_t)n);
+	if (n < 0 || (size_t)n >= sizeof(line)) {
+		errno = ENAMETOOLONG;
+		return false;
+	}
+	bool ok = spool_write(w, line, (size_t)n);
 	for (unsigned i = 0; ok && i < m->nrcpts; i++) {
 		n = snprintf(line, sizeof(line), "rcpt %s\n", m->rcpts[i].addr);
 		ok = spool_write(w, line, (size_t)n);
@@ -411,7 +415,9 @@ static bool replace_file(const char *path, const char *text)
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return false;
-	bool ok = write_all(fd, text, strlen(text));
+	/* Durable before the rename: after a crash the state (which recipients
+	 * are done) must be the old one or the new one, never an empty file. */
+	bool ok = write_all(fd, text, strlen(text)) && fsync(fd) == 0;
 	ok = close(fd) == 0 && ok;
 	if (ok && rename(tmp, path) == 0)
 		return true;

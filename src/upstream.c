@@ -97,6 +97,11 @@ static void upstream_fail(struct upstream *up, enum upstream_fail cls, const cha
 	char reason[300];
 	va_list ap;
 
+	/* A session saying QUIT has no owner left to tell: just close it. */
+	if (up->state == UP_QUIT) {
+		release(up);
+		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
