@@ -364,12 +364,18 @@ static void io_rearm(struct io *io)
 	case IO_ST_FAILED:
 		break;
 	}
-	if (events != (io->watcher.events & (EV_READ | EV_WRITE)) || !ev_is_active(&io->watcher)) {
+	/* ev_io_stop() also drops events fed to the watcher: only stop one that
+	 * runs, so a DRAINED fed by io_close_after_flush() survives. */
+	bool active = ev_is_active(&io->watcher);
+	if (active && events == (io->watcher.events & (EV_READ | EV_WRITE))) {
+		/* unchanged */
+	} else if (events == 0) {
+		if (active)
+			ev_io_stop(io->loop, &io->watcher);
+	} else {
 		ev_io_stop(io->loop, &io->watcher);
-		if (events != 0) {
-			ev_io_set(&io->watcher, io->fd, events);
-			ev_io_start(io->loop, &io->watcher);
-		}
+		ev_io_set(&io->watcher, io->fd, events);
+		ev_io_start(io->loop, &io->watcher);
 	}
 	/* Fed last: stopping a watcher drops the events pending on it. */
 	if (feed_read)
