@@ -303,7 +303,8 @@ static void on_attempt_ready(struct upstream *up, void *arg)
 	struct upstream_info info;
 
 	upstream_get_info(up, &info);
-	log_attempt("ready", a, "tls=%s cipher=%s auth=%s", info.tls_version, info.tls_cipher, info.auth);
+	log_attempt("ready", a, "tls=%s cipher=%s auth=%s resumed=%s", info.tls_version, info.tls_cipher, info.auth,
+	    info.tls_resumed ? "yes" : "no");
 	metrics_attempt(info.provider, info.port, info.mode, "ok");
 	if (ps->recheck) {
 		on_recheck_done(ps, up);

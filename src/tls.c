@@ -4,12 +4,13 @@
  * Every function that reports the OpenSSL error queue clears it first,
  * so a message never carries a stale error from an earlier call.
  *
- * Session resumption: the context has the client session cache on, which
- * by itself resumes nothing (OpenSSL never looks up a client session on
- * its own). To resume, pool.c will keep the last session per provider
- * (SSL_CTX_sess_set_new_cb: with TLS 1.3 tickets arrive after the
- * handshake) and call SSL_set_session() before connecting. Nothing is
- * stored here yet.
+ * Session resumption: each provider's context keeps the last session
+ * its server gave (SSL_CTX_sess_set_new_cb: with TLS 1.3 the tickets
+ * arrive after the handshake) in its ex_data, and tls_client_new() offers
+ * it, so a reconnect skips the full handshake. A server that does not
+ * take it (another port, expired ticket) just does a full handshake.
+ * OpenSSL marks a session unresumable when its connection is freed
+ * without a shutdown: io.c sends close_notify before freeing.
  */
 #include "tls.h"
 
@@ -20,6 +21,31 @@
 #include <time.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+
+/* The ex_data slot of a context that holds its last session. */
+static int session_slot = -1;
+
+static void free_session_slot(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	SSL_SESSION_free(ptr);
+}
+
+/* Keeps the newest session of the provider; the reference is ours. */
+static int remember_session(SSL *ssl, SSL_SESSION *sess)
+{
+	SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+
+	if (session_slot < 0)
+		return 0;
+	SSL_SESSION_free(SSL_CTX_get_ex_data(ctx, session_slot));
+	SSL_CTX_set_ex_data(ctx, session_slot, sess);
+	return 1;
+}
 
 static bool is_ip_literal(const char *host)
 {
@@ -39,6 +65,7 @@ void tls_init(void)
 	if (OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS |
 	    OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL) != 1)
 		return;
+	session_slot = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_session_slot);
 	done = true;
 }
 
@@ -139,7 +166,8 @@ SSL_CTX *tls_client_ctx(const struct provider_cfg *p, char *err, size_t errlen)
 	 * idle pooled connections should not hold 2 x 16k of buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, remember_session);
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);
@@ -172,6 +200,10 @@ SSL *tls_client_new(SSL_CTX *ctx, const char *host, bool verify)
 		SSL_free(ssl);
 		return NULL;
 	}
+	SSL_SESSION *last = session_slot >= 0 ? SSL_CTX_get_ex_data(ctx, session_slot) : NULL;
+	if (last != NULL && SSL_SESSION_is_resumable(last))
+		SSL_set_session(ssl, last);
+	ERR_clear_error();
 	return ssl;
 }
 

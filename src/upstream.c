@@ -671,6 +671,7 @@ void upstream_get_info(const struct upstream *up, struct upstream_info *info)
 	info->tls_version = ssl ? SSL_get_version(ssl) : "none";
 	info->tls_cipher = ssl ? SSL_get_cipher_name(ssl) : "none";
 	info->auth = up->auth_used;
+	info->tls_resumed = ssl != NULL && SSL_session_reused(ssl);
 	info->pipelining = ehlo_has(up, "PIPELINING", NULL, 0);
 }
 

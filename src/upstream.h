@@ -115,6 +115,7 @@ struct upstream_info {
 	const char *tls_version;   /* "none" without TLS */
 	const char *tls_cipher;
 	const char *auth;          /* mechanism used, "none" */
+	bool tls_resumed;          /* the TLS session was resumed (no full handshake) */
 	bool pipelining;
 };
 void upstream_get_info(const struct upstream *up, struct upstream_info *info);
