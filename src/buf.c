@@ -1,6 +1,5 @@
 #include "buf.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,21 +68,6 @@ bool buf_append(struct buf *b, const void *p, size_t n)
 	return true;
 }
 
-bool buf_printf(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	if (!buf_ensure(b))
-		return false;
-	buf_compact(b);
-	size_t room = b->limit - b->tail;
-	va_start(ap, fmt);
-	int n = vsnprintf(b->data + b->tail, room, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= room)
-		return false;
-	b->tail += (size_t)n;
-	return true;
-}
 
 void buf_consume(struct buf *b, size_t n)
 {

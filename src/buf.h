@@ -36,7 +36,6 @@ char *buf_tail(struct buf *b);
 void buf_commit(struct buf *b, size_t n);
 /* Appends all of p or nothing; false when it does not fit. */
 bool buf_append(struct buf *b, const void *p, size_t n);
-bool buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_consume(struct buf *b, size_t n);
 void buf_compact(struct buf *b);
 

@@ -455,12 +455,6 @@ void io_free(struct io *io)
 	free(io);
 }
 
-void io_set_callback(struct io *io, io_cb cb, void *arg)
-{
-	io->cb = cb;
-	io->arg = arg;
-}
-
 void io_start_tls(struct io *io, SSL *ssl)
 {
 	io->ssl = ssl;
@@ -477,7 +471,6 @@ struct buf *io_out(struct io *io) { return &io->out; }
 const char *io_error(const struct io *io) { return io->errtext; }
 int io_errno(const struct io *io) { return io->err; }
 bool io_tls_failed(const struct io *io) { return io->tls_failed; }
-int io_fd(const struct io *io) { return io->fd; }
 
 void io_update(struct io *io)
 {

@@ -43,7 +43,6 @@ struct io *io_connect(struct ev_loop *loop, const struct sockaddr *sa, socklen_t
 /* Closes at once (TLS close_notify attempted, never waited for). */
 void io_free(struct io *io);
 
-void io_set_callback(struct io *io, io_cb cb, void *arg);
 /* Starts a TLS client handshake over the connection (takes ownership of ssl). */
 void io_start_tls(struct io *io, SSL *ssl);
 SSL *io_ssl(const struct io *io);
@@ -66,6 +65,5 @@ const char *io_error(const struct io *io);
 int io_errno(const struct io *io);
 /* True if the error happened during a TLS handshake. */
 bool io_tls_failed(const struct io *io);
-int io_fd(const struct io *io);
 
 #endif

@@ -124,10 +124,6 @@ void path_memory_free(struct path_memory *m, unsigned nproviders)
 	free(m);
 }
 
-int path_memory_pair(const struct path_env *env, unsigned provider)
-{
-	return env->memory[provider].pair;
-}
 
 char *path_memory_export(const struct path_env *env)
 {

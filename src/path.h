@@ -53,8 +53,6 @@ struct path_env {
 
 struct path_memory *path_memory_new(const struct path_env *env);
 void path_memory_free(struct path_memory *m, unsigned nproviders);
-/* The remembered pair of a provider, as an index into its ports, or -1. */
-int path_memory_pair(const struct path_env *env, unsigned provider);
 /* The memory as text, "PROVIDER PORT MODE" per line (malloc'd), and back
  * (unknown providers or pairs are ignored: the configuration may have
  * changed). */

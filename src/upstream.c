@@ -700,7 +700,3 @@ const struct provider_cfg *upstream_provider(const struct upstream *up)
 	return up->provider;
 }
 
-double upstream_age(const struct upstream *up)
-{
-	return ev_now(up->loop) - up->started;
-}

@@ -142,7 +142,5 @@ bool upstream_idle(const struct upstream *up);
 void upstream_release_buffers(struct upstream *up);
 const struct provider_cfg *upstream_provider(const struct upstream *up);
 
-/* Time since upstream_open(), seconds. */
-double upstream_age(const struct upstream *up);
 
 #endif
