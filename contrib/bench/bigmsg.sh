@@ -14,29 +14,16 @@ size=${2:-1073741824}
 
 # shellcheck source=/dev/null
 . "$bench/env.sh"
+# shellcheck source=contrib/bench/common.sh
+. "$here/common.sh"
 bench_build
 "$bench/sink.sh" start >/dev/null
 port=${PORT:-2601}
 work=$(mktemp -d "${TMPDIR:-/tmp}/subrelay-big.XXXXXX")
 trap 'kill "${relay_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
-cat >"$work/relay.ini" <<INI
-[relay]
-listen = 127.0.0.1:$port
-delivery = passthrough
-control =
-max_message_size = 4G
-providers = sink
-log_level = warn
-[provider sink]
-host = 127.0.0.1
-ports = $SINK_STARTTLS_PORT/starttls
-username = $SINK_USER
-password = $SINK_PASS
-tls_ca_file = $SINK_CERT
-INI
-"$subrelayd" -c "$work/relay.ini" 2>"$work/relay.log" &
-relay_pid=$!
-for _ in $(seq 50); do grep -q 'listening address' "$work/relay.log" && break; sleep 0.1; done
+relay_config "$work/relay.ini" "$port" passthrough "$work" "$SINK_STARTTLS_PORT/starttls" \
+	"max_message_size = 4G"
+relay_start "$subrelayd" "$work/relay.ini" "$work/relay.log"
 hwm() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$relay_pid/status"; }
 "$BIN/smtpload" -p "$port" -s 1 -m 1 -r 1 -l 1048576 >/dev/null   # warm up: buffers and TLS exist
 before=$(hwm)

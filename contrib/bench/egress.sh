@@ -30,25 +30,14 @@ BENCH_RUN=$(mktemp -d "${TMPDIR:-/tmp}/subrelay-egress.XXXXXX")
 trap '"$bench/sink.sh" stop >/dev/null 2>&1 || true; kill "${relay_pid:-0}" 2>/dev/null || true; rm -rf "$BENCH_RUN"' EXIT
 # shellcheck source=/dev/null
 . "$bench/env.sh"
+# shellcheck source=contrib/bench/common.sh
+. "$here/common.sh"
 bench_build
 "$bench/sink.sh" start >/dev/null
 
 port=2600
-cat >"$RUN/relay.ini" <<INI
-[relay]
-listen = 127.0.0.1:$port
-delivery = passthrough
-providers = sink
-log_level = warn
-[provider sink]
-host = 127.0.0.1
-ports = $SINK_STARTTLS_PORT/starttls, $SINK_PLAIN_PORT/starttls
-username = $SINK_USER
-password = $SINK_PASS
-tls_ca_file = $SINK_CERT
-connect_timeout = 5s
-attempt_delay = 300ms
-INI
+# The defaults matter here: connect_timeout = 5s, attempt_delay = 300ms.
+relay_config "$RUN/relay.ini" "$port" passthrough "$RUN" "$SINK_STARTTLS_PORT/starttls, $SINK_PLAIN_PORT/starttls"
 
 field() { sed -n "s/.*\"$1\":\\([0-9.]*\\).*/\\1/p"; }
 
@@ -60,9 +49,7 @@ run_scenario() {
 		nft add chain inet egress out '{ type filter hook output priority 0 ; }'
 		nft add rule inet egress out tcp dport "$SINK_STARTTLS_PORT" drop
 	fi
-	"$subrelayd" -c "$RUN/relay.ini" 2>"$RUN/relay-$name.log" &
-	relay_pid=$!
-	for _ in $(seq 50); do grep -q 'listening address' "$RUN/relay-$name.log" && break; sleep 0.1; done
+	relay_start "$subrelayd" "$RUN/relay.ini" "$RUN/relay-$name.log"
 	local first next
 	first=$("$BIN/smtpload" -p $port -s 1 -m 1 -r 1 -l 4096)
 	next=$("$BIN/smtpload" -p $port -s 1 -m 100 -r 1 -l 4096)

@@ -22,32 +22,18 @@ BENCH_RUN=$(mktemp -d "${TMPDIR:-/tmp}/subrelay-queue.XXXXXX")
 trap '"$bench/sink.sh" stop >/dev/null 2>&1 || true; kill "${relay_pid:-0}" 2>/dev/null || true; rm -rf "$BENCH_RUN"' EXIT
 # shellcheck source=/dev/null
 . "$bench/env.sh"
+# shellcheck source=contrib/bench/common.sh
+. "$here/common.sh"
 bench_build
 "$bench/sink.sh" start >/dev/null
 ulimit -n "$(ulimit -Hn)"
 
 port=${PORT:-2700}
-cat >"$RUN/relay.ini" <<INI
-[relay]
-listen = 127.0.0.1:$port
-delivery = queue
-spool = $RUN/spool
-control = $RUN/control.sock
-providers = sink
-log_level = warn
-[provider sink]
-host = 127.0.0.1
-ports = $SINK_STARTTLS_PORT/starttls
-username = $SINK_USER
-password = $SINK_PASS
-tls_ca_file = $SINK_CERT
-INI
+relay_config "$RUN/relay.ini" "$port" queue "$RUN" "$SINK_STARTTLS_PORT/starttls"
 
 sink_msgs() { sed -n 's/.*msgs=\([0-9]*\).*/\1/p' "$SINK_STATS" 2>/dev/null || echo 0; }
 
-"$subrelayd" -c "$RUN/relay.ini" 2>"$RUN/relay.log" &
-relay_pid=$!
-for _ in $(seq 50); do grep -q 'listening address' "$RUN/relay.log" && break; sleep 0.1; done
+relay_start "$subrelayd" "$RUN/relay.ini" "$RUN/relay.log"
 before=$(sink_msgs)
 start=$(date +%s.%N)
 load=$("$BIN/smtpload" -p "$port" -s 32 -m "$msgs" -r 1 -l 4096)

@@ -18,28 +18,14 @@ if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then subrelayd=$1; shift; fi
 
 # shellcheck source=/dev/null
 . "$bench/env.sh"
+# shellcheck source=contrib/bench/common.sh
+. "$here/common.sh"
 bench_build
 ulimit -n "$(ulimit -Hn)"
 port=${PORT:-2600}
 work=$(mktemp -d "${TMPDIR:-/tmp}/subrelay-relay.XXXXXX")
 trap 'kill "${relay_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
-cat >"$work/relay.ini" <<INI
-[relay]
-listen = 127.0.0.1:$port
-delivery = ${DELIVERY:-passthrough}
-spool = $work/spool
-control = $work/control.sock
-max_clients = 20000
-providers = sink
-log_level = warn
-[provider sink]
-host = 127.0.0.1
-ports = $SINK_STARTTLS_PORT/starttls
-username = $SINK_USER
-password = $SINK_PASS
-tls_ca_file = $SINK_CERT
-INI
-"$subrelayd" -c "$work/relay.ini" 2>"$work/relay.log" &
-relay_pid=$!
-for _ in $(seq 50); do grep -q 'listening address' "$work/relay.log" && break; sleep 0.1; done
+relay_config "$work/relay.ini" "$port" "${DELIVERY:-passthrough}" "$work" "$SINK_STARTTLS_PORT/starttls" \
+	"max_clients = 20000"
+relay_start "$subrelayd" "$work/relay.ini" "$work/relay.log"
 "$bench/run.sh" "$port" subrelay --pid "$relay_pid" "$@"

@@ -1,0 +1,26 @@
+# common.sh: what the benchmark scripts share (sourced after the rig's env.sh,
+# which defines the sink's ports, credentials and certificate).
+
+# relay_config FILE PORT DELIVERY DIR PORTS [RELAY_LINE ...]: a configuration
+# relaying to the sink on PORTS (e.g. "30587/starttls"), spool and control
+# socket under DIR, extra [relay] lines after that.
+relay_config() {
+	local file=$1 port=$2 delivery=$3 dir=$4 ports=$5
+	shift 5
+	{
+		printf '[relay]\nlisten = 127.0.0.1:%s\ndelivery = %s\nspool = %s/spool\ncontrol = %s/control.sock\n' \
+			"$port" "$delivery" "$dir" "$dir"
+		printf 'providers = sink\nlog_level = warn\n'
+		for line in "$@"; do printf '%s\n' "$line"; done
+		printf '[provider sink]\nhost = 127.0.0.1\nports = %s\nusername = %s\npassword = %s\ntls_ca_file = %s\n' \
+			"$ports" "$SINK_USER" "$SINK_PASS" "$SINK_CERT"
+	} >"$file"
+}
+
+# relay_start SUBRELAYD CONFIG LOG: starts the daemon, sets relay_pid, waits
+# until it listens.
+relay_start() {
+	"$1" -c "$2" 2>"$3" &
+	relay_pid=$!
+	for _ in $(seq 50); do grep -q 'listening address' "$3" && break; sleep 0.1; done
+}
