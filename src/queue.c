@@ -56,8 +56,11 @@ struct delivery {
 	struct path_search *search;
 	struct upstream *up;
 	bool *accepted;            /* per recipient, this attempt */
-	unsigned rcpt;             /* next recipient index to send */
-	enum { D_PATH, D_RCPT, D_DATA, D_BODY, D_DOT, D_DONE } step;
+	unsigned *sent;            /* recipient indices in the order their RCPTs went out */
+	unsigned next;             /* next recipient index to consider sending */
+	unsigned nsent, nreplied;
+	bool data_sent;
+	enum { D_PATH, D_ENVELOPE, D_BODY, D_DOT, D_DONE } step;
 	FILE *data;
 	ev_tstamp started;
 	struct smtp_reply final;
@@ -331,6 +334,7 @@ static void delivery_free(struct delivery *d)
 		fclose(d->data);
 	runtime_unref(d->rt);
 	free(d->accepted);
+	free(d->sent);
 	free(d);
 }
 
@@ -360,7 +364,7 @@ static void settle_accepted(struct delivery *d, int state)
 
 /* ---- the transaction ---- */
 
-static void next_rcpt(struct delivery *d);
+static void send_envelope(struct delivery *d);
 
 static void pump_data(struct delivery *d)
 {
@@ -384,42 +388,63 @@ static void pump_data(struct delivery *d)
 	}
 }
 
+static bool any_accepted(const struct delivery *d)
+{
+	for (unsigned i = 0; i < d->e->m.nrcpts; i++)
+		if (d->accepted[i])
+			return true;
+	return false;
+}
+
+static void on_rcpt_reply(struct delivery *d, const struct smtp_reply *r)
+{
+	struct spool_rcpt *rc = &d->e->m.rcpts[d->sent[d->nreplied]];
+
+	if (r->code / 100 == 2) {
+		d->accepted[d->sent[d->nreplied]] = true;
+	} else {
+		set_error_from_reply(d, rc->addr, r);
+		if (r->code >= 500)
+			rc->state = RCPT_FAILED;
+	}
+	d->nreplied++;
+	send_envelope(d);
+}
+
+static void on_data_reply(struct delivery *d, const struct smtp_reply *r)
+{
+	struct spool_msg *m = &d->e->m;
+
+	if (r->code == 354) {
+		d->data = spool_open_data(d->q->sp, m);
+		if (d->data == NULL) {
+			snprintf(d->error, sizeof(d->error), "cannot open the spooled message: %s", strerror(errno));
+			finish_attempt(d);
+			return;
+		}
+		d->step = D_BODY;
+		pump_data(d);
+		return;
+	}
+	/* With every recipient refused, their replies say why, not DATA's. */
+	if (any_accepted(d))
+		set_error_from_reply(d, "DATA", r);
+	if (r->code >= 500)
+		settle_accepted(d, RCPT_FAILED);
+	finish_attempt(d);
+}
+
 static void on_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
 {
 	struct delivery *d = arg;
-	struct spool_msg *m = &d->e->m;
 	(void)up;
 
 	switch (d->step) {
-	case D_RCPT: {
-		struct spool_rcpt *rc = &m->rcpts[d->rcpt];
-		if (r->code / 100 == 2) {
-			d->accepted[d->rcpt] = true;
-		} else {
-			set_error_from_reply(d, rc->addr, r);
-			if (r->code >= 500)
-				rc->state = RCPT_FAILED;
-		}
-		d->rcpt++;
-		next_rcpt(d);
-		return;
-	}
-	case D_DATA:
-		if (r->code == 354) {
-			d->data = spool_open_data(d->q->sp, m);
-			if (d->data == NULL) {
-				snprintf(d->error, sizeof(d->error), "cannot open the spooled message: %s", strerror(errno));
-				finish_attempt(d);
-				return;
-			}
-			d->step = D_BODY;
-			pump_data(d);
-			return;
-		}
-		set_error_from_reply(d, "DATA", r);
-		if (r->code >= 500)
-			settle_accepted(d, RCPT_FAILED);
-		finish_attempt(d);
+	case D_ENVELOPE:
+		if (d->nreplied < d->nsent)
+			on_rcpt_reply(d, r);
+		else
+			on_data_reply(d, r);
 		return;
 	case D_DOT:
 		d->step = D_DONE;
@@ -438,25 +463,27 @@ static void on_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
 	}
 }
 
-static void next_rcpt(struct delivery *d)
+/* Sends the recipients still pending and then DATA, as many at once as the
+ * provider allows: all in one flight when it pipelines, else one per reply. */
+static void send_envelope(struct delivery *d)
 {
 	struct spool_msg *m = &d->e->m;
 
-	while (d->rcpt < m->nrcpts && m->rcpts[d->rcpt].state != RCPT_PENDING)
-		d->rcpt++;
-	if (d->rcpt < m->nrcpts) {
-		d->step = D_RCPT;
-		upstream_rcpt(d->up, m->rcpts[d->rcpt].addr);
+	while (d->next < m->nrcpts && upstream_can_send(d->up)) {
+		if (m->rcpts[d->next].state == RCPT_PENDING) {
+			d->sent[d->nsent++] = d->next;
+			upstream_rcpt(d->up, m->rcpts[d->next].addr);
+		}
+		d->next++;
+	}
+	if (d->next < m->nrcpts || d->data_sent || !upstream_can_send(d->up))
+		return;
+	if (d->nreplied == d->nsent && !any_accepted(d)) {
+		finish_attempt(d); /* no recipient accepted this time */
 		return;
 	}
-	for (unsigned i = 0; i < m->nrcpts; i++) {
-		if (d->accepted[i]) {
-			d->step = D_DATA;
-			upstream_data(d->up);
-			return;
-		}
-	}
-	finish_attempt(d); /* no recipient accepted this time */
+	d->data_sent = true;
+	upstream_data(d->up);
 }
 
 static void on_writable(struct upstream *up, void *arg)
@@ -503,7 +530,8 @@ static void on_path(struct upstream *up, const struct smtp_reply *r, const char 
 	}
 	d->up = up;
 	upstream_set_callbacks(up, &delivery_callbacks, d);
-	next_rcpt(d);
+	d->step = D_ENVELOPE;
+	send_envelope(d);
 }
 
 /* ---- the scheduler ---- */
@@ -531,7 +559,10 @@ static bool start_delivery(struct queue *q, struct qentry *e)
 	if (active_for(q, slot) >= providers[0]->max_connections)
 		return false;
 	struct delivery *d = calloc(1, sizeof(*d));
-	if (d == NULL || (d->accepted = calloc(e->m.nrcpts, sizeof(bool))) == NULL) {
+	if (d == NULL || (d->accepted = calloc(e->m.nrcpts, sizeof(bool))) == NULL ||
+	    (d->sent = calloc(e->m.nrcpts, sizeof(unsigned))) == NULL) {
+		if (d != NULL)
+			free(d->accepted);
 		free(d);
 		return false;
 	}
@@ -552,6 +583,7 @@ static bool start_delivery(struct queue *q, struct qentry *e)
 		e->busy = NULL;
 		runtime_unref(d->rt);
 		free(d->accepted);
+		free(d->sent);
 		free(d);
 		return false;
 	}

@@ -29,6 +29,8 @@
 #define CLIENT_OUT_LIMIT (8 * 1024)
 /* Stop taking commands while less than this is free for their replies. */
 #define REPLY_RESERVE 1200
+/* The longest reply line reply() writes: room kept for each one owed. */
+#define REPLY_LINE_MAX 600
 #define MAX_ERRORS 10
 #define COMMAND_LINE_MAX 2048
 
@@ -36,9 +38,8 @@
 	X(GREET)      /* no HELO/EHLO yet */ \
 	X(IDLE)       /* greeted, no transaction */ \
 	X(PATH)       /* MAIL received, looking for a way upstream */ \
-	X(TX)         /* MAIL accepted: RCPT, DATA, RSET */ \
-	X(RCPT_WAIT) \
-	X(DATA_WAIT) \
+	X(TX)         /* MAIL accepted: RCPT, DATA, RSET (RCPTs may be in flight) */ \
+	X(DATA_WAIT)  /* DATA sent, behind any RCPTs in flight */ \
 	X(BODY)       /* streaming the message upstream */ \
 	X(DISCARD)    /* reading the rest of a message that will not be delivered */ \
 	X(DOT_WAIT)   /* end of data sent, waiting for the provider's verdict */ \
@@ -87,6 +88,7 @@ struct session {
 	bool smtputf8;
 	unsigned rcpts_tried;
 	unsigned rcpts_accepted;
+	unsigned rcpts_in_flight;  /* RCPTs relayed whose replies have not come back */
 	ev_tstamp tx_started;
 	struct smtp_data data;
 	char discard_reply[200];   /* the answer once a discarded body ends */
@@ -166,7 +168,7 @@ static void session_close(struct session *s)
 static void reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply(struct session *s, const char *fmt, ...)
 {
-	char line[600];
+	char line[REPLY_LINE_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -223,6 +225,7 @@ static void tx_clear(struct session *s)
 	s->smtputf8 = false;
 	s->rcpts_tried = 0;
 	s->rcpts_accepted = 0;
+	s->rcpts_in_flight = 0;
 	free(s->rcpts);
 	s->rcpts = NULL;
 }
@@ -258,13 +261,17 @@ static void on_upstream_reply(struct upstream *up, void *arg, const struct smtp_
 	(void)up;
 
 	session_enter(s);
-	switch (s->state) {
-	case S_RCPT_WAIT:
+	/* Replies come back in the order the commands went: RCPTs first. */
+	if (s->rcpts_in_flight > 0 && (s->state == S_TX || s->state == S_DATA_WAIT)) {
+		s->rcpts_in_flight--;
 		if (r->code / 100 == 2)
 			s->rcpts_accepted++;
 		relay_reply(s, r, "1.5");
-		enter_state(s, S_TX);
-		break;
+		session_process(s);
+		session_leave(s);
+		return;
+	}
+	switch (s->state) {
 	case S_DATA_WAIT:
 		if (r->code == 354) {
 			reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -320,6 +327,14 @@ static void on_upstream_writable(struct upstream *up, void *arg)
 	session_leave(s);
 }
 
+/* Replies the client waits for from the provider: RCPTs in flight, then
+ * the DATA, end of data or RSET being answered. */
+static unsigned replies_owed(const struct session *s)
+{
+	bool command = s->state == S_DATA_WAIT || s->state == S_DOT_WAIT || s->state == S_RSET_WAIT;
+	return s->rcpts_in_flight + (command ? 1 : 0);
+}
+
 static void on_upstream_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason)
 {
 	struct session *s = arg;
@@ -331,28 +346,23 @@ static void on_upstream_failed(struct upstream *up, void *arg, enum upstream_fai
 	log_warn("upstream failed id=%s session=%s provider=%s address=%s port=%u mode=%s class=%s state=%s reason=%s",
 	    s->msg_id[0] ? s->msg_id : s->id, s->id, info.provider, info.address, info.port, info.mode,
 	    upstream_fail_name(cls), session_state_names[s->state], log_quote(quoted, sizeof(quoted), reason));
-	switch (s->state) {
-	case S_BODY:
+	if (s->state == S_BODY) {
 		snprintf(s->discard_reply, sizeof(s->discard_reply),
 		    "451 4.4.2 Connection to provider lost during data (%s); try again later", upstream_fail_name(cls));
 		log_message(s, "deferred", NULL);
 		enter_state(s, S_DISCARD);
-		break;
-	case S_RCPT_WAIT:
-	case S_DATA_WAIT:
-	case S_DOT_WAIT:
-	case S_RSET_WAIT:
+	} else if (replies_owed(s) > 0) {
+		/* Every command relayed is owed its reply, in order. */
+		unsigned owed = replies_owed(s);
 		if (s->state == S_DOT_WAIT)
 			log_message(s, "deferred", NULL);
-		reply(s, "451 4.4.2 Connection to provider lost (%s); try again later", upstream_fail_name(cls));
+		while (owed-- > 0)
+			reply(s, "451 4.4.2 Connection to provider lost (%s); try again later", upstream_fail_name(cls));
 		tx_clear(s);
-		enter_state(s, s->state == S_RSET_WAIT ? S_IDLE : S_IDLE);
-		break;
-	default:
-		/* The provider went away between commands: the client hears of it
-		 * in the reply to its next command (see need_upstream()). */
-		break;
+		enter_state(s, S_IDLE);
 	}
+	/* Else the provider went away between commands: the client hears of
+	 * it in the reply to its next command (see need_upstream()). */
 	drop_upstream(s);
 	session_process(s);
 	session_leave(s);
@@ -521,7 +531,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		queue_rcpt(s, c->path);
 		return;
 	}
-	enter_state(s, S_RCPT_WAIT);
+	s->rcpts_in_flight++;
 	upstream_rcpt(s->up, c->path);
 }
 
@@ -565,7 +575,7 @@ static void cmd_data(struct session *s, const struct smtp_cmd *c)
 	(void)c;
 	if (!s->queue_mode && !need_upstream(s))
 		return;
-	if (s->rcpts_accepted == 0) {
+	if (s->rcpts_accepted == 0 && s->rcpts_in_flight == 0) {
 		reply_error(s, "554 5.5.1 No valid recipients");
 		return;
 	}
@@ -688,7 +698,6 @@ static bool waiting_for_provider(const struct session *s)
 {
 	switch (s->state) {
 	case S_PATH:
-	case S_RCPT_WAIT:
 	case S_DATA_WAIT:
 	case S_DOT_WAIT:
 	case S_RSET_WAIT:
@@ -818,7 +827,24 @@ static bool pump_body(struct session *s)
 	return true;
 }
 
-/* Handles one command line from the input; false when none is complete. */
+/* Behind RCPTs still in flight, only a command that is relayed too may
+ * go: a locally answered one would get its reply ahead of theirs. */
+static bool joins_flight(struct session *s, const char *line, size_t len)
+{
+	struct smtp_cmd c;
+	const char *why;
+
+	if (s->state != S_TX || s->up == NULL || !upstream_can_send(s->up) ||
+	    smtp_parse_command(line, len, &c, &why) != SMTP_PARSE_OK)
+		return false;
+	if (c.verb == SMTP_VERB_DATA)
+		return true;
+	return c.verb == SMTP_VERB_RCPT && s->rcpts_tried < s->cfg->relay.max_recipients &&
+	    (s->smtputf8 || smtp_path_is_ascii(c.path));
+}
+
+/* Handles one command line from the input; false when none is complete
+ * or the line has to wait for replies still to come. */
 static bool take_command(struct session *s)
 {
 	struct buf *in = io_in(s->io);
@@ -846,7 +872,11 @@ static bool take_command(struct session *s)
 		char line[COMMAND_LINE_MAX + 1];
 		memcpy(line, p, len);
 		line[len] = '\0';
+		if (s->rcpts_in_flight > 0 && !joins_flight(s, line, len))
+			return false; /* resumed by the provider's replies */
+		buf_consume(in, used);
 		run_command(s, line, len);
+		return true;
 	}
 	buf_consume(in, used);
 	return true;
@@ -869,12 +899,12 @@ static void session_process(struct session *s)
 				break;
 			continue;
 		}
-		if (buf_room(io_out(s->io)) < REPLY_RESERVE)
+		if (buf_room(io_out(s->io)) < REPLY_RESERVE + REPLY_LINE_MAX * s->rcpts_in_flight)
 			return; /* resumed on IO_EV_DRAINED */
 		if (buf_empty(io_in(s->io)) || !take_command(s))
 			break;
 	}
-	if (s->peer_eof) {
+	if (s->peer_eof && s->rcpts_in_flight == 0) {
 		/* Everything the client sent is answered; it will send no more. */
 		enter_state(s, S_CLOSING);
 		io_close_after_flush(s->io);

@@ -27,7 +27,7 @@
 #define UPSTREAM_STATES(X) \
 	X(CONNECTING) X(TLS_IMPLICIT) X(GREETING) X(EHLO) X(STARTTLS) X(TLS_STARTTLS) X(EHLO_TLS) \
 	X(AUTH_PLAIN) X(AUTH_LOGIN) X(AUTH_LOGIN_USER) X(AUTH_LOGIN_PASS) \
-	X(READY) X(MAIL) X(RCPT) X(DATA) X(BODY) X(DOT) X(RSET) X(QUIT) X(DEAD)
+	X(READY) X(BODY) X(DOT) X(QUIT) X(DEAD)
 
 enum upstream_state {
 #define X(s) UP_##s,
@@ -47,6 +47,16 @@ static const char *const fail_names[] = {
 #undef X
 };
 
+/* Transaction commands awaiting their replies, oldest first. A silent
+ * dot ends a DATA the provider accepted after refusing every recipient
+ * (RFC 2920 3.1): its reply concerns nobody. */
+enum pending_cmd { PENDING_MAIL, PENDING_RCPT, PENDING_DATA, PENDING_RSET, PENDING_SILENT_DOT };
+static const char *const pending_names[] = { "MAIL", "RCPT", "DATA", "RSET", "end of data" };
+/* Enough for a full envelope in one flight; more waits for replies. */
+#define PENDING_MAX 128
+/* Room a command needs in the output buffer (a path is at most 256). */
+#define COMMAND_ROOM 600
+
 #define UPSTREAM_MAGIC 0x5e551017u
 
 struct upstream {
@@ -65,6 +75,10 @@ struct upstream {
 	struct smtp_reply reply;   /* the reply being read */
 	struct smtp_reply ehlo;    /* the last EHLO reply: the provider's extensions */
 	bool ehlo_seen;
+	bool pipelining;           /* the provider offers PIPELINING (RFC 2920) */
+	unsigned char pending[PENDING_MAX]; /* ring of enum pending_cmd */
+	unsigned pending_head, npending;
+	unsigned rcpts_ok;         /* RCPTs accepted since the last MAIL */
 	struct upstream_facts facts;
 	const char *auth_used;
 	bool in_tx;                /* MAIL accepted, transaction not ended yet */
@@ -111,30 +125,80 @@ static void upstream_fail(struct upstream *up, enum upstream_fail cls, const cha
 	up->cbs->failed(up, up->arg, cls, reason);
 }
 
+/* Formats one command line into the output buffer; false when it does
+ * not fit. The copy on the stack is wiped: it may hold credentials. */
+static bool append_line(struct upstream *up, const char *fmt, va_list ap)
+{
+	char line[SMTP_LINE_MAX + 600];
+	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+
+	if (n < 0 || (size_t)n >= sizeof(line) - 2)
+		n = (int)sizeof(line) - 3;
+	memcpy(line + n, "\r\n", 2);
+	bool ok = buf_append(io_out(up->io), line, (size_t)n + 2);
+	OPENSSL_cleanse(line, (size_t)n + 2);
+	return ok;
+}
+
+/* Setup commands (and QUIT): a dialogue, one command at a time. */
 static void send_line(struct upstream *up, enum upstream_state next, double timeout, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void send_line(struct upstream *up, enum upstream_state next, double timeout, const char *fmt, ...)
 {
-	char line[SMTP_LINE_MAX + 600];
 	va_list ap;
 
 	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	bool ok = append_line(up, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line) - 2)
-		n = (int)sizeof(line) - 3;
-	memcpy(line + n, "\r\n", 2);
-	smtp_reply_reset(&up->reply);
-	/* The output buffer is empty whenever a command is sent: SMTP is a
-	 * dialogue here, so this append always fits. */
-	if (!buf_append(io_out(up->io), line, (size_t)n + 2)) {
-		OPENSSL_cleanse(line, sizeof(line));
+	if (!ok) {
 		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "output buffer full");
 		return;
 	}
-	OPENSSL_cleanse(line, sizeof(line));
 	enter_state(up, next);
 	io_timeout(up->io, timeout);
+	io_update(up->io);
+}
+
+static void push_pending(struct upstream *up, enum pending_cmd kind)
+{
+	up->pending[(up->pending_head + up->npending++) % PENDING_MAX] = (unsigned char)kind;
+	if (up->npending == 1)
+		io_timeout(up->io, COMMAND_TIMEOUT);
+}
+
+static enum pending_cmd pop_pending(struct upstream *up)
+{
+	enum pending_cmd kind = up->pending[up->pending_head];
+
+	up->pending_head = (up->pending_head + 1) % PENDING_MAX;
+	up->npending--;
+	/* The command timer covers the oldest command still unanswered. */
+	io_timeout(up->io, up->npending > 0 ? COMMAND_TIMEOUT : 0);
+	return kind;
+}
+
+/* Transaction commands: written at once, several in one flight when the
+ * provider pipelines (callers ask upstream_can_send() first). */
+static void send_command(struct upstream *up, enum pending_cmd kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void send_command(struct upstream *up, enum pending_cmd kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (up->state == UP_DEAD || up->freed)
+		return; /* failed already; the owner is told */
+	if (!upstream_can_send(up)) {
+		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "%s sent out of turn", pending_names[kind]);
+		return;
+	}
+	va_start(ap, fmt);
+	bool ok = append_line(up, fmt, ap);
+	va_end(ap);
+	if (!ok) {
+		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "output buffer full");
+		return;
+	}
+	push_pending(up, kind);
 	io_update(up->io);
 }
 
@@ -263,6 +327,7 @@ static void remember_ehlo(struct upstream *up, const struct smtp_reply *r)
 {
 	up->ehlo = *r;
 	up->ehlo_seen = true;
+	up->pipelining = smtp_ehlo_has(r, "PIPELINING", NULL, 0);
 	if (!smtp_ehlo_has(r, "AUTH", up->facts.auth_mechs, sizeof(up->facts.auth_mechs)))
 		up->facts.auth_mechs[0] = '\0';
 }
@@ -335,22 +400,63 @@ static void on_setup_reply(struct upstream *up)
 	}
 }
 
+/* DATA accepted although every recipient was refused: possible only when
+ * pipelined. RFC 2920 3.1: end it with a lone dot, tell the owner DATA failed. */
+static void end_empty_data(struct upstream *up)
+{
+	static const struct smtp_reply no_rcpts = {
+		.code = 554, .enhanced = "5.5.1", .text = "No valid recipients", .complete = true,
+	};
+
+	if (!buf_append(io_out(up->io), ".\r\n", 3)) {
+		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "output buffer full");
+		return;
+	}
+	push_pending(up, PENDING_SILENT_DOT);
+	io_update(up->io);
+	up->cbs->reply(up, up->arg, &no_rcpts);
+}
+
+static void on_transaction_reply(struct upstream *up)
+{
+	const struct smtp_reply *r = &up->reply;
+	bool ok = r->code / 100 == 2;
+
+	if (up->npending == 0) {
+		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "unsolicited reply %d", r->code);
+		return;
+	}
+	switch (pop_pending(up)) {
+	case PENDING_MAIL:
+		up->in_tx = ok;
+		up->rcpts_ok = 0;
+		break;
+	case PENDING_RCPT:
+		up->rcpts_ok += ok;
+		break;
+	case PENDING_RSET:
+		up->in_tx = false;
+		break;
+	case PENDING_SILENT_DOT:
+		up->in_tx = false;
+		return;
+	case PENDING_DATA:
+		if (r->code == 354 && up->rcpts_ok == 0)
+			return end_empty_data(up);
+		if (r->code == 354) {
+			enter_state(up, UP_BODY);
+			io_timeout(up->io, BODY_TIMEOUT);
+		}
+		break;
+	}
+	up->cbs->reply(up, up->arg, r);
+}
+
 static void on_reply(struct upstream *up)
 {
 	switch (up->state) {
-	case UP_MAIL:
-	case UP_RCPT:
-	case UP_RSET:
-		if (up->state != UP_RCPT)
-			up->in_tx = up->state == UP_MAIL && up->reply.code / 100 == 2;
-		enter_state(up, UP_READY);
-		io_timeout(up->io, 0);
-		up->cbs->reply(up, up->arg, &up->reply);
-		return;
-	case UP_DATA:
-		enter_state(up, up->reply.code == 354 ? UP_BODY : UP_READY);
-		io_timeout(up->io, up->reply.code == 354 ? BODY_TIMEOUT : 0);
-		up->cbs->reply(up, up->arg, &up->reply);
+	case UP_READY:
+		on_transaction_reply(up);
 		return;
 	case UP_DOT:
 		up->in_tx = false;
@@ -361,7 +467,6 @@ static void on_reply(struct upstream *up)
 	case UP_QUIT:
 		release(up);
 		return;
-	case UP_READY:
 	case UP_BODY:
 		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "unsolicited reply %d", up->reply.code);
 		return;
@@ -392,10 +497,12 @@ static void read_replies(struct upstream *up)
 			upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "malformed reply");
 			return;
 		}
-		if (up->reply.complete)
+		if (up->reply.complete) {
 			on_reply(up);
-		if (up->freed)
-			return;
+			if (up->freed)
+				return;
+			smtp_reply_reset(&up->reply);
+		}
 	}
 }
 
@@ -454,6 +561,9 @@ static void on_timeout(struct upstream *up)
 		    up->provider->greeting_timeout);
 	case UP_QUIT:
 		return release(up);
+	case UP_READY:
+		return upstream_fail(up, UPSTREAM_FAIL_TIMEOUT, "no reply to %s",
+		    pending_names[up->pending[up->pending_head]]);
 	default:
 		return upstream_fail(up, UPSTREAM_FAIL_TIMEOUT, "no reply in state %s", state_names[up->state]);
 	}
@@ -548,6 +658,7 @@ struct upstream *upstream_open(const struct upstream_params *params, const struc
 	up->auth_used = "none";
 	up->started = ev_now(params->loop);
 	up->facts.connect_seconds = -1;
+	smtp_reply_reset(&up->reply);
 	snprintf(up->helo, sizeof(up->helo), "%s", params->helo_name);
 	snprintf(up->log_id, sizeof(up->log_id), "%s", params->log_id);
 	sockaddr_format(up->address, sizeof(up->address), params->addr);
@@ -593,7 +704,7 @@ void upstream_close(struct upstream *up)
 {
 	if (up == NULL)
 		return;
-	if (up->state != UP_READY) {
+	if (up->state != UP_READY || up->npending > 0) {
 		upstream_abort(up);
 		return;
 	}
@@ -613,22 +724,35 @@ void upstream_mail(struct upstream *up, const struct upstream_mail_params *mp)
 		n += (size_t)snprintf(params + n, sizeof(params) - n, " BODY=8BITMIME");
 	if (mp->smtputf8 && ehlo_has(up, "SMTPUTF8", NULL, 0))
 		snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
-	send_line(up, UP_MAIL, COMMAND_TIMEOUT, "MAIL FROM:<%s>%s", mp->from, params);
+	send_command(up, PENDING_MAIL, "MAIL FROM:<%s>%s", mp->from, params);
 }
 
 void upstream_rcpt(struct upstream *up, const char *to)
 {
-	send_line(up, UP_RCPT, COMMAND_TIMEOUT, "RCPT TO:<%s>", to);
+	send_command(up, PENDING_RCPT, "RCPT TO:<%s>", to);
 }
 
 void upstream_data(struct upstream *up)
 {
-	send_line(up, UP_DATA, COMMAND_TIMEOUT, "DATA");
+	send_command(up, PENDING_DATA, "DATA");
 }
 
 void upstream_rset(struct upstream *up)
 {
-	send_line(up, UP_RSET, COMMAND_TIMEOUT, "RSET");
+	send_command(up, PENDING_RSET, "RSET");
+}
+
+bool upstream_can_send(struct upstream *up)
+{
+	if (up->state != UP_READY || up->freed)
+		return false;
+	if (up->npending == 0)
+		return true;
+	if (!up->pipelining || up->npending == PENDING_MAX)
+		return false;
+	/* DATA ends a group (RFC 2920 3.1): nothing follows until its 354. */
+	enum pending_cmd last = up->pending[(up->pending_head + up->npending - 1) % PENDING_MAX];
+	return last != PENDING_DATA && buf_room(io_out(up->io)) >= COMMAND_ROOM;
 }
 
 char *upstream_body_space(struct upstream *up, size_t need, size_t *room)
@@ -653,7 +777,6 @@ void upstream_body_end(struct upstream *up)
 		up->dot_pending = true;
 		return;
 	}
-	smtp_reply_reset(&up->reply);
 	enter_state(up, UP_DOT);
 	io_timeout(up->io, DOT_TIMEOUT);
 	io_update(up->io);
@@ -672,7 +795,7 @@ void upstream_get_info(const struct upstream *up, struct upstream_info *info)
 	info->tls_cipher = ssl ? SSL_get_cipher_name(ssl) : "none";
 	info->auth = up->auth_used;
 	info->tls_resumed = ssl != NULL && SSL_session_reused(ssl);
-	info->pipelining = ehlo_has(up, "PIPELINING", NULL, 0);
+	info->pipelining = up->pipelining;
 }
 
 const struct upstream_facts *upstream_get_facts(const struct upstream *up)
@@ -687,7 +810,7 @@ const struct smtp_reply *upstream_ehlo_reply(const struct upstream *up)
 
 bool upstream_idle(const struct upstream *up)
 {
-	return up->state == UP_READY && !up->in_tx && !up->freed;
+	return up->state == UP_READY && !up->in_tx && up->npending == 0 && !up->freed;
 }
 
 void upstream_release_buffers(struct upstream *up)

@@ -11,8 +11,11 @@
  * TLS (or on an explicitly allowed plain port). Then `ready`.
  *
  * Transactions: MAIL, RCPT, DATA, body, end of data, RSET; each command
- * gets exactly one `reply` callback. Credentials and AUTH payloads never
- * reach the log.
+ * gets exactly one `reply` callback, in the order sent. When the provider
+ * offers PIPELINING (RFC 2920) several commands may be in flight: MAIL,
+ * the RCPTs and DATA go out in one write, and a DATA the provider accepts
+ * although it refused every recipient is closed with a lone dot and
+ * reported as refused. Credentials and AUTH payloads never reach the log.
  */
 #ifndef SUBRELAY_UPSTREAM_H
 #define SUBRELAY_UPSTREAM_H
@@ -93,6 +96,9 @@ struct upstream_mail_params {
 	bool smtputf8;
 };
 
+/* True when a transaction command may be sent now: nothing in flight, or
+ * the provider pipelines and the last command in flight is not DATA. */
+bool upstream_can_send(struct upstream *up);
 void upstream_mail(struct upstream *up, const struct upstream_mail_params *mp);
 void upstream_rcpt(struct upstream *up, const char *to);
 void upstream_data(struct upstream *up);

@@ -112,6 +112,7 @@ proc provider::start {args} {
     set P($p,chans) {}
     set P($p,messages) {}
     set P($p,transcript) {}
+    set P($p,flights) {}
     set P($p,auths) {}
     set P($p,tls_errors) {}
     set P($p,timers) {}
@@ -192,6 +193,18 @@ proc provider::cleartext {p {conn ""}} {
     return $out
 }
 
+proc provider::flights {p conn} {
+    set groups {}
+    set last ""
+    foreach e $provider::P($p,flights) {
+        lassign $e n read line
+        if {$n != $conn} { continue }
+        if {$read ne $last} { lappend groups {} }
+        set last $read
+        lset groups end [linsert [lindex $groups end] end $line]
+    }
+    return $groups
+}
 proc provider::received {p conn} { return $provider::P($p,raw,$conn) }
 proc provider::conn {p conn} { return $provider::P($p,info,$conn) }
 
@@ -280,7 +293,7 @@ proc provider::accept {p ch addr port} {
     lappend P($p,chans) $ch
     chan configure $ch -blocking 0 -translation binary -buffering full
     array set C [list $ch,p $p $ch,n $n $ch,buf "" $ch,state greeting \
-        $ch,tls 0 $ch,rejecting 0]
+        $ch,tls 0 $ch,rejecting 0 $ch,reads 0]
     set P($p,clear,$n) ""
     set P($p,raw,$n) ""
     set P($p,info,$n) [dict create tls 0 tls_version "" cipher "" helo "" \
@@ -386,6 +399,7 @@ proc provider::readable {ch} {
         return
     }
     append P($p,raw,$n) $data
+    if {$data ne ""} { incr C($ch,reads) }
     if {!$C($ch,tls)} { append P($p,clear,$n) $data }
     append C($ch,buf) $data
     harness::wakeup
@@ -446,6 +460,7 @@ proc provider::process {ch} {
 proc provider::log_command {ch line} {
     variable P; variable C
     lappend P($C($ch,p),transcript) [list $C($ch,n) $line]
+    lappend P($C($ch,p),flights) [list $C($ch,n) $C($ch,reads) $line]
     harness::wakeup
 }
 
