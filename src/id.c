@@ -1,5 +1,6 @@
 #include "id.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/random.h>
 #include <time.h>
@@ -9,13 +10,20 @@ static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 void id_new(char out[ID_LEN + 1])
 {
-	static uint64_t counter;
-	uint64_t rnd = 0;
+	static uint64_t state;
+	static bool seeded;
 	uint64_t secs = (uint64_t)time(NULL) - 1577836800u;
 
-	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
-		rnd = (uint64_t)clock() ^ (secs << 20);
-	rnd += counter++;
+	/* Seeded once; then splitmix64: unique and well spread, no syscall per ID. */
+	if (!seeded) {
+		if (getrandom(&state, sizeof(state), GRND_NONBLOCK) != (ssize_t)sizeof(state))
+			state = (uint64_t)clock() ^ (secs << 20);
+		seeded = true;
+	}
+	uint64_t rnd = (state += 0x9e3779b97f4a7c15u);
+	rnd = (rnd ^ (rnd >> 30)) * 0xbf58476d1ce4e5b9u;
+	rnd = (rnd ^ (rnd >> 27)) * 0x94d049bb133111ebu;
+	rnd ^= rnd >> 31;
 	/* 6 symbols of time (30 bits: until 2054), 6 of randomness. */
 	for (int i = 5; i >= 0; i--, secs >>= 5)
 		out[i] = alphabet[secs & 31];

@@ -45,6 +45,8 @@ struct io {
 	bool read_wants_write;
 	bool write_wants_read;
 	bool handshake_wants_write;
+	bool write_blocked; /* the last write hit EAGAIN: wait for EV_WRITE */
+	bool read_starved;  /* the last SSL_read wanted more bytes than OpenSSL holds */
 	int depth;  /* >0 while inside the owner's callback */
 	bool freed; /* io_free() called while depth > 0 */
 	int err;
@@ -105,8 +107,8 @@ static void io_tune_socket(int fd)
 {
 	int one = 1;
 
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	/* Both callers' fds are already O_NONBLOCK | O_CLOEXEC (accept4 and
+	 * socket flags): no fcntl calls per connection. */
 	/* SMTP is a dialogue of small writes: Nagle plus delayed ACK stalls it. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
@@ -120,10 +122,13 @@ static ssize_t io_recv(struct io *io, char *p, size_t n)
 	ERR_clear_error();
 	int r = SSL_read(io->ssl, p, (int)(n > INT32_MAX ? INT32_MAX : n));
 	io->read_wants_write = false;
+	io->read_starved = false;
 	if (r > 0)
 		return r;
 	switch (SSL_get_error(io->ssl, r)) {
 	case SSL_ERROR_WANT_READ:
+		/* What OpenSSL holds (read ahead) is a partial record at most. */
+		io->read_starved = true;
 		errno = EAGAIN;
 		return -1;
 	case SSL_ERROR_WANT_WRITE:
@@ -182,6 +187,12 @@ static bool io_do_read(struct io *io)
 		if (n > 0) {
 			buf_commit(&io->in, (size_t)n);
 			got = true;
+			/* A short read drained the socket (or OpenSSL's buffer):
+			 * the watcher is level-triggered, so anything arriving
+			 * later is reported again; skip the read that would
+			 * only say EAGAIN. */
+			if ((size_t)n < room && (io->ssl == NULL || !SSL_has_pending(io->ssl)))
+				break;
 			continue;
 		}
 		if (n == 0) {
@@ -212,14 +223,17 @@ static bool io_do_write(struct io *io)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			io->write_blocked = true;
 			return false;
+		}
 		if (io->ssl != NULL && errno == EPROTO)
 			io_set_tls_error(io, "TLS write", SSL_ERROR_SSL);
 		else
 			io_set_error(io, n < 0 ? errno : EPIPE, "write");
 		return false;
 	}
+	io->write_blocked = false;
 	return true;
 }
 
@@ -278,7 +292,7 @@ static bool io_report(struct io *io, enum io_state before)
 	return true;
 }
 
-static void io_on_ready(struct io *io)
+static void io_on_ready(struct io *io, int revents)
 {
 	enum io_state before = io->state;
 	bool drained = false;
@@ -305,7 +319,8 @@ static void io_on_ready(struct io *io)
 	}
 	if (io->close_after_flush)
 		return;
-	if (io_do_read(io) && !io_emit(io, IO_EV_READ))
+	/* A fed EV_WRITE (see io_rearm) does not mean there is input. */
+	if (((revents & EV_READ) || io->read_wants_write) && io_do_read(io) && !io_emit(io, IO_EV_READ))
 		return;
 	if (!io_report(io, before))
 		return;
@@ -319,12 +334,11 @@ static void io_on_event(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct io *io = w->data;
 	(void)loop;
-	(void)revents;
 
 	if (io->magic != IO_MAGIC)
 		abort();
 	io->depth++;
-	io_on_ready(io);
+	io_on_ready(io, revents);
 	io->depth--;
 	if (io->freed && io->depth == 0) {
 		io->freed = false;
@@ -339,7 +353,7 @@ static void io_on_event(struct ev_loop *loop, ev_io *w, int revents)
 static void io_rearm(struct io *io)
 {
 	int events = 0;
-	bool feed_read = false;
+	bool feed_read = false, feed_write = false;
 
 	switch (io->state) {
 	case IO_ST_CONNECTING:
@@ -353,11 +367,21 @@ static void io_rearm(struct io *io)
 		    buf_len(&io->in) < io->in.limit;
 		if (want_read)
 			events |= io->read_wants_write ? EV_WRITE : EV_READ;
-		if (!buf_empty(&io->out))
-			events |= io->write_wants_read ? EV_READ : EV_WRITE;
+		/* Output is written from the loop in this iteration (a fed
+		 * EV_WRITE, so many appends make one write), and EV_WRITE is
+		 * polled for only after a write would block: no epoll_ctl pair
+		 * per reply. */
+		if (!buf_empty(&io->out)) {
+			if (io->write_wants_read)
+				events |= EV_READ;
+			else if (io->write_blocked)
+				events |= EV_WRITE;
+			else
+				feed_write = true;
+		}
 		/* Decrypted bytes OpenSSL holds will not make the socket readable,
 		 * and a paused reader still has to hear about an EOF it saw. */
-		feed_read = (want_read && io->ssl != NULL && SSL_has_pending(io->ssl)) ||
+		feed_read = (want_read && io->ssl != NULL && !io->read_starved && SSL_has_pending(io->ssl)) ||
 		    (io->eof && !io->read_paused && !io->eof_reported && !io->close_after_flush);
 		break;
 	}
@@ -378,8 +402,8 @@ static void io_rearm(struct io *io)
 		ev_io_start(io->loop, &io->watcher);
 	}
 	/* Fed last: stopping a watcher drops the events pending on it. */
-	if (feed_read)
-		ev_feed_event(io->loop, &io->watcher, EV_READ);
+	if (feed_read || feed_write)
+		ev_feed_event(io->loop, &io->watcher, (feed_read ? EV_READ : 0) | (feed_write ? EV_WRITE : 0));
 }
 
 /* ---- public ---- */
@@ -506,8 +530,11 @@ void io_close_after_flush(struct io *io)
 void io_release_idle(struct io *io)
 {
 	/* OpenSSL may hold decrypted bytes: the input buffer is needed then. */
-	if (buf_empty(&io->in) && (io->ssl == NULL || !SSL_has_pending(io->ssl)))
+	if (buf_empty(&io->in) && (io->ssl == NULL || !SSL_has_pending(io->ssl))) {
 		buf_release(&io->in);
+		if (io->ssl != NULL && io->state == IO_ST_OPEN)
+			SSL_free_buffers(io->ssl); /* refuses (harmlessly) if it holds data */
+	}
 	if (buf_empty(&io->out))
 		buf_release(&io->out);
 }

@@ -111,17 +111,25 @@ void pool_put(struct pool *p, struct upstream *up)
 	const struct provider_cfg *provider = upstream_provider(up);
 	struct pooled *e;
 
-	if (!upstream_idle(up) || idle_for(p, provider) >= provider->max_connections ||
-	    (e = calloc(1, sizeof(*e))) == NULL) {
+	/* Past max_connections a session is kept only briefly: bursts of
+	 * concurrent clients (more than max_connections) hand their sessions
+	 * to the next clients instead of closing them and opening new ones
+	 * (TCP + STARTTLS + TLS handshake + AUTH, then QUIT) a moment later.
+	 * It never raises the number of connections to the provider: each
+	 * was in use a moment ago. */
+	double idle = POOL_IDLE;
+	if (!upstream_idle(up) || (e = calloc(1, sizeof(*e))) == NULL) {
 		upstream_close(up);
 		return;
 	}
+	if (idle_for(p, provider) >= provider->max_connections)
+		idle = POOL_OVERFLOW_IDLE;
 	e->pool = p;
 	e->up = up;
 	e->provider = provider;
 	upstream_set_callbacks(up, &idle_callbacks, e);
 	upstream_release_buffers(up);
-	ev_timer_init(&e->idle, on_idle_timeout, POOL_IDLE, 0.);
+	ev_timer_init(&e->idle, on_idle_timeout, idle, 0.);
 	e->idle.data = e;
 	ev_timer_start(p->loop, &e->idle);
 	e->next = p->idle;

@@ -21,6 +21,8 @@
 #include "upstream.h"
 
 #define POOL_IDLE 30.0
+/* Idle sessions beyond max_connections: kept this long, for a burst. */
+#define POOL_OVERFLOW_IDLE 2.0
 
 struct pool;
 

@@ -164,8 +164,12 @@ SSL_CTX *tls_client_ctx(const struct provider_cfg *p, char *err, size_t errlen)
 	SSL_CTX_set_verify(ctx, p->tls_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
 	/* io.c writes from a buffer that moves, and may write part of it;
 	 * idle pooled connections should not hold 2 x 16k of buffers. */
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* Not SSL_MODE_RELEASE_BUFFERS: it frees and allocates both 16k
+	 * buffers around every record; io_release_idle() frees them once
+	 * a session goes idle (pooled) instead. */
+	/* One read() per burst of records instead of a header read and a body read each. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, remember_session);
 	return ctx;
