@@ -40,10 +40,12 @@ struct attempt {
 	struct upstream *up;       /* NULL once finished */
 	unsigned pair;
 	ev_tstamp started;
+	bool piped;                /* the caller's envelope follows its MAIL */
 };
 
 struct path_search {
 	const struct path_env *env;
+	path_mail_sent_cb mail_sent;
 	struct provider_cfg *const *providers;
 	unsigned nproviders;
 	unsigned provider;         /* index into providers */
@@ -278,6 +280,10 @@ static void attempt_failed(struct attempt *a, struct upstream *up, enum upstream
 		ps->last_reply = *mail_reply;
 	upstream_abort(up);
 	attempt_done(a);
+	if (a->piped) {
+		a->piped = false;
+		ps->mail_sent(NULL, ps->arg);
+	}
 	if (a == &ps->pooled) {
 		/* A stale pooled session: search as if the pool had been empty. */
 		ps->provider = 0;
@@ -584,16 +590,22 @@ static bool try_idle(struct path_search *ps, struct upstream *reuse)
 	a->up = up;
 	a->pair = pair;
 	a->started = ev_now(ps->env->loop);
+	a->piped = false;
 	ps->running++;
 	upstream_set_callbacks(up, &attempt_callbacks, a);
 	log_attempt("reuse", a, "%s", "");
 	upstream_mail(up, &ps->mail);
+	/* A session that was just working is very likely to take this MAIL. */
+	if (ps->mail_sent != NULL && upstream_can_send(up)) {
+		a->piped = true;
+		ps->mail_sent(up, ps->arg);
+	}
 	return true;
 }
 
 struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
     unsigned nproviders, const struct upstream_mail_params *mail, struct upstream *reuse, const char *log_id,
-    path_done_cb cb, void *arg)
+    path_mail_sent_cb sent, path_done_cb cb, void *arg)
 {
 	struct path_search *ps = search_new(env, providers, nproviders, log_id);
 	if (ps == NULL) {
@@ -601,6 +613,7 @@ struct path_search *path_search_start(const struct path_env *env, struct provide
 		return NULL;
 	}
 	ps->cb = cb;
+	ps->mail_sent = sent;
 	ps->arg = arg;
 	ps->mail = *mail;
 	snprintf(ps->from, sizeof(ps->from), "%s", mail->from);

@@ -66,17 +66,24 @@ void path_memory_import(const struct path_env *env, const char *text);
  * NULL and error says why no path worked.
  */
 typedef void (*path_done_cb)(struct upstream *up, const struct smtp_reply *reply, const char *error, void *arg);
+/* MAIL was just written on an idle (kept or pooled) session, which wins
+ * unless that MAIL fails: a caller that knows its whole envelope may write
+ * its RCPTs and DATA behind it in the same flight (upstream_can_send()).
+ * Called with NULL when that session failed, and with it what was piped:
+ * the search goes on and the winner, if any, starts with MAIL answered and
+ * nothing else in flight. */
+typedef void (*path_mail_sent_cb)(struct upstream *up, void *arg);
 
 struct path_search;
 
 /* nproviders must be at least 1. `reuse` (may be NULL) is an idle session
  * the caller kept from its previous transaction: tried first if its
  * provider is on the route, else handed to the pool; the search owns it
- * either way. cb is never called from inside path_search_start(); NULL
- * means out of memory. */
+ * either way. cb is never called from inside path_search_start() (sent,
+ * optional, may be); NULL means out of memory. */
 struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
     unsigned nproviders, const struct upstream_mail_params *mail, struct upstream *reuse, const char *log_id,
-    path_done_cb cb, void *arg);
+    path_mail_sent_cb sent, path_done_cb cb, void *arg);
 void path_search_cancel(struct path_search *ps);
 
 #endif

@@ -463,27 +463,57 @@ static void on_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
 	}
 }
 
-/* Sends the recipients still pending and then DATA, as many at once as the
- * provider allows: all in one flight when it pipelines, else one per reply. */
-static void send_envelope(struct delivery *d)
+/* Writes the pending recipients, then DATA behind them, as far as the
+ * provider lets commands go before their replies: all in one flight when
+ * it pipelines, one at a time otherwise. */
+static void write_envelope(struct delivery *d, struct upstream *up)
 {
 	struct spool_msg *m = &d->e->m;
 
-	while (d->next < m->nrcpts && upstream_can_send(d->up)) {
+	while (d->next < m->nrcpts && upstream_can_send(up)) {
 		if (m->rcpts[d->next].state == RCPT_PENDING) {
 			d->sent[d->nsent++] = d->next;
-			upstream_rcpt(d->up, m->rcpts[d->next].addr);
+			upstream_rcpt(up, m->rcpts[d->next].addr);
 		}
 		d->next++;
 	}
-	if (d->next < m->nrcpts || d->data_sent || !upstream_can_send(d->up))
+	if (d->next == m->nrcpts && !d->data_sent && d->nreplied < d->nsent && upstream_can_send(up)) {
+		d->data_sent = true;
+		upstream_data(up);
+	}
+}
+
+/* Goes on with the envelope after a reply: more to write, or (every
+ * recipient answered, DATA not sent yet) DATA or the end of the attempt. */
+static void send_envelope(struct delivery *d)
+{
+	write_envelope(d, d->up);
+	if (d->data_sent || d->next < d->e->m.nrcpts || d->nreplied < d->nsent)
 		return;
-	if (d->nreplied == d->nsent && !any_accepted(d)) {
+	if (!any_accepted(d)) {
 		finish_attempt(d); /* no recipient accepted this time */
 		return;
 	}
 	d->data_sent = true;
 	upstream_data(d->up);
+}
+
+static void reset_envelope(struct delivery *d)
+{
+	memset(d->accepted, 0, d->e->m.nrcpts * sizeof(*d->accepted));
+	d->next = d->nsent = d->nreplied = 0;
+	d->data_sent = false;
+}
+
+/* The path search wrote MAIL on an idle session: the envelope follows in
+ * the same flight. NULL: that session failed, and what was piped with it. */
+static void on_mail_sent(struct upstream *up, void *arg)
+{
+	struct delivery *d = arg;
+
+	reset_envelope(d);
+	if (up != NULL)
+		write_envelope(d, up);
 }
 
 static void on_writable(struct upstream *up, void *arg)
@@ -531,7 +561,7 @@ static void on_path(struct upstream *up, const struct smtp_reply *r, const char 
 	d->up = up;
 	upstream_set_callbacks(up, &delivery_callbacks, d);
 	d->step = D_ENVELOPE;
-	send_envelope(d);
+	send_envelope(d); /* what was piped behind MAIL is in flight already */
 }
 
 /* ---- the scheduler ---- */
@@ -578,7 +608,8 @@ static bool start_delivery(struct queue *q, struct qentry *e)
 		.smtputf8 = e->m.smtputf8,
 	};
 	e->busy = d;
-	d->search = path_search_start(&rt->path, providers, nproviders, &mp, NULL, e->m.id, on_path, d);
+	d->search = path_search_start(&rt->path, providers, nproviders, &mp, NULL, e->m.id, on_mail_sent, on_path,
+	    d);
 	if (d->search == NULL) {
 		e->busy = NULL;
 		runtime_unref(d->rt);

@@ -421,7 +421,7 @@ static void start_search(struct session *s)
 	enter_state(s, S_PATH);
 	struct upstream *kept = s->up;
 	s->up = NULL;
-	s->search = path_search_start(&s->rt->path, providers, nproviders, &mp, kept, s->msg_id, on_path_done, s);
+	s->search = path_search_start(&s->rt->path, providers, nproviders, &mp, kept, s->msg_id, NULL, on_path_done, s);
 	if (s->search == NULL) {
 		reply(s, "451 4.3.0 Out of memory; try again later");
 		tx_clear(s);
