@@ -24,6 +24,8 @@ struct delivery;
 struct qentry {
 	struct spool_msg m;
 	struct delivery *busy;
+	int slot;                  /* the route's first provider (index), -1: none (held) */
+	unsigned slot_gen;         /* the configuration generation slot was computed for */
 };
 
 struct queue_waiter {
@@ -45,6 +47,9 @@ struct queue {
 	ev_timer wake;
 	bool held_logged;
 	bool stopping;             /* queue_free() is running: start nothing */
+	unsigned gen;              /* configuration generation, bumped on reload */
+	unsigned *active;          /* deliveries running per provider slot */
+	unsigned nactive;
 	unsigned long delivered, failed, deferred, accepted;
 };
 
@@ -321,6 +326,7 @@ static void settle(struct delivery *d)
 
 static void delivery_free(struct delivery *d)
 {
+	d->q->active[d->slot]--;
 	path_search_cancel(d->search);
 	if (d->up != NULL) {
 		if (d->step == D_DONE)
@@ -566,13 +572,39 @@ static void on_path(struct upstream *up, const struct smtp_reply *r, const char 
 
 /* ---- the scheduler ---- */
 
-static unsigned active_for(const struct queue *q, unsigned slot)
+/* The entry's route, cached per configuration generation: the scheduler
+ * looks at every entry on each wake-up, so that look must stay cheap. */
+static int entry_slot(struct queue *q, struct qentry *e)
 {
-	unsigned n = 0;
-	for (unsigned i = 0; i < q->n; i++)
-		if (q->entries[i]->busy != NULL && q->entries[i]->busy->slot == slot)
-			n++;
-	return n;
+	if (e->slot_gen != q->gen) {
+		const struct config *cfg = (*q->current)->path.cfg;
+		unsigned n;
+		const char *route;
+		struct provider_cfg *const *providers = config_route_for(cfg, e->m.from, &n, &route);
+		e->slot = n == 0 ? -1 : (int)(providers[0] - cfg->providers);
+		e->slot_gen = q->gen;
+	}
+	return e->slot;
+}
+
+static bool slot_full(const struct queue *q, int slot)
+{
+	const struct provider_cfg *p = &(*q->current)->path.cfg->providers[slot];
+	return (unsigned)slot < q->nactive && q->active[slot] >= p->max_connections;
+}
+
+/* The running-deliveries counter of a slot (NULL when out of memory). */
+static unsigned *active_for(struct queue *q, unsigned slot)
+{
+	if (slot >= q->nactive) {
+		unsigned *bigger = realloc(q->active, (slot + 1) * sizeof(*bigger));
+		if (bigger == NULL)
+			return NULL;
+		memset(bigger + q->nactive, 0, (slot + 1 - q->nactive) * sizeof(*bigger));
+		q->active = bigger;
+		q->nactive = slot + 1;
+	}
+	return &q->active[slot];
 }
 
 static bool start_delivery(struct queue *q, struct qentry *e)
@@ -586,7 +618,8 @@ static bool start_delivery(struct queue *q, struct qentry *e)
 	if (nproviders == 0)
 		return false;
 	unsigned slot = (unsigned)(providers[0] - cfg->providers);
-	if (active_for(q, slot) >= providers[0]->max_connections)
+	unsigned *active = active_for(q, slot);
+	if (active == NULL || *active >= providers[0]->max_connections)
 		return false;
 	struct delivery *d = calloc(1, sizeof(*d));
 	if (d == NULL || (d->accepted = calloc(e->m.nrcpts, sizeof(bool))) == NULL ||
@@ -618,23 +651,16 @@ static bool start_delivery(struct queue *q, struct qentry *e)
 		free(d);
 		return false;
 	}
+	(*active)++;
 	return true;
 }
 
 /* A message is held when its route has no provider (none configured yet). */
-static bool route_empty(const struct queue *q, const struct spool_msg *m)
-{
-	unsigned n;
-	const char *route;
-	config_route_for((*q->current)->path.cfg, m->from, &n, &route);
-	return n == 0;
-}
-
-static unsigned count_held(const struct queue *q)
+static unsigned count_held(struct queue *q)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < q->n; i++)
-		n += route_empty(q, &q->entries[i]->m);
+		n += entry_slot(q, q->entries[i]) < 0;
 	return n;
 }
 
@@ -651,11 +677,12 @@ static void schedule(struct queue *q)
 		struct qentry *e = q->entries[i];
 		if (e->busy != NULL)
 			continue;
-		if (route_empty(q, &e->m)) {
+		int slot = entry_slot(q, e);
+		if (slot < 0) {
 			held++;
 			continue;
 		}
-		if (e->m.next_try <= now && start_delivery(q, e))
+		if (e->m.next_try <= now && !slot_full(q, slot) && start_delivery(q, e))
 			continue;
 		/* Not due, or no free connection: look again later. */
 		double at = e->m.next_try <= now ? now + 1.0 : e->m.next_try;
@@ -707,6 +734,7 @@ struct queue *queue_new(struct runtime **current, struct spool *sp, char *err, s
 		return NULL;
 	}
 	q->current = current;
+	q->gen = 1;
 	q->sp = sp;
 	q->committer = committer_new((*current)->path.loop, sp, on_committed, q);
 	if (q->committer == NULL) {
@@ -744,11 +772,13 @@ void queue_free(struct queue *q)
 	}
 	ev_timer_stop(loop_of(q), &q->wake);
 	free(q->entries);
+	free(q->active);
 	free(q);
 }
 
 void queue_reconfigured(struct queue *q)
 {
+	q->gen++;
 	q->held_logged = false;
 	schedule(q);
 }
