@@ -47,6 +47,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* Text quoted from elsewhere (a configuration error) may end in a newline. */
+	size_t len = strlen(line);
+	while (len > 0 && line[len - 1] == '\n')
+		line[--len] = '\0';
 	if (log_to_syslog) {
 		syslog(syslog_prio[level], "level=%s %s%s", level_names[level], line, log_suffix);
 		return;
