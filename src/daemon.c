@@ -381,13 +381,14 @@ static void handoff_send(const char *id, void *arg)
 static void on_handoff(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct daemon *d = w->data;
-	(void)loop;
 	(void)revents;
 
 	for (;;) {
 		ssize_t n = read(w->fd, d->handoff_buf + d->handoff_len, sizeof(d->handoff_buf) - d->handoff_len);
+		if (n == 0)
+			ev_io_stop(loop, w); /* every writer is gone: the master too, we are stopping */
 		if (n <= 0)
-			return; /* EAGAIN; the master keeps the other end open */
+			return;
 		d->handoff_len += (size_t)n;
 		char *start = d->handoff_buf, *end = d->handoff_buf + d->handoff_len, *nl;
 		while ((nl = memchr(start, '\n', (size_t)(end - start))) != NULL) {

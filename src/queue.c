@@ -136,8 +136,10 @@ static void on_committed(const char *id, bool ok, int err, void *arg)
 		if (q->handoff != NULL) {
 			spool_msg_free(&m);
 			q->handoff(id, q->handoff_arg);
-		} else if (!add_entry(q, &m)) {
-			spool_msg_free(&m); /* still on disk: the next start picks it up */
+		} else if (find_entry(q, id) != NULL || !add_entry(q, &m)) {
+			/* Known already (a rescan saw the rename first), or still on
+			 * disk for the next start to pick up. */
+			spool_msg_free(&m);
 		}
 		q->accepted++;
 	} else if (ok) {
