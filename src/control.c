@@ -43,6 +43,7 @@ struct control {
 	char *path;
 	dev_t dev;  /* the socket file we made, so we never unlink another's */
 	ino_t ino;
+	bool owner; /* removes the file on close (else the master does) */
 	ev_io accept_w;
 	ev_timer resume;
 	struct control_ops ops;
@@ -653,32 +654,31 @@ static bool clear_stale(const char *path, const struct sockaddr_un *sun, char *e
 	return true;
 }
 
-struct control *control_open(struct ev_loop *loop, const char *path, const struct control_ops *ops, void *arg,
-    char *err, size_t errlen)
+bool control_bind(const char *path, struct control_socket *cs, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	size_t plen = strlen(path);
 
 	if (plen == 0) {
 		snprintf(err, errlen, "empty control socket path");
-		return NULL;
+		return false;
 	}
 	if (plen >= sizeof(sun.sun_path)) {
 		snprintf(err, errlen, "control socket path too long (at most %zu bytes): %s", sizeof(sun.sun_path) - 1,
 		    path);
-		return NULL;
+		return false;
 	}
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, path, plen + 1);
 
 	if (!make_parent(path, err, errlen) || !clear_stale(path, &sun, err, errlen))
-		return NULL;
+		return false;
 
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return NULL;
+		return false;
 	}
 	/* The file is born 0600: Linux takes its mode from the socket's
 	 * inode, under the umask; chmod afterwards for other systems. */
@@ -690,31 +690,56 @@ struct control *control_open(struct ev_loop *loop, const char *path, const struc
 	if (r < 0) {
 		snprintf(err, errlen, "cannot bind control socket %s: %s", path, strerror(e));
 		close(fd);
-		return NULL;
+		return false;
 	}
 	struct stat st;
 	if (chmod(path, 0600) < 0 || lstat(path, &st) < 0 || listen(fd, CONTROL_BACKLOG) < 0) {
 		snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
 		unlink(path);
 		close(fd);
-		return NULL;
+		return false;
 	}
+	cs->fd = fd;
+	cs->dev = st.st_dev;
+	cs->ino = st.st_ino;
+	return true;
+}
 
+/* Only our own file: a newer daemon may have replaced it. */
+static void unlink_ours(const char *path, dev_t dev, ino_t ino)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+		unlink(path);
+}
+
+void control_socket_remove(const char *path, struct control_socket *cs)
+{
+	if (cs->fd < 0)
+		return;
+	close(cs->fd);
+	cs->fd = -1;
+	unlink_ours(path, cs->dev, cs->ino);
+}
+
+struct control *control_serve(struct ev_loop *loop, const char *path, const struct control_socket *cs, bool owner,
+    const struct control_ops *ops, void *arg, char *err, size_t errlen)
+{
 	struct control *c = calloc(1, sizeof(*c));
 	if (c == NULL || (c->path = strdup(path)) == NULL) {
 		free(c);
 		snprintf(err, errlen, "out of memory");
-		unlink(path);
-		close(fd);
 		return NULL;
 	}
 	c->loop = loop;
-	c->fd = fd;
-	c->dev = st.st_dev;
-	c->ino = st.st_ino;
+	c->fd = cs->fd;
+	c->dev = cs->dev;
+	c->ino = cs->ino;
+	c->owner = owner;
 	c->ops = *ops;
 	c->arg = arg;
-	ev_io_init(&c->accept_w, on_accept, fd, EV_READ);
+	ev_io_init(&c->accept_w, on_accept, c->fd, EV_READ);
 	c->accept_w.data = c;
 	ev_timer_init(&c->resume, on_resume, CONTROL_ACCEPT_PAUSE, 0);
 	c->resume.data = c;
@@ -723,19 +748,29 @@ struct control *control_open(struct ev_loop *loop, const char *path, const struc
 	return c;
 }
 
+struct control *control_open(struct ev_loop *loop, const char *path, const struct control_ops *ops, void *arg,
+    char *err, size_t errlen)
+{
+	struct control_socket cs;
+
+	if (!control_bind(path, &cs, err, errlen))
+		return NULL;
+	struct control *c = control_serve(loop, path, &cs, true, ops, arg, err, errlen);
+	if (c == NULL)
+		control_socket_remove(path, &cs);
+	return c;
+}
+
 void control_close(struct control *c)
 {
-	struct stat st;
-
 	if (c == NULL)
 		return;
 	ev_io_stop(c->loop, &c->accept_w);
 	ev_timer_stop(c->loop, &c->resume);
 	close(c->fd);
 	c->fd = -1;
-	/* Only our own file: a newer daemon may have replaced it. */
-	if (lstat(c->path, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino)
-		unlink(c->path);
+	if (c->owner)
+		unlink_ours(c->path, c->dev, c->ino);
 	while (c->conns != NULL)
 		conn_free(c->conns);
 	free(c->path);

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <ev.h>
 
 struct control_ops {
@@ -36,7 +37,23 @@ struct control;
 
 struct control *control_open(struct ev_loop *loop, const char *path, const struct control_ops *ops, void *arg,
     char *err, size_t errlen);
-/* Stops listening and removes the socket file. */
+/* Stops listening and removes the socket file (when it owns it). */
 void control_close(struct control *c);
+
+/*
+ * control_open in two halves, for relay.workers > 1: the master binds the
+ * socket before fork and removes it at exit; worker 0 serves it
+ * (owner false: its control_close leaves the file alone).
+ */
+struct control_socket {
+	int fd;
+	dev_t dev;  /* the socket file we made, so we never unlink another's */
+	ino_t ino;
+};
+bool control_bind(const char *path, struct control_socket *cs, char *err, size_t errlen);
+struct control *control_serve(struct ev_loop *loop, const char *path, const struct control_socket *cs, bool owner,
+    const struct control_ops *ops, void *arg, char *err, size_t errlen);
+/* Closes the socket and removes its file if it is still ours. */
+void control_socket_remove(const char *path, struct control_socket *cs);
 
 #endif

@@ -86,7 +86,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-static int bind_one(const struct sockaddr_any *a, char *bound, size_t boundlen)
+/* reuseport: one of several sockets on the same address, one per worker. */
+static int bind_one(const struct sockaddr_any *a, bool reuseport, struct sockaddr_any *bound)
 {
 	int one = 1;
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -95,20 +96,19 @@ static int bind_one(const struct sockaddr_any *a, char *bound, size_t boundlen)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (a->ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+	if ((reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+	    bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
 		int err = errno;
 		close(fd);
 		errno = err;
 		return -1;
 	}
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	getsockname(fd, (struct sockaddr *)&ss, &len);
-	sockaddr_format(bound, boundlen, (struct sockaddr *)&ss);
+	bound->len = sizeof(bound->ss);
+	getsockname(fd, (struct sockaddr *)&bound->ss, &bound->len);
 	return fd;
 }
 
-static void add_listener(struct listeners *ls, int fd)
+static void add_listener(struct listeners *ls, int fd, bool announce)
 {
 	struct listener *l = &ls->items[ls->n++];
 	struct sockaddr_storage ss;
@@ -122,7 +122,8 @@ static void add_listener(struct listeners *ls, int fd)
 	ev_io_init(&l->watcher, on_accept, fd, EV_READ);
 	l->watcher.data = l;
 	ev_io_start(ls->env->loop, &l->watcher);
-	log_info("listening address=%s", bound);
+	if (announce)
+		log_info("listening address=%s", bound);
 }
 
 /* systemd socket activation: the passed sockets replace relay.listen. */
@@ -134,14 +135,11 @@ static int activated_sockets(void)
 	return n > 0 ? n : 0;
 }
 
-struct listeners *listeners_open(struct server_env *env)
+static struct listeners *listeners_new(struct server_env *env, unsigned n)
 {
-	const struct relay_cfg *r = &env->rt->path.cfg->relay;
 	struct listeners *ls = calloc(1, sizeof(*ls));
-	int activated = activated_sockets();
-	unsigned n = activated > 0 ? (unsigned)activated : r->nlisten;
 
-	if (ls == NULL || (ls->items = calloc(n, sizeof(*ls->items))) == NULL) {
+	if (ls == NULL || (ls->items = calloc(n ? n : 1, sizeof(*ls->items))) == NULL) {
 		free(ls);
 		log_error("out of memory");
 		return NULL;
@@ -149,21 +147,113 @@ struct listeners *listeners_open(struct server_env *env)
 	ls->env = env;
 	ev_init(&ls->resume, on_resume);
 	ls->resume.data = ls;
+	return ls;
+}
+
+struct listeners *listeners_open(struct server_env *env)
+{
+	const struct relay_cfg *r = &env->rt->path.cfg->relay;
+	int activated = activated_sockets();
+	unsigned n = activated > 0 ? (unsigned)activated : r->nlisten;
+	struct listeners *ls = listeners_new(env, n);
+
+	if (ls == NULL)
+		return NULL;
 	for (int i = 0; i < activated; i++) {
 		int fd = SD_LISTEN_FDS_START + i;
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-		add_listener(ls, fd);
+		add_listener(ls, fd, true);
 	}
 	for (unsigned i = 0; activated == 0 && i < r->nlisten; i++) {
-		char want[64], bound[64];
+		char want[64];
+		struct sockaddr_any bound;
 		sockaddr_format(want, sizeof(want), (const struct sockaddr *)&r->listen[i].ss);
-		int fd = bind_one(&r->listen[i], bound, sizeof(bound));
+		int fd = bind_one(&r->listen[i], false, &bound);
 		if (fd < 0) {
 			log_error("cannot listen on %s: %s", want, strerror(errno));
 			listeners_close(ls);
 			return NULL;
 		}
-		add_listener(ls, fd);
+		add_listener(ls, fd, true);
+	}
+	return ls;
+}
+
+bool listen_fds_bind(const struct relay_cfg *r, unsigned nworkers, struct listen_fds *out)
+{
+	int activated = activated_sockets();
+
+	out->naddr = activated > 0 ? (unsigned)activated : r->nlisten;
+	out->per = activated > 0 ? 1 : nworkers;
+	out->fd = malloc((size_t)out->naddr * out->per * sizeof(*out->fd) + 1);
+	if (out->fd == NULL) {
+		log_error("out of memory");
+		return false;
+	}
+	for (unsigned i = 0; i < out->naddr * out->per; i++)
+		out->fd[i] = -1;
+	for (int i = 0; i < activated; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		struct sockaddr_any bound = { .len = sizeof(bound.ss) };
+		char text[64] = "?";
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		out->fd[i] = fd;
+		if (getsockname(fd, (struct sockaddr *)&bound.ss, &bound.len) == 0)
+			sockaddr_format(text, sizeof(text), (struct sockaddr *)&bound.ss);
+		log_info("listening address=%s", text);
+	}
+	for (unsigned i = 0; activated == 0 && i < r->nlisten; i++) {
+		struct sockaddr_any first, bound;
+		char want[64];
+		sockaddr_format(want, sizeof(want), (const struct sockaddr *)&r->listen[i].ss);
+		/* The first socket turns port 0 into a real port; the others join it. */
+		for (unsigned k = 0; k < nworkers; k++) {
+			int fd = bind_one(k == 0 ? &r->listen[i] : &first, true, &bound);
+			if (fd < 0) {
+				log_error("cannot listen on %s: %s", want, strerror(errno));
+				listen_fds_close(out);
+				return false;
+			}
+			if (k == 0)
+				first = bound;
+			out->fd[i * nworkers + k] = fd;
+		}
+		char text[64];
+		sockaddr_format(text, sizeof(text), (const struct sockaddr *)&first.ss);
+		log_info("listening address=%s", text);
+	}
+	return true;
+}
+
+int listen_fds_get(const struct listen_fds *lf, unsigned addr, unsigned worker)
+{
+	return lf->fd[addr * lf->per + (lf->per > 1 ? worker : 0)];
+}
+
+void listen_fds_close(struct listen_fds *lf)
+{
+	for (unsigned i = 0; lf->fd != NULL && i < lf->naddr * lf->per; i++)
+		if (lf->fd[i] >= 0)
+			close(lf->fd[i]);
+	free(lf->fd);
+	lf->fd = NULL;
+	lf->naddr = lf->per = 0;
+}
+
+struct listeners *listeners_adopt(struct server_env *env, const struct listen_fds *lf, unsigned worker)
+{
+	struct listeners *ls = listeners_new(env, lf->naddr);
+
+	if (ls == NULL)
+		return NULL;
+	for (unsigned i = 0; i < lf->naddr; i++) {
+		int fd = fcntl(listen_fds_get(lf, i, worker), F_DUPFD_CLOEXEC, 0);
+		if (fd < 0) {
+			log_error("listener: %s", strerror(errno));
+			listeners_close(ls);
+			return NULL;
+		}
+		add_listener(ls, fd, false);
 	}
 	return ls;
 }

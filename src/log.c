@@ -5,9 +5,11 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/time.h>
 
 static bool log_to_syslog;
+static char log_suffix[32];
 static enum log_level log_threshold = LOG_LVL_INFO;
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -19,6 +21,14 @@ void log_setup(bool use_syslog, enum log_level level)
 		closelog();
 	log_to_syslog = use_syslog;
 	log_threshold = level;
+}
+
+void log_set_worker(int k)
+{
+	if (k < 0)
+		log_suffix[0] = '\0';
+	else
+		snprintf(log_suffix, sizeof(log_suffix), " worker=%d", k);
 }
 
 bool log_enabled(enum log_level level)
@@ -37,8 +47,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* Text quoted from elsewhere (a configuration error) may end in a newline. */
+	size_t len = strlen(line);
+	while (len > 0 && line[len - 1] == '\n')
+		line[--len] = '\0';
 	if (log_to_syslog) {
-		syslog(syslog_prio[level], "level=%s %s", level_names[level], line);
+		syslog(syslog_prio[level], "level=%s %s%s", level_names[level], line, log_suffix);
 		return;
 	}
 	struct timeval tv;
@@ -47,8 +61,16 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "%s.%03ldZ level=%s %s\n", stamp, (long)(tv.tv_usec / 1000),
-	    level_names[level], line);
+	/* One write per line: workers share stderr and must not interleave. */
+	char out[sizeof(line) + 128];
+	int n = snprintf(out, sizeof(out), "%s.%03ldZ level=%s %s%s\n", stamp, (long)(tv.tv_usec / 1000),
+	    level_names[level], line, log_suffix);
+	if (n >= (int)sizeof(out)) {
+		n = (int)sizeof(out) - 1;
+		out[n - 1] = '\n';
+	}
+	if (n > 0 && write(STDERR_FILENO, out, (size_t)n) < 0)
+		return; /* nowhere left to say it */
 }
 
 static bool is_bare(const char *s)

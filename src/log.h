@@ -17,6 +17,9 @@ enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 /* Configures where lines go; callable again on reload. */
 void log_setup(bool use_syslog, enum log_level level);
+/* relay.workers > 1: every line of worker k ends with ` worker=k`
+ * (k < 0: none, the master and a single process). */
+void log_set_worker(int k);
 bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -1,29 +1,30 @@
 /*
- * metrics.c: see metrics.h. Labelled attempt counters live in a small
- * growing table (providers x ports x modes x results stays tiny).
+ * metrics.c: see metrics.h. Labelled attempt counters live in a fixed
+ * table (providers x ports x modes x results stays tiny).
  */
 #include "metrics.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 #include "log.h"
 
 #define REQUEST_MAX 4096
 #define REQUEST_TIMEOUT 5.0
+/* Distinct (provider, port, mode, result) label sets; more are not counted. */
+#define ATTEMPTS_MAX 256
 
 static const char *const message_results[] = { "accepted", "delivered", "deferred", "failed" };
-static uint64_t message_counts[sizeof(message_results) / sizeof(message_results[0])];
-static uint64_t sessions_total;
+#define NRESULTS (sizeof(message_results) / sizeof(message_results[0]))
 
 static const double latency_buckets[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600 };
 #define NBUCKETS (sizeof(latency_buckets) / sizeof(latency_buckets[0]))
-static uint64_t latency_counts[NBUCKETS];
-static uint64_t latency_count;
-static double latency_sum;
 
 struct attempt_counter {
 	char provider[64];
@@ -32,78 +33,173 @@ struct attempt_counter {
 	char result[24];
 	uint64_t count;
 };
-static struct attempt_counter *attempts;
-static size_t nattempts, cap_attempts;
+
+/*
+ * Everything counted, in one block that relay.workers processes share
+ * (a MAP_SHARED mapping made before fork). Counters change with relaxed
+ * atomic adds; a new attempts row is filled under `lock` and published
+ * by a release store of nattempts, so readers never see half a row.
+ */
+struct metrics_shared {
+	uint64_t sessions_total;
+	uint64_t message_counts[NRESULTS];
+	uint64_t latency_counts[NBUCKETS];
+	uint64_t latency_count;
+	uint64_t latency_sum_us;
+	uint32_t lock;
+	uint32_t nattempts;
+	struct attempt_counter attempts[ATTEMPTS_MAX];
+	struct metrics_worker_gauges gauges[METRICS_WORKERS_MAX];
+};
+
+static struct metrics_shared fallback;
+static struct metrics_shared *shm = &fallback;
+static unsigned my_slot;
+
+bool metrics_init_shared(void)
+{
+	void *p = mmap(NULL, sizeof(struct metrics_shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return false;
+	memcpy(p, shm, sizeof(struct metrics_shared)); /* keep what was counted so far */
+	shm = p;
+	return true;
+}
+
+void metrics_set_worker(unsigned k)
+{
+	assert(k < METRICS_WORKERS_MAX);
+	my_slot = k;
+}
+
+static inline void add(uint64_t *counter, uint64_t n)
+{
+	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t get(const uint64_t *counter)
+{
+	return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
 
 void metrics_message(const char *result)
 {
-	for (size_t i = 0; i < sizeof(message_results) / sizeof(message_results[0]); i++)
+	for (size_t i = 0; i < NRESULTS; i++)
 		if (strcmp(message_results[i], result) == 0)
-			message_counts[i]++;
+			add(&shm->message_counts[i], 1);
 }
 
 void metrics_delivery_seconds(double seconds)
 {
 	for (size_t i = 0; i < NBUCKETS; i++)
 		if (seconds <= latency_buckets[i])
-			latency_counts[i]++;
-	latency_count++;
-	latency_sum += seconds;
+			add(&shm->latency_counts[i], 1);
+	add(&shm->latency_count, 1);
+	add(&shm->latency_sum_us, seconds > 0 ? (uint64_t)(seconds * 1e6 + 0.5) : 0);
 }
 
 void metrics_session_opened(void)
 {
-	sessions_total++;
+	add(&shm->sessions_total, 1);
+}
+
+static struct attempt_counter *find_attempt(uint32_t n, const char *provider, uint16_t port, const char *mode,
+    const char *result)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct attempt_counter *a = &shm->attempts[i];
+		if (a->port == port && strcmp(a->provider, provider) == 0 && strcmp(a->mode, mode) == 0 &&
+		    strcmp(a->result, result) == 0)
+			return a;
+	}
+	return NULL;
+}
+
+/* A spinlock: inserts are rare (a new label set) and short. */
+static void lock_attempts(void)
+{
+	while (__atomic_exchange_n(&shm->lock, 1, __ATOMIC_ACQUIRE) != 0)
+		sched_yield();
+}
+
+static void unlock_attempts(void)
+{
+	__atomic_store_n(&shm->lock, 0, __ATOMIC_RELEASE);
 }
 
 void metrics_attempt(const char *provider, uint16_t port, const char *mode, const char *result)
 {
-	for (size_t i = 0; i < nattempts; i++) {
-		struct attempt_counter *a = &attempts[i];
-		if (a->port == port && strcmp(a->provider, provider) == 0 && strcmp(a->mode, mode) == 0 &&
-		    strcmp(a->result, result) == 0) {
-			a->count++;
-			return;
+	struct attempt_counter *a = find_attempt(__atomic_load_n(&shm->nattempts, __ATOMIC_ACQUIRE), provider, port,
+	    mode, result);
+
+	if (a == NULL) {
+		lock_attempts();
+		uint32_t n = shm->nattempts;
+		a = find_attempt(n, provider, port, mode, result);
+		if (a == NULL && n < ATTEMPTS_MAX) {
+			a = &shm->attempts[n];
+			snprintf(a->provider, sizeof(a->provider), "%s", provider);
+			a->port = port;
+			snprintf(a->mode, sizeof(a->mode), "%s", mode);
+			snprintf(a->result, sizeof(a->result), "%s", result);
+			__atomic_store_n(&shm->nattempts, n + 1, __ATOMIC_RELEASE);
 		}
+		unlock_attempts();
+		if (a == NULL)
+			return; /* table full: the label set goes uncounted */
 	}
-	if (nattempts == cap_attempts) {
-		size_t cap = cap_attempts ? cap_attempts * 2 : 16;
-		struct attempt_counter *bigger = realloc(attempts, cap * sizeof(*bigger));
-		if (bigger == NULL)
-			return;
-		attempts = bigger;
-		cap_attempts = cap;
+	add(&a->count, 1);
+}
+
+void metrics_worker_set(unsigned sessions, unsigned idle)
+{
+	__atomic_store_n(&shm->gauges[my_slot].sessions, sessions, __ATOMIC_RELAXED);
+	__atomic_store_n(&shm->gauges[my_slot].idle, idle, __ATOMIC_RELAXED);
+}
+
+void metrics_worker_clear(unsigned k)
+{
+	if (k < METRICS_WORKERS_MAX)
+		memset(&shm->gauges[k], 0, sizeof(shm->gauges[k]));
+}
+
+struct metrics_worker_gauges metrics_workers_sum(unsigned nworkers)
+{
+	struct metrics_worker_gauges sum = { 0, 0 };
+
+	for (unsigned k = 0; k < nworkers && k < METRICS_WORKERS_MAX; k++) {
+		sum.sessions += __atomic_load_n(&shm->gauges[k].sessions, __ATOMIC_RELAXED);
+		sum.idle += __atomic_load_n(&shm->gauges[k].idle, __ATOMIC_RELAXED);
 	}
-	struct attempt_counter *a = &attempts[nattempts++];
-	snprintf(a->provider, sizeof(a->provider), "%s", provider);
-	a->port = port;
-	snprintf(a->mode, sizeof(a->mode), "%s", mode);
-	snprintf(a->result, sizeof(a->result), "%s", result);
-	a->count = 1;
+	return sum;
 }
 
 void metrics_write(FILE *out, metrics_gauges_fn gauges, void *arg)
 {
+	uint32_t nattempts = __atomic_load_n(&shm->nattempts, __ATOMIC_ACQUIRE);
+
 	fputs("# HELP subrelay_sessions_total Client sessions accepted.\n# TYPE subrelay_sessions_total counter\n", out);
-	fprintf(out, "subrelay_sessions_total %llu\n", (unsigned long long)sessions_total);
+	fprintf(out, "subrelay_sessions_total %llu\n", (unsigned long long)get(&shm->sessions_total));
 	fputs("# HELP subrelay_messages_total Messages by outcome.\n# TYPE subrelay_messages_total counter\n", out);
-	for (size_t i = 0; i < sizeof(message_results) / sizeof(message_results[0]); i++)
+	for (size_t i = 0; i < NRESULTS; i++)
 		fprintf(out, "subrelay_messages_total{result=\"%s\"} %llu\n", message_results[i],
-		    (unsigned long long)message_counts[i]);
+		    (unsigned long long)get(&shm->message_counts[i]));
 	fputs("# HELP subrelay_upstream_attempts_total Upstream attempts by provider, port, mode and result.\n"
 	      "# TYPE subrelay_upstream_attempts_total counter\n", out);
-	for (size_t i = 0; i < nattempts; i++)
+	for (uint32_t i = 0; i < nattempts; i++) {
+		const struct attempt_counter *a = &shm->attempts[i];
 		fprintf(out, "subrelay_upstream_attempts_total{provider=\"%s\",port=\"%u\",mode=\"%s\",result=\"%s\"} %llu\n",
-		    attempts[i].provider, attempts[i].port, attempts[i].mode, attempts[i].result,
-		    (unsigned long long)attempts[i].count);
+		    a->provider, a->port, a->mode, a->result, (unsigned long long)get(&a->count));
+	}
 	fputs("# HELP subrelay_delivery_seconds Time from acceptance to the provider's verdict.\n"
 	      "# TYPE subrelay_delivery_seconds histogram\n", out);
 	for (size_t i = 0; i < NBUCKETS; i++)
 		fprintf(out, "subrelay_delivery_seconds_bucket{le=\"%g\"} %llu\n", latency_buckets[i],
-		    (unsigned long long)latency_counts[i]);
-	fprintf(out, "subrelay_delivery_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)latency_count);
-	fprintf(out, "subrelay_delivery_seconds_sum %.6f\nsubrelay_delivery_seconds_count %llu\n", latency_sum,
-	    (unsigned long long)latency_count);
+		    (unsigned long long)get(&shm->latency_counts[i]));
+	fprintf(out, "subrelay_delivery_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)get(&shm->latency_count));
+	fprintf(out, "subrelay_delivery_seconds_sum %.6f\nsubrelay_delivery_seconds_count %llu\n",
+	    (double)get(&shm->latency_sum_us) / 1e6, (unsigned long long)get(&shm->latency_count));
 	if (gauges != NULL)
 		gauges(out, arg);
 }
@@ -227,22 +323,34 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-struct metrics_server *metrics_listen(struct ev_loop *loop, const struct sockaddr_any *addr,
-    metrics_gauges_fn gauges, void *arg, char *err, size_t errlen)
+int metrics_bind(const struct sockaddr_any *addr, char *err, size_t errlen)
 {
 	int one = 1;
 	int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	struct metrics_server *m = calloc(1, sizeof(*m));
 
 	if (fd >= 0)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (m == NULL || fd < 0 || bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 || listen(fd, 64) < 0) {
+	if (fd < 0 || bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 || listen(fd, 64) < 0) {
 		snprintf(err, errlen, "%s", strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		free(m);
-		return NULL;
+		return -1;
 	}
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char bound[64] = "?";
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		sockaddr_format(bound, sizeof(bound), (struct sockaddr *)&ss);
+	log_info("metrics address=%s path=/metrics", bound);
+	return fd;
+}
+
+struct metrics_server *metrics_serve(struct ev_loop *loop, int fd, metrics_gauges_fn gauges, void *arg)
+{
+	struct metrics_server *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
 	m->loop = loop;
 	m->fd = fd;
 	m->gauges = gauges;
@@ -250,12 +358,19 @@ struct metrics_server *metrics_listen(struct ev_loop *loop, const struct sockadd
 	ev_io_init(&m->accept_w, on_accept, fd, EV_READ);
 	m->accept_w.data = m;
 	ev_io_start(loop, &m->accept_w);
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char bound[64] = "?";
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-		sockaddr_format(bound, sizeof(bound), (struct sockaddr *)&ss);
-	log_info("metrics address=%s path=/metrics", bound);
+	return m;
+}
+
+struct metrics_server *metrics_listen(struct ev_loop *loop, const struct sockaddr_any *addr,
+    metrics_gauges_fn gauges, void *arg, char *err, size_t errlen)
+{
+	int fd = metrics_bind(addr, err, errlen);
+	struct metrics_server *m = fd >= 0 ? metrics_serve(loop, fd, gauges, arg) : NULL;
+
+	if (fd >= 0 && m == NULL) {
+		snprintf(err, errlen, "out of memory");
+		close(fd);
+	}
 	return m;
 }
 

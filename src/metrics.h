@@ -7,10 +7,17 @@
  * are read through a callback when /metrics is asked for. The HTTP side
  * answers GET /metrics and nothing else, one request per connection,
  * never blocking the loop.
+ *
+ * With relay.workers > 1 every process counts into one block shared
+ * across fork (metrics_init_shared(), called before the first fork), so
+ * /metrics, served by worker 0, covers all of them; each worker
+ * publishes its own gauges (sessions, idle upstream sessions) in its
+ * slot and worker 0 adds them up.
  */
 #ifndef SUBRELAY_METRICS_H
 #define SUBRELAY_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -26,6 +33,22 @@ void metrics_delivery_seconds(double seconds);
 void metrics_attempt(const char *provider, uint16_t port, const char *mode, const char *result);
 void metrics_session_opened(void);
 
+/* Moves the counters into memory that survives fork as shared (before
+ * forking workers). False when the mapping fails: counting stays local. */
+bool metrics_init_shared(void);
+
+#define METRICS_WORKERS_MAX 1024
+struct metrics_worker_gauges {
+	uint32_t sessions;         /* client sessions alive */
+	uint32_t idle;             /* idle pooled upstream sessions */
+};
+/* This process is worker k: metrics_worker_set() writes slot k. */
+void metrics_set_worker(unsigned k);
+void metrics_worker_set(unsigned sessions, unsigned idle);
+/* A worker is gone: its gauges no longer count. */
+void metrics_worker_clear(unsigned k);
+struct metrics_worker_gauges metrics_workers_sum(unsigned nworkers);
+
 /* Gauges owned elsewhere, written by the callback in Prometheus format. */
 typedef void (*metrics_gauges_fn)(FILE *out, void *arg);
 
@@ -34,6 +57,10 @@ struct metrics_server;
 /* NULL with the reason in err when the address cannot be bound. */
 struct metrics_server *metrics_listen(struct ev_loop *loop, const struct sockaddr_any *addr,
     metrics_gauges_fn gauges, void *arg, char *err, size_t errlen);
+/* The two halves of metrics_listen, for a socket bound before fork:
+ * metrics_bind() logs `metrics address=`; -1 with the reason in err. */
+int metrics_bind(const struct sockaddr_any *addr, char *err, size_t errlen);
+struct metrics_server *metrics_serve(struct ev_loop *loop, int fd, metrics_gauges_fn gauges, void *arg);
 void metrics_close(struct metrics_server *m);
 /* The whole text, as served (for tests and the control socket). */
 void metrics_write(FILE *out, metrics_gauges_fn gauges, void *arg);

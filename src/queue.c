@@ -45,6 +45,8 @@ struct queue {
 	struct queue_waiter *waiters;
 	unsigned pending_commits;
 	ev_timer wake;
+	queue_handoff_fn handoff;  /* an acceptor: committed ids go to the queue owner */
+	void *handoff_arg;
 	bool held_logged;
 	bool stopping;             /* queue_free() is running: start nothing */
 	unsigned gen;              /* configuration generation, bumped on reload */
@@ -139,8 +141,14 @@ static void on_committed(const char *id, bool ok, int err, void *arg)
 	q->pending_commits--;
 	if (ok && spool_load(q->sp, id, false, &m)) {
 		m.next_try = ev_now(loop_of(q));
-		if (!add_entry(q, &m))
-			spool_msg_free(&m); /* still on disk: the next start picks it up */
+		if (q->handoff != NULL) {
+			spool_msg_free(&m);
+			q->handoff(id, q->handoff_arg);
+		} else if (find_entry(q, id) != NULL || !add_entry(q, &m)) {
+			/* Known already (a rescan saw the rename first), or still on
+			 * disk for the next start to pick up. */
+			spool_msg_free(&m);
+		}
 		q->accepted++;
 	} else if (ok) {
 		/* Unreadable after all: nobody was told it is queued, so it must go. */
@@ -707,25 +715,81 @@ static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- lifecycle ---- */
 
+/* Takes queue/ID into the queue (at start, or from another worker). */
+static bool load_one(struct queue *q, const char *id)
+{
+	struct spool_msg m;
+
+	if (!spool_load(q->sp, id, false, &m)) {
+		log_warn("spool: cannot read %s/queue/%s; left in place", spool_dir(q->sp), id);
+		return false;
+	}
+	if (!add_entry(q, &m)) {
+		spool_msg_free(&m);
+		return false;
+	}
+	return true;
+}
+
 static void load_spool(struct queue *q)
 {
 	unsigned n;
 	char **ids = spool_list(q->sp, &n);
 
-	for (unsigned i = 0; i < n; i++) {
-		struct spool_msg m;
-		if (!spool_load(q->sp, ids[i], false, &m)) {
-			log_warn("spool: cannot read %s/queue/%s; left in place", spool_dir(q->sp), ids[i]);
-			continue;
-		}
-		if (!add_entry(q, &m))
-			spool_msg_free(&m);
-	}
+	for (unsigned i = 0; i < n; i++)
+		load_one(q, ids[i]);
 	spool_list_free(ids, n);
 	log_info("queue loaded spool=%s messages=%u", spool_dir(q->sp), q->n);
 }
 
-struct queue *queue_new(struct runtime **current, struct spool *sp, char *err, size_t errlen)
+bool queue_adopt(struct queue *q, const char *id)
+{
+	if (q->handoff != NULL || find_entry(q, id) != NULL)
+		return false;
+	/* Gone already: a rescan found it first and it has been delivered. */
+	if (!spool_exists(q->sp, id) || !load_one(q, id))
+		return false;
+	q->accepted++;
+	schedule(q);
+	return true;
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+unsigned queue_rescan(struct queue *q)
+{
+	unsigned n, added = 0;
+	char **ids = spool_list(q->sp, &n);
+	const char **known = malloc((q->n + 1) * sizeof(*known));
+
+	if (q->handoff != NULL || ids == NULL || known == NULL) {
+		free(known);
+		spool_list_free(ids, n);
+		return 0;
+	}
+	unsigned nknown = q->n;
+	for (unsigned i = 0; i < nknown; i++)
+		known[i] = q->entries[i]->m.id;
+	qsort(known, nknown, sizeof(*known), compare_ids);
+	for (unsigned i = 0; i < n; i++) {
+		const char *id = ids[i];
+		if (bsearch(&id, known, nknown, sizeof(*known), compare_ids) == NULL && load_one(q, id))
+			added++;
+	}
+	free(known);
+	spool_list_free(ids, n);
+	if (added > 0) {
+		log_info("queue rescan spool=%s adopted=%u messages=%u", spool_dir(q->sp), added, q->n);
+		schedule(q);
+	}
+	return added;
+}
+
+static struct queue *queue_create(struct runtime **current, struct spool *sp, queue_handoff_fn handoff, void *arg,
+    char *err, size_t errlen)
 {
 	struct queue *q = calloc(1, sizeof(*q));
 
@@ -736,6 +800,8 @@ struct queue *queue_new(struct runtime **current, struct spool *sp, char *err, s
 	q->current = current;
 	q->gen = 1;
 	q->sp = sp;
+	q->handoff = handoff;
+	q->handoff_arg = arg;
 	q->committer = committer_new((*current)->path.loop, sp, on_committed, q);
 	if (q->committer == NULL) {
 		snprintf(err, errlen, "cannot start the commit thread");
@@ -744,12 +810,25 @@ struct queue *queue_new(struct runtime **current, struct spool *sp, char *err, s
 	}
 	ev_init(&q->wake, on_wake);
 	q->wake.data = q;
+	if (handoff != NULL)
+		return q; /* an acceptor: the owner loads and delivers */
 	load_spool(q);
 	if ((*current)->path.cfg->relay.nproviders == 0 && (*current)->path.cfg->nroutes == 0)
 		log_warn("no provider configured: mail is accepted and queued; delivery is held until a provider is "
 		    "configured and the daemon reloaded");
 	schedule(q);
 	return q;
+}
+
+struct queue *queue_new(struct runtime **current, struct spool *sp, char *err, size_t errlen)
+{
+	return queue_create(current, sp, NULL, NULL, err, errlen);
+}
+
+struct queue *queue_new_acceptor(struct runtime **current, struct spool *sp, queue_handoff_fn handoff, void *arg,
+    char *err, size_t errlen)
+{
+	return queue_create(current, sp, handoff, arg, err, errlen);
 }
 
 void queue_free(struct queue *q)

@@ -26,6 +26,22 @@ struct queue;
 /* Scans the spool and schedules every pending message. *current is read
  * at each delivery start, so a reload takes effect for the next ones. */
 struct queue *queue_new(struct runtime **current, struct spool *sp, char *err, size_t errlen);
+/*
+ * relay.workers > 1: one worker owns the queue (queue_new: it alone
+ * delivers); the others are acceptors. An acceptor commits messages
+ * exactly like the owner (durable before the callback) and then hands
+ * each id to `handoff` (worker 0 gets it through a pipe) instead of
+ * scheduling it. It never loads the spool and never delivers.
+ */
+typedef void (*queue_handoff_fn)(const char *id, void *arg);
+struct queue *queue_new_acceptor(struct runtime **current, struct spool *sp, queue_handoff_fn handoff, void *arg,
+    char *err, size_t errlen);
+/* The owner takes queue/ID, committed by another worker (false: already
+ * known, or gone: delivered after a rescan found it first). */
+bool queue_adopt(struct queue *q, const char *id);
+/* The owner takes every message in queue/ it does not know (a hand-off
+ * lost to a full pipe or a restart); returns how many. */
+unsigned queue_rescan(struct queue *q);
 /* Stops deliveries in flight (their messages stay queued) and frees. */
 void queue_free(struct queue *q);
 

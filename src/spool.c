@@ -462,6 +462,16 @@ bool spool_move_failed(struct spool *sp, const struct spool_msg *m)
 	return save_state_in(sp, "failed", m);
 }
 
+bool spool_exists(struct spool *sp, const char *id)
+{
+	char path[4096];
+
+	if (!valid_id(id))
+		return false;
+	path_of(path, sizeof(path), sp, "queue", id, "");
+	return access(path, F_OK) == 0;
+}
+
 bool spool_remove(struct spool *sp, const char *id)
 {
 	char path[4096];

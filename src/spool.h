@@ -88,6 +88,8 @@ FILE *spool_open_data(struct spool *sp, const struct spool_msg *m);
 bool spool_save_state(struct spool *sp, const struct spool_msg *m);
 /* Moves the message to failed/ with its state (reason in last_error). */
 bool spool_move_failed(struct spool *sp, const struct spool_msg *m);
+/* True when queue/ID exists (a well-formed ID only). */
+bool spool_exists(struct spool *sp, const char *id);
 /* Removes queue/ID and queue/ID.st. */
 bool spool_remove(struct spool *sp, const char *id);
 
