@@ -25,7 +25,11 @@ trap '"$bench/sink.sh" stop >/dev/null 2>&1 || true; kill "${relay_pid:-0}" 2>/d
 # shellcheck source=contrib/bench/common.sh
 . "$here/common.sh"
 bench_build
-"$bench/sink.sh" start >/dev/null
+"$bench/sink.sh" start >/dev/null 2>&1 || {
+	echo "queue.sh: the rig's sink did not start: are its ports ($SINK_STARTTLS_PORT...) held by a sink left running?" \
+		"(stop it: BENCH_RUN=DIR $bench/sink.sh stop)" >&2
+	exit 1
+}
 ulimit -n "$(ulimit -Hn)"
 
 port=${PORT:-2700}
