@@ -910,7 +910,10 @@ static void session_process(struct session *s)
 		io_close_after_flush(s->io);
 		return;
 	}
-	io_timeout(s->io, s->cfg->relay.timeout);
+	/* The client's timer runs only while we wait for it, not while
+	 * replies to its RCPTs are still to come from the provider (the
+	 * provider's own command timeout covers that wait). */
+	io_timeout(s->io, s->rcpts_in_flight > 0 ? 0 : s->cfg->relay.timeout);
 	/* Waiting for the client: an idle session keeps no buffers. */
 	io_release_idle(s->io);
 	io_update(s->io);
