@@ -39,7 +39,7 @@ struct daemon {
 	struct listeners *listeners;
 	struct control *control;
 	struct metrics_server *metrics;
-	ev_signal sigterm, sigint, sighup;
+	ev_signal sigterm, sigint, sighup, sigquit;
 	ev_timer drain_check;
 	ev_tstamp drain_deadline;
 	ev_tstamp started;
@@ -299,6 +299,11 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)revents;
 
 	if (ev_is_active(&d->drain_check)) {
+		/* A worker hears a stop twice when the whole process group is
+		 * signalled (the master forwards it too); the master says
+		 * SIGQUIT when it means now. */
+		if (d->we != NULL)
+			return;
 		log_warn("second stop signal: exiting now");
 		ev_break(loop, EVBREAK_ALL);
 		return;
@@ -312,6 +317,15 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	d->drain_deadline = ev_now(loop) + cfg->relay.drain_timeout;
 	ev_timer_set(&d->drain_check, 0., 0.1);
 	ev_timer_start(loop, &d->drain_check);
+}
+
+/* SIGQUIT: stop at once, without draining. */
+static void on_quit_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	log_warn("stop signal=QUIT: exiting now");
+	ev_break(loop, EVBREAK_ALL);
 }
 
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
@@ -330,10 +344,12 @@ static void install_signals(struct daemon *d)
 	ev_signal_init(&d->sigterm, on_stop_signal, SIGTERM);
 	ev_signal_init(&d->sigint, on_stop_signal, SIGINT);
 	ev_signal_init(&d->sighup, on_hup, SIGHUP);
+	ev_signal_init(&d->sigquit, on_quit_signal, SIGQUIT);
 	d->sigterm.data = d->sigint.data = d->sighup.data = d;
 	ev_signal_start(d->env.loop, &d->sigterm);
 	ev_signal_start(d->env.loop, &d->sigint);
 	ev_signal_start(d->env.loop, &d->sighup);
+	ev_signal_start(d->env.loop, &d->sigquit);
 	ev_init(&d->drain_check, on_drain_check);
 	d->drain_check.data = d;
 	/* A worker is forked with these blocked (workers.c): a signal that came

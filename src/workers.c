@@ -200,8 +200,14 @@ static void on_signal(struct master *m, const struct signalfd_siginfo *si)
 			sd_notify(0, "STOPPING=1");
 			/* Once the workers close theirs, new clients are refused. */
 			listen_fds_close(&m->we.listen);
+			signal_workers(m, (int)si->ssi_signo, 0);
+		} else {
+			/* A second one is for the master: the workers stop now. A
+			 * worker's own repeats are ignored, since `systemctl stop`
+			 * signals every process of the group besides the master. */
+			log_warn("second stop signal: the workers exit now");
+			signal_workers(m, SIGQUIT, 0);
 		}
-		signal_workers(m, (int)si->ssi_signo, 0); /* a second one: they exit at once */
 		break;
 	case SIGHUP:
 		sd_notify(0, "RELOADING=1");
