@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 top=$PWD
 
 packages="gcc make autoconf automake libtool pkg-config libev-dev libssl-dev libinih-dev libc-ares-dev libsystemd-dev
-          openssl tcl expect tcl-tls swaks iproute2 nftables systemd"
+          openssl tcl expect tcl-tls swaks iproute2 nftables systemd strace"
 missing=$(for p in $packages; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then
 	sudo=; [ "$(id -u)" = 0 ] || sudo=sudo

@@ -139,22 +139,24 @@ static void on_committed(const char *id, bool ok, int err, void *arg)
 	struct spool_msg m;
 
 	q->pending_commits--;
-	if (ok && spool_load(q->sp, id, false, &m)) {
-		m.next_try = ev_now(loop_of(q));
-		if (q->handoff != NULL) {
-			spool_msg_free(&m);
-			q->handoff(id, q->handoff_arg);
-		} else if (find_entry(q, id) != NULL || !add_entry(q, &m)) {
-			/* Known already (a rescan saw the rename first), or still on
-			 * disk for the next start to pick up. */
-			spool_msg_free(&m);
-		}
+	/* Renamed into queue/ and the directory synced: the message is the
+	 * queue's now, whatever happens to it next. */
+	if (ok && q->handoff != NULL) {
+		q->handoff(id, q->handoff_arg); /* worker 0 delivers it */
 		q->accepted++;
-	} else if (ok) {
+	} else if (ok && find_entry(q, id) == NULL && spool_load(q->sp, id, false, &m)) {
+		m.next_try = ev_now(loop_of(q));
+		if (!add_entry(q, &m))
+			spool_msg_free(&m); /* still on disk for the next start to pick up */
+		q->accepted++;
+	} else if (ok && find_entry(q, id) == NULL && spool_exists(q->sp, id)) {
 		/* Unreadable after all: nobody was told it is queued, so it must go. */
 		spool_remove(q->sp, id);
 		ok = false;
 		err = EIO;
+	} else if (ok) {
+		/* A rescan took it first (it may even be delivered already). */
+		q->accepted++;
 	}
 	for (struct queue_waiter **w = &q->waiters; *w != NULL; w = &(*w)->next) {
 		if (strcmp((*w)->id, id) != 0)
@@ -754,6 +756,14 @@ bool queue_adopt(struct queue *q, const char *id)
 	return true;
 }
 
+static bool committing(const struct queue *q, const char *id)
+{
+	for (const struct queue_waiter *w = q->waiters; w != NULL; w = w->next)
+		if (strcmp(w->id, id) == 0)
+			return true;
+	return false;
+}
+
 static int compare_ids(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -776,7 +786,10 @@ unsigned queue_rescan(struct queue *q)
 	qsort(known, nknown, sizeof(*known), compare_ids);
 	for (unsigned i = 0; i < n; i++) {
 		const char *id = ids[i];
-		if (bsearch(&id, known, nknown, sizeof(*known), compare_ids) == NULL && load_one(q, id))
+		/* A commit of our own still in progress is not lost: it comes in
+		 * through on_committed(). */
+		if (bsearch(&id, known, nknown, sizeof(*known), compare_ids) == NULL && !committing(q, id) &&
+		    load_one(q, id))
 			added++;
 	}
 	free(known);
