@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,11 +117,20 @@ static struct attempt_counter *find_attempt(uint32_t n, const char *provider, ui
 	return NULL;
 }
 
-/* A spinlock: inserts are rare (a new label set) and short. */
+/* A spinlock holding the owner's pid: inserts are rare (a new label set)
+ * and short. A worker killed inside (kill -9, the OOM killer) must not
+ * block the others for ever, so a dead owner's lock is taken over; the
+ * row it was filling is not published yet (nattempts moves last). */
 static void lock_attempts(void)
 {
-	while (__atomic_exchange_n(&shm->lock, 1, __ATOMIC_ACQUIRE) != 0)
+	uint32_t self = (uint32_t)getpid(), owner = 0;
+
+	while (!__atomic_compare_exchange_n(&shm->lock, &owner, self, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+		if (kill((pid_t)owner, 0) < 0 && errno == ESRCH)
+			__atomic_compare_exchange_n(&shm->lock, &owner, 0, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		owner = 0;
 		sched_yield();
+	}
 }
 
 static void unlock_attempts(void)
