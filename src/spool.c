@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -227,7 +228,14 @@ bool spool_finish(struct spool_writer *w)
 		return false;
 	path_of(from, sizeof(from), w->sp, "tmp", w->id, "");
 	path_of(to, sizeof(to), w->sp, "queue", w->id, "");
-	return rename(from, to) == 0;
+	/* Never over a queued message with the same ID (EEXIST: the client
+	 * is told to try again, and gets another ID). A file system without
+	 * RENAME_NOREPLACE gets the classic link and unlink. */
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return true;
+	if (errno != EINVAL && errno != ENOSYS)
+		return false;
+	return link(from, to) == 0 && unlink(from) == 0;
 }
 
 bool spool_sync_queue_dir(struct spool *sp)
