@@ -44,6 +44,7 @@ struct master {
 	int sigfd, ready_rd;
 	sigset_t blocked;
 	bool stopping, announced;
+	bool failed;               /* a worker could not start: exit 1 */
 };
 
 unsigned workers_wanted(const struct config *cfg)
@@ -132,6 +133,8 @@ static void describe_status(char *out, size_t n, int status)
 		snprintf(out, n, "unknown:%d", status);
 }
 
+static void signal_workers(struct master *m, int signo, unsigned from);
+
 static void reap(struct master *m)
 {
 	int status;
@@ -149,6 +152,14 @@ static void reap(struct master *m)
 		metrics_worker_clear(k);
 		if (m->stopping) {
 			log_info("worker exited worker=%u pid=%ld status=%s", k, (long)pid, how);
+			continue;
+		}
+		if (!m->announced && !m->w[k].started) {
+			/* It could not even start (what a single process would exit
+			 * 1 for): restarting it would only loop. Stop everything. */
+			log_error("worker exited worker=%u pid=%ld status=%s before serving: stopping", k, (long)pid, how);
+			m->stopping = m->failed = true;
+			signal_workers(m, SIGTERM, 0);
 			continue;
 		}
 		log_error("worker exited worker=%u pid=%ld status=%s; restarting it in %gs", k, (long)pid, how,
@@ -356,7 +367,7 @@ int workers_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tl
 		for (unsigned k = 0; k < n; k++)
 			start_worker(&m, k);
 		supervise(&m);
-		status = m.stopping ? 0 : 1;
+		status = m.stopping && !m.failed ? 0 : 1;
 		log_info("stopped: all workers exited");
 	} else if (m.w == NULL) {
 		log_error("out of memory");
