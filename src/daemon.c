@@ -591,8 +591,8 @@ static int run(struct daemon *d, struct config *cfg, SSL_CTX **tls_ctx)
 		install_signals(d);
 		if (d->we != NULL) {
 			/* The master logs `worker started` and, once all are, tells systemd. */
-			uint32_t k = d->we->worker;
-			if (write(d->we->ready_fd, &k, sizeof(k)) != (ssize_t)sizeof(k))
+			struct worker_ready r = { d->we->worker, (int32_t)getpid() };
+			if (write(d->we->ready_fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
 				log_warn("cannot tell the master this worker is ready: %s", strerror(errno));
 			close(d->we->ready_fd);
 			d->we->ready_fd = -1;

@@ -106,10 +106,11 @@ static void start_worker(struct master *m, unsigned k)
 /* A worker reports its index once it serves. */
 static void on_ready(struct master *m)
 {
-	uint32_t k;
+	struct worker_ready r;
 
-	while (read(m->ready_rd, &k, sizeof(k)) == (ssize_t)sizeof(k)) {
-		if (k >= m->n || m->w[k].pid == 0 || m->w[k].started)
+	while (read(m->ready_rd, &r, sizeof(r)) == (ssize_t)sizeof(r)) {
+		uint32_t k = r.worker;
+		if (k >= m->n || m->w[k].pid != r.pid || m->w[k].started)
 			continue;
 		m->w[k].started = true;
 		log_info("worker started worker=%u pid=%ld", k, (long)m->w[k].pid);

@@ -22,6 +22,7 @@
 #ifndef SUBRELAY_WORKERS_H
 #define SUBRELAY_WORKERS_H
 
+#include <stdint.h>
 #include <openssl/ssl.h>
 #include <sys/types.h>
 
@@ -40,12 +41,19 @@ struct worker_env {
 	int metrics_fd;                    /* -1: none */
 	struct spool *spool;               /* queue mode */
 	int handoff_rd, handoff_wr;        /* queue mode: ids from the acceptors to worker 0 */
-	int ready_fd;                      /* the worker writes its index once it serves */
+	int ready_fd;                      /* the worker writes a struct worker_ready once it serves */
 };
 
 /* The worker count relay.workers asks for (auto: online processors). */
 unsigned workers_wanted(const struct config *cfg);
 /* Runs the master; takes ownership of cfg and tls_ctx. Returns the exit status. */
 int workers_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls_ctx, unsigned n);
+
+/* Said once by a worker that serves; the pid tells a replacement from
+ * the one that died after writing. */
+struct worker_ready {
+	uint32_t worker;
+	int32_t pid;
+};
 
 #endif
