@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #define SPOOL_MAGIC "subrelay-spool 1"
@@ -19,7 +20,12 @@
 struct spool {
 	char *dir;
 	int queue_fd;              /* queue/ opened for the directory fsync */
+	int lock_fd;               /* the spool directory, flock()ed while we run */
 };
+
+/* A previous instance may still be exiting (a restart): wait this long. */
+#define LOCK_WAIT_TRIES 30
+#define LOCK_WAIT_USEC 100000
 
 struct spool_writer {
 	struct spool *sp;
@@ -88,6 +94,28 @@ static void clean_tmp(struct spool *sp)
 		closedir(d);
 }
 
+/* One daemon per spool: a second would clean tmp/ under the first's
+ * feet and deliver its messages twice. The lock is on the directory's
+ * open file description, so forked workers hold it too. */
+static bool lock_spool(struct spool *sp, char *err, size_t errlen)
+{
+	sp->lock_fd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sp->lock_fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", sp->dir, strerror(errno));
+		return false;
+	}
+	for (int i = 0; i < LOCK_WAIT_TRIES; i++) {
+		if (flock(sp->lock_fd, LOCK_EX | LOCK_NB) == 0)
+			return true;
+		if (errno != EWOULDBLOCK)
+			break;
+		usleep(LOCK_WAIT_USEC);
+	}
+	snprintf(err, errlen, "%s is in use by another subrelayd (%s)", sp->dir,
+	    errno == EWOULDBLOCK ? "locked" : strerror(errno));
+	return false;
+}
+
 struct spool *spool_open(const char *dir, char *err, size_t errlen)
 {
 	static const char *const subdirs[] = { "tmp", "queue", "failed" };
@@ -99,9 +127,9 @@ struct spool *spool_open(const char *dir, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	sp->queue_fd = -1;
+	sp->queue_fd = sp->lock_fd = -1;
 	make_parents(dir);
-	bool ok = make_dir(dir, err, errlen);
+	bool ok = make_dir(dir, err, errlen) && lock_spool(sp, err, errlen);
 	for (size_t i = 0; ok && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, subdirs[i]);
 		ok = make_dir(path, err, errlen);
@@ -128,6 +156,8 @@ void spool_close(struct spool *sp)
 		return;
 	if (sp->queue_fd >= 0)
 		close(sp->queue_fd);
+	if (sp->lock_fd >= 0)
+		close(sp->lock_fd);
 	free(sp->dir);
 	free(sp);
 }
