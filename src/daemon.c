@@ -569,6 +569,7 @@ static int run(struct daemon *d, struct config *cfg, SSL_CTX **tls_ctx)
 	int status = 1;
 
 	d->env.loop = ev_default_loop(EVFLAG_AUTO);
+	d->env.nworkers = d->we ? d->we->nworkers : 1;
 	d->started = ev_now(d->env.loop);
 	d->dns = dns_new(d->env.loop);
 	d->env.rt = d->dns ? runtime_new(d->env.loop, d->dns, cfg, tls_ctx, NULL) : NULL;

@@ -13,6 +13,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "metrics.h"
 
 /* Large enough that a burst of clients never sees dropped SYNs. */
 #define LISTEN_BACKLOG 511
@@ -38,6 +39,13 @@ static bool peer_allowed(const struct relay_cfg *r, const struct sockaddr *sa)
 		if (cidr_match(&r->allow[i], sa))
 			return true;
 	return false;
+}
+
+/* max_clients is for the whole daemon: with workers, every worker's
+ * sessions (each publishes its count in shared memory as it changes). */
+static unsigned clients_alive(const struct server_env *env)
+{
+	return env->nworkers > 1 ? metrics_workers_sum(env->nworkers).sessions : env->nclients;
 }
 
 static void pause_accepting(struct listeners *ls)
@@ -80,7 +88,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		const char *reject = NULL;
 		if (!peer_allowed(r, (struct sockaddr *)&ss))
 			reject = "554 5.7.1 Relaying from your address is not allowed";
-		else if (env->nclients >= r->max_clients)
+		else if (clients_alive(env) >= r->max_clients)
 			reject = "421 4.7.0 Too many connections, try again later";
 		server_session_start(env, fd, (struct sockaddr *)&ss, reject);
 	}

@@ -168,6 +168,11 @@ void metrics_worker_set(unsigned sessions, unsigned idle)
 	__atomic_store_n(&shm->gauges[my_slot].idle, idle, __ATOMIC_RELAXED);
 }
 
+void metrics_worker_sessions(unsigned sessions)
+{
+	__atomic_store_n(&shm->gauges[my_slot].sessions, sessions, __ATOMIC_RELAXED);
+}
+
 void metrics_worker_clear(unsigned k)
 {
 	if (k < METRICS_WORKERS_MAX)

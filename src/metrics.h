@@ -45,6 +45,8 @@ struct metrics_worker_gauges {
 /* This process is worker k: metrics_worker_set() writes slot k. */
 void metrics_set_worker(unsigned k);
 void metrics_worker_set(unsigned sessions, unsigned idle);
+/* Sessions alone, written as they open and close (max_clients reads them). */
+void metrics_worker_sessions(unsigned sessions);
 /* A worker is gone: its gauges no longer count. */
 void metrics_worker_clear(unsigned k);
 struct metrics_worker_gauges metrics_workers_sum(unsigned nworkers);

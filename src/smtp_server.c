@@ -139,6 +139,7 @@ static void session_free(struct session *s)
 		upstream_close(s->up);
 	io_free(s->io);
 	s->env->nclients--;
+	metrics_worker_sessions(s->env->nclients);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -986,6 +987,7 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 		return;
 	}
 	env->nclients++;
+	metrics_worker_sessions(env->nclients);
 	metrics_session_opened();
 	s->next = env->sessions;
 	if (s->next != NULL)

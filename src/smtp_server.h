@@ -29,7 +29,8 @@ struct server_env {
 	struct runtime *rt;        /* the current configuration; a session keeps the one it started with */
 	struct queue *queue;       /* queue mode; NULL in passthrough */
 	struct spool *spool;
-	unsigned nclients;         /* sessions alive, for max_clients */
+	unsigned nclients;         /* sessions alive in this process */
+	unsigned nworkers;         /* relay.workers: max_clients counts every worker's sessions */
 	struct session *sessions;  /* every session alive */
 };
 
