@@ -674,16 +674,33 @@ static unsigned count_held(struct queue *q)
 	return n;
 }
 
+/* Providers with a free delivery slot. */
+static unsigned slots_with_room(const struct queue *q)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < (*q->current)->path.cfg->nproviders; i++)
+		n += !slot_full(q, (int)i);
+	return n;
+}
+
 static void schedule(struct queue *q)
 {
 	struct ev_loop *loop = loop_of(q);
 	double now = ev_now(loop), earliest = -1;
-	unsigned held = 0;
+	unsigned held = 0, room = slots_with_room(q);
+	bool whole_queue = true;
 
 	ev_timer_stop(loop, &q->wake);
 	if (q->stopping)
 		return;
 	for (unsigned i = 0; i < q->n; i++) {
+		/* Every provider busy: nothing more can start now, and the end of
+		 * a delivery schedules again. A large backlog costs no scan. */
+		if (room == 0 && (*q->current)->path.cfg->nproviders > 0) {
+			whole_queue = false;
+			earliest = now + 1.0;
+			break;
+		}
 		struct qentry *e = q->entries[i];
 		if (e->busy != NULL)
 			continue;
@@ -692,16 +709,20 @@ static void schedule(struct queue *q)
 			held++;
 			continue;
 		}
-		if (e->m.next_try <= now && !slot_full(q, slot) && start_delivery(q, e))
+		if (e->m.next_try <= now && !slot_full(q, slot) && start_delivery(q, e)) {
+			room -= slot_full(q, slot);
 			continue;
+		}
 		/* Not due, or no free connection: look again later. */
 		double at = e->m.next_try <= now ? now + 1.0 : e->m.next_try;
 		if (earliest < 0 || at < earliest)
 			earliest = at;
 	}
-	if (held > 0 && !q->held_logged)
-		log_warn("delivery held until a provider is configured: %u messages queued", held);
-	q->held_logged = held > 0;
+	if (whole_queue) {
+		if (held > 0 && !q->held_logged)
+			log_warn("delivery held until a provider is configured: %u messages queued", held);
+		q->held_logged = held > 0;
+	}
 	if (earliest >= 0) {
 		ev_timer_set(&q->wake, earliest - now, 0.);
 		ev_timer_start(loop, &q->wake);
