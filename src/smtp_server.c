@@ -89,6 +89,10 @@ struct session {
 	unsigned rcpts_tried;
 	unsigned rcpts_accepted;
 	unsigned rcpts_in_flight;  /* RCPTs relayed whose replies have not come back */
+	/* Piped behind a MAIL still unanswered (on_mail_sent): still in the input. */
+	unsigned piped_rcpts;
+	size_t piped_bytes;
+	bool piped_data;
 	ev_tstamp tx_started;
 	struct smtp_data data;
 	char discard_reply[200];   /* the answer once a discarded body ends */
@@ -217,6 +221,14 @@ static void relay_reply(struct session *s, const struct smtp_reply *r, const cha
 
 /* ---- transaction bookkeeping ---- */
 
+/* Commands piped behind a MAIL (on_mail_sent) go back to being input. */
+static void forget_piped(struct session *s)
+{
+	s->piped_rcpts = 0;
+	s->piped_bytes = 0;
+	s->piped_data = false;
+}
+
 static void tx_clear(struct session *s)
 {
 	s->msg_id[0] = '\0';
@@ -227,6 +239,7 @@ static void tx_clear(struct session *s)
 	s->rcpts_tried = 0;
 	s->rcpts_accepted = 0;
 	s->rcpts_in_flight = 0;
+	forget_piped(s);
 	free(s->rcpts);
 	s->rcpts = NULL;
 }
@@ -384,6 +397,104 @@ static void mail_params(const struct session *s, struct upstream_mail_params *mp
 	mp->smtputf8 = s->smtputf8;
 }
 
+/* ---- pipelining towards the provider ---- */
+
+enum flight { FLIGHT_NONE, FLIGHT_RCPT, FLIGHT_DATA };
+
+/* Whether a client line may go to the provider behind commands still
+ * unanswered: a RCPT subrelay would not refuse itself (the recipient
+ * limit with `tried` counted, SMTPUTF8), or DATA behind RCPTs in flight.
+ * Anything else is answered in turn, once the replies before it are in. */
+static enum flight flight_command(const struct session *s, const char *line, size_t len, unsigned tried,
+    unsigned in_flight, struct smtp_cmd *c)
+{
+	const char *why;
+
+	if (smtp_parse_command(line, len, c, &why) != SMTP_PARSE_OK)
+		return FLIGHT_NONE;
+	if (c->verb == SMTP_VERB_DATA && in_flight > 0)
+		return FLIGHT_DATA;
+	if (c->verb == SMTP_VERB_RCPT && tried < s->cfg->relay.max_recipients &&
+	    (s->smtputf8 || smtp_path_is_ascii(c->path)))
+		return FLIGHT_RCPT;
+	return FLIGHT_NONE;
+}
+
+static bool joins_flight(struct session *s, const char *line, size_t len)
+{
+	struct smtp_cmd c;
+
+	return s->state == S_TX && s->up != NULL && upstream_can_send(s->up) &&
+	    flight_command(s, line, len, s->rcpts_tried, s->rcpts_in_flight, &c) != FLIGHT_NONE;
+}
+
+/* The next complete line at offset off of the input, NUL-terminated in
+ * line; its length with the line end in *used. False if there is none. */
+static bool peek_line(struct session *s, size_t off, char line[COMMAND_LINE_MAX + 1], size_t *len, size_t *used)
+{
+	struct buf *in = io_in(s->io);
+	const char *p = buf_peek(in) + off;
+	const char *nl = memchr(p, '\n', buf_len(in) - off);
+
+	if (nl == NULL)
+		return false;
+	*used = (size_t)(nl - p) + 1;
+	*len = *used - 1;
+	if (*len > 0 && p[*len - 1] == '\r')
+		(*len)--;
+	if (*len >= COMMAND_LINE_MAX)
+		return false;
+	memcpy(line, p, *len);
+	line[*len] = '\0';
+	return true;
+}
+
+/*
+ * The path search wrote MAIL on a kept or pooled session: the client's
+ * pipelined RCPTs and DATA already read go behind it in the same flight.
+ * They stay in the input until that MAIL is accepted (on_path_done); NULL
+ * (the session failed) forgets them, and they go out again on the next.
+ */
+static void on_mail_sent(struct upstream *up, void *arg)
+{
+	struct session *s = arg;
+	char line[COMMAND_LINE_MAX + 1];
+	size_t len, used, room = buf_room(io_out(s->io));
+	/* Room for the MAIL reply and one per command piped. */
+	size_t replies = room > REPLY_RESERVE ? (room - REPLY_RESERVE) / REPLY_LINE_MAX : 0;
+	struct smtp_cmd c;
+
+	forget_piped(s);
+	while (up != NULL && !s->skipping_line && !s->piped_data && s->piped_rcpts + 2 <= replies &&
+	    upstream_can_send(up) && peek_line(s, s->piped_bytes, line, &len, &used)) {
+		switch (flight_command(s, line, len, s->rcpts_tried + s->piped_rcpts, s->piped_rcpts, &c)) {
+		case FLIGHT_RCPT:
+			upstream_rcpt(up, c.path);
+			s->piped_rcpts++;
+			break;
+		case FLIGHT_DATA:
+			upstream_data(up);
+			s->piped_data = true;
+			break;
+		case FLIGHT_NONE:
+			return;
+		}
+		s->piped_bytes += used;
+	}
+}
+
+/* MAIL was accepted on the session the piped commands went to: they are
+ * in flight now, and leave the input. */
+static void take_piped(struct session *s)
+{
+	buf_consume(io_in(s->io), s->piped_bytes);
+	s->rcpts_tried += s->piped_rcpts;
+	s->rcpts_in_flight += s->piped_rcpts;
+	if (s->piped_data)
+		enter_state(s, S_DATA_WAIT);
+	forget_piped(s);
+}
+
 static void on_path_done(struct upstream *up, const struct smtp_reply *r, const char *error, void *arg)
 {
 	struct session *s = arg;
@@ -395,7 +506,9 @@ static void on_path_done(struct upstream *up, const struct smtp_reply *r, const 
 		upstream_set_callbacks(up, &session_upstream_callbacks, s);
 		relay_reply(s, r, "1.0");
 		enter_state(s, S_TX);
+		take_piped(s);
 	} else {
+		forget_piped(s); /* still in the input: answered in turn */
 		if (r != NULL)
 			relay_reply(s, r, "1.0");
 		else
@@ -422,7 +535,8 @@ static void start_search(struct session *s)
 	enter_state(s, S_PATH);
 	struct upstream *kept = s->up;
 	s->up = NULL;
-	s->search = path_search_start(&s->rt->path, providers, nproviders, &mp, kept, s->msg_id, NULL, on_path_done, s);
+	s->search = path_search_start(&s->rt->path, providers, nproviders, &mp, kept, s->msg_id, on_mail_sent,
+	    on_path_done, s);
 	if (s->search == NULL) {
 		reply(s, "451 4.3.0 Out of memory; try again later");
 		tx_clear(s);
@@ -826,22 +940,6 @@ static bool pump_body(struct session *s)
 		return false;
 	body_done(s);
 	return true;
-}
-
-/* Behind RCPTs still in flight, only a command that is relayed too may
- * go: a locally answered one would get its reply ahead of theirs. */
-static bool joins_flight(struct session *s, const char *line, size_t len)
-{
-	struct smtp_cmd c;
-	const char *why;
-
-	if (s->state != S_TX || s->up == NULL || !upstream_can_send(s->up) ||
-	    smtp_parse_command(line, len, &c, &why) != SMTP_PARSE_OK)
-		return false;
-	if (c.verb == SMTP_VERB_DATA)
-		return true;
-	return c.verb == SMTP_VERB_RCPT && s->rcpts_tried < s->cfg->relay.max_recipients &&
-	    (s->smtputf8 || smtp_path_is_ascii(c.path));
 }
 
 /* Handles one command line from the input; false when none is complete
