@@ -133,31 +133,42 @@ static unsigned pending_rcpts(const struct spool_msg *m)
 
 /* ---- committing received messages ---- */
 
-static void on_committed(const char *id, bool ok, int err, void *arg)
+/* Renamed into queue/ and the directory synced: the message is the
+ * queue's now, whatever happens to it next. False only when the file is
+ * there but unreadable: nobody was told it is queued, so it goes. */
+static bool take_committed(struct queue *q, const char *id)
 {
-	struct queue *q = arg;
 	struct spool_msg m;
 
-	q->pending_commits--;
-	/* Renamed into queue/ and the directory synced: the message is the
-	 * queue's now, whatever happens to it next. */
-	if (ok && q->handoff != NULL) {
+	if (q->handoff != NULL) {
 		q->handoff(id, q->handoff_arg); /* worker 0 delivers it */
-		q->accepted++;
-	} else if (ok && find_entry(q, id) == NULL && spool_load(q->sp, id, false, &m)) {
+		return true;
+	}
+	if (find_entry(q, id) != NULL)
+		return true; /* a rescan took it first */
+	if (spool_load(q->sp, id, false, &m)) {
 		m.next_try = ev_now(loop_of(q));
 		if (!add_entry(q, &m))
 			spool_msg_free(&m); /* still on disk for the next start to pick up */
-		q->accepted++;
-	} else if (ok && find_entry(q, id) == NULL && spool_exists(q->sp, id)) {
-		/* Unreadable after all: nobody was told it is queued, so it must go. */
-		spool_remove(q->sp, id);
+		return true;
+	}
+	if (!spool_exists(q->sp, id))
+		return true; /* taken by a rescan and delivered already */
+	spool_remove(q->sp, id);
+	return false;
+}
+
+static void on_committed(const char *id, bool ok, int err, void *arg)
+{
+	struct queue *q = arg;
+
+	q->pending_commits--;
+	if (ok && !take_committed(q, id)) {
 		ok = false;
 		err = EIO;
-	} else if (ok) {
-		/* A rescan took it first (it may even be delivered already). */
-		q->accepted++;
 	}
+	if (ok)
+		q->accepted++;
 	for (struct queue_waiter **w = &q->waiters; *w != NULL; w = &(*w)->next) {
 		if (strcmp((*w)->id, id) != 0)
 			continue;

@@ -125,8 +125,9 @@ static void upstream_fail(struct upstream *up, enum upstream_fail cls, const cha
 	up->cbs->failed(up, up->arg, cls, reason);
 }
 
-/* Formats one command line into the output buffer; false when it does
- * not fit. The copy on the stack is wiped: it may hold credentials. */
+/* Formats one command line into the output buffer; when it does not fit
+ * the session fails (false). The copy on the stack is wiped: it may hold
+ * credentials. */
 static bool append_line(struct upstream *up, const char *fmt, va_list ap)
 {
 	char line[SMTP_LINE_MAX + 600];
@@ -137,6 +138,8 @@ static bool append_line(struct upstream *up, const char *fmt, va_list ap)
 	memcpy(line + n, "\r\n", 2);
 	bool ok = buf_append(io_out(up->io), line, (size_t)n + 2);
 	OPENSSL_cleanse(line, (size_t)n + 2);
+	if (!ok)
+		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "output buffer full");
 	return ok;
 }
 
@@ -150,10 +153,8 @@ static void send_line(struct upstream *up, enum upstream_state next, double time
 	va_start(ap, fmt);
 	bool ok = append_line(up, fmt, ap);
 	va_end(ap);
-	if (!ok) {
-		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "output buffer full");
+	if (!ok)
 		return;
-	}
 	enter_state(up, next);
 	io_timeout(up->io, timeout);
 	io_update(up->io);
@@ -194,10 +195,8 @@ static void send_command(struct upstream *up, enum pending_cmd kind, const char 
 	va_start(ap, fmt);
 	bool ok = append_line(up, fmt, ap);
 	va_end(ap);
-	if (!ok) {
-		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "output buffer full");
+	if (!ok)
 		return;
-	}
 	push_pending(up, kind);
 	io_update(up->io);
 }

@@ -24,3 +24,17 @@ relay_start() {
 	relay_pid=$!
 	for _ in $(seq 50); do grep -q 'listening address' "$3" && break; sleep 0.1; done
 }
+
+# start_sink SCRIPT: builds the rig's programs, starts its sink (saying why
+# not if it cannot) and arranges for the sink, the relay (relay_pid) and
+# $BENCH_RUN to go when the script exits. Needs $bench, the rig's folder.
+start_sink() {
+	trap '"$bench/sink.sh" stop >/dev/null 2>&1 || true; kill "${relay_pid:-0}" 2>/dev/null || true; rm -rf "$BENCH_RUN"' EXIT
+	bench_build
+	"$bench/sink.sh" start >/dev/null 2>&1 || {
+		echo "$1: the rig's sink did not start: are its ports ($SINK_STARTTLS_PORT...) held by a sink left running?" \
+			"(stop it: BENCH_RUN=DIR $bench/sink.sh stop)" >&2
+		exit 1
+	}
+	ulimit -n "$(ulimit -Hn)"
+}

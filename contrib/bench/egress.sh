@@ -27,13 +27,11 @@ ip link set lo up
 
 export BENCH_RUN
 BENCH_RUN=$(mktemp -d "${TMPDIR:-/tmp}/subrelay-egress.XXXXXX")
-trap '"$bench/sink.sh" stop >/dev/null 2>&1 || true; kill "${relay_pid:-0}" 2>/dev/null || true; rm -rf "$BENCH_RUN"' EXIT
 # shellcheck source=/dev/null
 . "$bench/env.sh"
 # shellcheck source=contrib/bench/common.sh
 . "$here/common.sh"
-bench_build
-"$bench/sink.sh" start >/dev/null
+start_sink egress.sh
 
 port=2600
 # The defaults matter here: connect_timeout = 5s, attempt_delay = 300ms.

@@ -24,17 +24,11 @@ done
 
 export BENCH_RUN
 BENCH_RUN=$(mktemp -d "${TMPDIR:-/tmp}/subrelay-profile.XXXXXX")
-trap '"$bench/sink.sh" stop >/dev/null 2>&1 || true; kill "${relay_pid:-0}" 2>/dev/null || true; rm -rf "$BENCH_RUN"' EXIT
 # shellcheck source=/dev/null
 . "$bench/env.sh"
 # shellcheck source=contrib/bench/common.sh
 . "$here/common.sh"
-bench_build
-"$bench/sink.sh" start >/dev/null 2>&1 || {
-	echo "profile.sh: the rig's sink did not start: are its ports ($SINK_STARTTLS_PORT...) held by a sink left running?" >&2
-	exit 1
-}
-ulimit -n "$(ulimit -Hn)"
+start_sink profile.sh
 port=${PORT:-2800}
 relay_config "$RUN/relay.ini" "$port" passthrough "$RUN" "$SINK_STARTTLS_PORT/starttls" "max_clients = 20000"
 
