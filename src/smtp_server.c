@@ -428,8 +428,10 @@ static bool joins_flight(struct session *s, const char *line, size_t len)
 	    flight_command(s, line, len, s->rcpts_tried, s->rcpts_in_flight, &c) != FLIGHT_NONE;
 }
 
-/* The next complete line at offset off of the input, NUL-terminated in
- * line; its length with the line end in *used. False if there is none. */
+/* The next complete line at offset off of the input: its length in *len
+ * (without the line end), with it in *used, and a NUL-terminated copy in
+ * line unless it is too long (*len >= COMMAND_LINE_MAX; handlers may use
+ * the argument as a string). False if no line is complete. */
 static bool peek_line(struct session *s, size_t off, char line[COMMAND_LINE_MAX + 1], size_t *len, size_t *used)
 {
 	struct buf *in = io_in(s->io);
@@ -442,10 +444,10 @@ static bool peek_line(struct session *s, size_t off, char line[COMMAND_LINE_MAX 
 	*len = *used - 1;
 	if (*len > 0 && p[*len - 1] == '\r')
 		(*len)--;
-	if (*len >= COMMAND_LINE_MAX)
-		return false;
-	memcpy(line, p, *len);
-	line[*len] = '\0';
+	if (*len < COMMAND_LINE_MAX) {
+		memcpy(line, p, *len);
+		line[*len] = '\0';
+	}
 	return true;
 }
 
@@ -466,7 +468,7 @@ static void on_mail_sent(struct upstream *up, void *arg)
 
 	forget_piped(s);
 	while (up != NULL && !s->skipping_line && !s->piped_data && s->piped_rcpts + 2 <= replies &&
-	    upstream_can_send(up) && peek_line(s, s->piped_bytes, line, &len, &used)) {
+	    upstream_can_send(up) && peek_line(s, s->piped_bytes, line, &len, &used) && len < COMMAND_LINE_MAX) {
 		switch (flight_command(s, line, len, s->rcpts_tried + s->piped_rcpts, s->piped_rcpts, &c)) {
 		case FLIGHT_RCPT:
 			upstream_rcpt(up, c.path);
@@ -947,10 +949,10 @@ static bool pump_body(struct session *s)
 static bool take_command(struct session *s)
 {
 	struct buf *in = io_in(s->io);
-	const char *p = buf_peek(in);
-	const char *nl = memchr(p, '\n', buf_len(in));
+	char line[COMMAND_LINE_MAX + 1];
+	size_t len, used;
 
-	if (nl == NULL) {
+	if (!peek_line(s, 0, line, &len, &used)) {
 		if (buf_len(in) >= COMMAND_LINE_MAX) {
 			buf_consume(in, buf_len(in));
 			if (!s->skipping_line)
@@ -959,18 +961,11 @@ static bool take_command(struct session *s)
 		}
 		return false;
 	}
-	size_t used = (size_t)(nl - p) + 1, len = used - 1;
-	if (len > 0 && p[len - 1] == '\r')
-		len--;
 	if (s->skipping_line) {
 		s->skipping_line = false;
 	} else if (len >= COMMAND_LINE_MAX) {
 		reply_error(s, "500 5.5.2 Line too long");
 	} else {
-		/* A NUL-terminated copy: handlers may use the argument as a string. */
-		char line[COMMAND_LINE_MAX + 1];
-		memcpy(line, p, len);
-		line[len] = '\0';
 		if (s->rcpts_in_flight > 0 && !joins_flight(s, line, len))
 			return false; /* resumed by the provider's replies */
 		buf_consume(in, used);
