@@ -9,14 +9,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 
-packages="gcc make autoconf automake libtool pkg-config libev-dev libssl-dev libinih-dev libc-ares-dev libsystemd-dev
-          openssl tcl expect tcl-tls swaks iproute2 nftables systemd strace"
-missing=$(for p in $packages; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || echo "$p"; done)
-if [ -n "$missing" ]; then
-	sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-	$sudo apt-get update -qq
-	# shellcheck disable=SC2086
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+bash contrib/packages.sh test
+
+# Our builds are out of tree (build/werror, build/sanitize), which automake
+# refuses while the source tree itself is configured. The README's build
+# command builds in build/release; an in-tree `./configure` by hand is
+# cleaned first, saying so, rather than failing.
+if [ -f config.status ]; then
+	echo "the source tree is configured in place; running 'make distclean' first"
+	make -s distclean >/dev/null 2>&1 || rm -f config.status
 fi
 
 autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
