@@ -12,6 +12,7 @@
 
 namespace eval certs {
     variable dir ""
+    variable parent ""       ;# where they go (default: the run directory)
     variable names {ca server untrusted expired wronghost}
 }
 
@@ -41,7 +42,8 @@ proc certs::openssl {args} {
 proc certs::generate {} {
     variable dir
     if {$dir ne "" && [file exists [file join $dir done]]} { return }
-    set dir [file join $::harness::rundir certs]
+    variable parent
+    set dir [expr {$parent ne "" ? $parent : [file join $::harness::rundir certs]}]
     file mkdir $dir
     set cnf [file join $dir openssl.cnf]
     set f [open $cnf w]

@@ -43,6 +43,8 @@ namespace eval harness {
     variable seq 0
     variable counts
     array set counts {passed 0 failed 0 skipped 0}
+    variable child 0             ;# 1 in a child runner: report test starts
+    variable resume_after ""     ;# skip tests up to and including this one
     variable test_file ""        ;# where the current test is defined
     variable test_line 0
 }
@@ -87,6 +89,12 @@ proc harness::run_test {name body} {
     variable current; variable testdir; variable rundir; variable seq
     variable deadline_ms; variable deadline_hit; variable deadline_id
     variable bgerrors; variable counts; variable verbose; variable keep
+    variable child; variable resume_after
+    if {$resume_after ne ""} {
+        # A new child after a stuck test: the tests up to it have run.
+        if {$name eq $resume_after} { set resume_after "" }
+        return
+    }
     if {![selected $name]} { return }
     incr seq
     regsub -all {[^A-Za-z0-9_.-]+} $name _ safe
@@ -99,6 +107,7 @@ proc harness::run_test {name body} {
         set ::harness::deadline_hit 1
         set ::harness::wake deadline
     }]
+    if {$child} { puts "#start\t$name\t$testdir\t$deadline_ms"; flush stdout }
     if {$verbose} { puts "== $name"; flush stdout }
     set started [clock milliseconds]
 
@@ -276,6 +285,7 @@ proc test_deadline {seconds} {
         set ::harness::deadline_hit 1
         set ::harness::wake deadline
     }]
+    if {$::harness::child} { puts "#deadline\t$::harness::deadline_ms"; flush stdout }
 }
 
 proc skip {reason} {
