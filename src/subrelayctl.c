@@ -16,10 +16,6 @@
 #include <sys/time.h>
 #include <sys/un.h>
 
-#ifndef DEFAULT_CONTROL
-#define DEFAULT_CONTROL "/run/subrelay/control.sock"
-#endif
-
 #define REQUEST_MAX 512      /* the daemon's limit, newline included */
 #define REPLY_TIMEOUT 60     /* seconds without a byte from the daemon */
 

@@ -436,10 +436,10 @@ static void test_defaults(void)
 	CHECK(cfg->relay.max_recipients == 100);
 	CHECK(cfg->relay.timeout == 300);
 	CHECK(cfg->relay.delivery == DELIVERY_QUEUE);
-	CHECK_STR(cfg->relay.spool, "/var/spool/subrelay");
+	CHECK_STR(cfg->relay.spool, DEFAULT_SPOOL);
 	CHECK(cfg->relay.providers == NULL && cfg->relay.nproviders == 0);
 	CHECK(cfg->relay.user == NULL);
-	CHECK_STR(cfg->relay.control, "/run/subrelay/control.sock");
+	CHECK_STR(cfg->relay.control, DEFAULT_CONTROL);
 	CHECK(!cfg->relay.metrics_on);
 	CHECK(!cfg->relay.log_syslog);
 	CHECK(cfg->relay.log_level == LOG_LVL_INFO);
