@@ -101,7 +101,7 @@ run_build() {
 			tail -20 "$log"
 			return 1
 		fi
-		if exec 3<>/dev/tcp/127.0.0.1/2525 2>/dev/null; then
+		if { exec 3<>/dev/tcp/127.0.0.1/2525; } 2>/dev/null; then
 			local greeting=
 			read -r -t 5 greeting <&3 || true
 			exec 3>&-

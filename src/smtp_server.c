@@ -79,6 +79,7 @@ struct session {
 	unsigned errors;
 	int depth;
 	bool dead;
+	char close_reason[160];    /* why the session ends, for the disconnect line */
 
 	/* the transaction */
 	char msg_id[ID_LEN + 1];
@@ -151,7 +152,8 @@ static void session_free(struct session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	runtime_unref(s->rt);
-	log_info("disconnect id=%s client=%s", s->id, s->peer);
+	log_info("disconnect id=%s client=%s reason=%s", s->id, s->peer,
+	    s->close_reason[0] ? s->close_reason : "shutdown");
 	s->magic = 0;
 	free(s);
 }
@@ -162,10 +164,27 @@ static void session_leave(struct session *s)
 		session_free(s);
 }
 
-static void session_close(struct session *s)
+/* Every way a session ends says why, in its disconnect line. */
+static void set_close_reason(struct session *s, const char *reason)
 {
+	if (s->close_reason[0] == '\0')
+		log_quote(s->close_reason, sizeof(s->close_reason), reason);
+}
+
+/* Ends the session now: its client is gone or broken. */
+static void session_close(struct session *s, const char *reason)
+{
+	set_close_reason(s, reason);
 	enter_state(s, S_CLOSING);
 	s->dead = true;
+}
+
+/* Ends the session once the replies written so far have gone out. */
+static void close_after_replies(struct session *s, const char *reason)
+{
+	set_close_reason(s, reason);
+	enter_state(s, S_CLOSING);
+	io_close_after_flush(s->io);
 }
 
 /* ---- replies ---- */
@@ -202,8 +221,7 @@ static void reply_error(struct session *s, const char *fmt, ...)
 	reply(s, "%s", line);
 	if (++s->errors >= MAX_ERRORS) {
 		reply(s, "421 4.7.0 %s Too many errors, closing connection", s->cfg->relay.hostname);
-		enter_state(s, S_CLOSING);
-		io_close_after_flush(s->io);
+		close_after_replies(s, "too_many_errors");
 	}
 }
 
@@ -741,8 +759,7 @@ static void cmd_quit(struct session *s, const struct smtp_cmd *c)
 {
 	(void)c;
 	reply(s, "221 2.0.0 %s Bye", s->cfg->relay.hostname);
-	enter_state(s, S_CLOSING);
-	io_close_after_flush(s->io);
+	close_after_replies(s, "quit");
 }
 
 static void cmd_not_offered(struct session *s, const struct smtp_cmd *c)
@@ -1000,8 +1017,7 @@ static void session_process(struct session *s)
 	}
 	if (s->peer_eof && s->rcpts_in_flight == 0) {
 		/* Everything the client sent is answered; it will send no more. */
-		enter_state(s, S_CLOSING);
-		io_close_after_flush(s->io);
+		close_after_replies(s, "client_closed");
 		return;
 	}
 	/* The client's timer runs only while we wait for it, not while
@@ -1023,15 +1039,14 @@ static void on_client_io(struct io *io, enum io_event ev, void *arg)
 	case IO_EV_READ:
 	case IO_EV_DRAINED:
 		if (s->state == S_CLOSING && buf_empty(io_out(s->io)))
-			session_close(s);
+			session_close(s, "closed");
 		else
 			session_process(s);
 		break;
 	case IO_EV_TIMEOUT:
 		reply(s, "421 4.4.2 %s Timeout waiting for the client, closing connection", s->cfg->relay.hostname);
 		log_info("timeout id=%s client=%s state=%s", s->id, s->peer, session_state_names[s->state]);
-		enter_state(s, S_CLOSING);
-		io_close_after_flush(s->io);
+		close_after_replies(s, "timeout");
 		break;
 	case IO_EV_EOF:
 		/* A client may send its last commands and shut its side at once
@@ -1043,12 +1058,12 @@ static void on_client_io(struct io *io, enum io_event ev, void *arg)
 			break;
 		}
 		log_message(s, "aborted", NULL);
-		session_close(s);
+		session_close(s, "client_closed_during_data");
 		break;
 	case IO_EV_ERROR:
 		if (s->state == S_BODY || s->state == S_DISCARD)
 			log_message(s, "aborted", NULL);
-		session_close(s);
+		session_close(s, io_error(s->io)[0] ? io_error(s->io) : "io_error");
 		break;
 	case IO_EV_CONNECTED:
 	case IO_EV_TLS_UP:
@@ -1089,8 +1104,7 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 	log_info("connect id=%s client=%s%s", s->id, s->peer, reject ? " rejected=yes" : "");
 	if (reject != NULL) {
 		reply(s, "%s", reject);
-		enter_state(s, S_CLOSING);
-		io_close_after_flush(s->io);
+		close_after_replies(s, "rejected");
 		return;
 	}
 	reply(s, "220 %s ESMTP subrelay", s->cfg->relay.hostname);

@@ -275,7 +275,7 @@ proc super::run_child {f netns after} {
         after cancel $id
         if {$S(current) ne "" && [clock milliseconds] > $S(limit)} {
             # The child is stuck: it and everything it started go.
-            catch {exec kill -KILL -- -$pid}
+            catch {harness::kill KILL -$pid}
             catch {close $S(chan)}
             set secs [expr {([clock milliseconds] - $S(started)) / 1000}]
             fail_current "the test ran for $secs s, past its deadline and a [expr {$super::grace_ms / 1000}] s\
@@ -286,7 +286,7 @@ proc super::run_child {f netns after} {
     chan configure $S(chan) -blocking 1
     set status [harness::reap $S(chan)]
     # Daemons the child left behind (it died) go with it.
-    catch {exec kill -KILL -- -$pid}
+    catch {harness::kill KILL -$pid}
     if {$S(current) ne ""} {
         fail_current "the test runner died during the test (exit status $status)"
         return $S(current)

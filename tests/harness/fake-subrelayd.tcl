@@ -88,6 +88,6 @@ foreach item [split $listen ,] {
     puts stderr "info: listening address=$host:$p"
 }
 puts stderr "info: ready"
-if {$crash} { exec kill -ABRT [pid] }
+if {$crash} { exec /bin/sh -c {kill -s ABRT "$1"} sh [pid] }
 trap {puts stderr "info: stopping"; exit 0} SIGTERM
 vwait forever

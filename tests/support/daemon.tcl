@@ -208,7 +208,7 @@ proc daemon::alive {d} {
 proc daemon::signal {d sig} {
     variable D
     if {[info exists D($d,code)]} { harness::fail "daemon $d already exited ($D($d,code))" }
-    exec kill -s $sig $D($d,pid)
+    harness::kill $sig $D($d,pid)
 }
 
 proc daemon::reap {d} {
@@ -229,15 +229,24 @@ proc daemon::wait_exit {d {timeout ""}} {
 proc daemon::stop {d} {
     variable D; variable stop_timeout
     if {[info exists D($d,code)]} { return $D($d,code) }
-    if {[alive $d]} { catch {exec kill -s TERM $D($d,pid)} }
+    set D($d,stop_error) ""
+    if {[alive $d] && [catch {harness::kill TERM $D($d,pid)} err]} { set D($d,stop_error) $err }
     # Not wait_until: this also runs in cleanup, after the deadline passed.
     set end [expr {[clock milliseconds] + $stop_timeout}]
     while {[alive $d] && [clock milliseconds] < $end} { harness::pump 20 }
     if {[alive $d]} {
         set D($d,killed) 1
-        catch {exec kill -s KILL $D($d,pid)}
+        if {[catch {harness::kill KILL $D($d,pid)} err]} { set D($d,stop_error) $err }
         set end [expr {[clock milliseconds] + 5000}]
         while {[alive $d] && [clock milliseconds] < $end} { harness::pump 20 }
+    }
+    if {[alive $d]} {
+        # Never wait for a process that is still there: closing its
+        # channel without blocking leaves it to Tcl to reap later.
+        catch {chan configure $D($d,chan) -blocking 0}
+        catch {close $D($d,chan)}
+        set D($d,code) running
+        return running
     }
     return [reap $d]
 }
@@ -247,7 +256,9 @@ proc daemon::_cleanup {} {
     set problems {}
     foreach d $all {
         set code [stop $d]
-        if {$D($d,killed)} {
+        if {$code eq "running"} {
+            lappend problems "daemon $d (pid $D($d,pid)) could not be stopped: $D($d,stop_error)"
+        } elseif {$D($d,killed)} {
             lappend problems "daemon $d did not exit within [expr {$stop_timeout / 1000}] s\
                 of SIGTERM and was killed"
         } elseif {[string match SIG* $code] && $code ni {SIGTERM SIGKILL SIGINT}} {
@@ -317,7 +328,7 @@ proc daemon::run_cli {cliargs args} {
         timeout { set timed_out 1 }
     }
     if {$timed_out} {
-        catch {exec kill -s KILL $spawned}
+        catch {harness::kill KILL $spawned}
     }
     set end [expr {[clock milliseconds] + $o(-timeout)}]
     while {![harness::exited $spawned] && [clock milliseconds] < $end} {

@@ -529,6 +529,14 @@ proc harness::exited {pid} {
     expr {[proc_state $pid] in {Z X ""}}
 }
 
+# Sends signal SIG (TERM, KILL...) to each PID (a negative one: its process
+# group) with the shell's own kill: procps' kill(1) is not on a minimal
+# Debian, and an exec that fails must not pass for a signal sent. Raises an
+# error when the shell's kill fails (e.g. no such process).
+proc harness::kill {sig args} {
+    exec /bin/sh -c {sig=$1; shift; kill -s "$sig" -- "$@"} sh $sig {*}$args
+}
+
 # Closes a command-pipeline channel whose child has exited and returns its
 # exit code, or the signal name (SIGKILL, SIGSEGV...) that ended it.
 proc harness::reap {chan} {
@@ -603,7 +611,7 @@ proc bgexec::finish {h} {
 
 proc bgkill {h} {
     if {[info exists bgexec::B($h,code)]} { return $bgexec::B($h,code) }
-    catch {exec kill -KILL $bgexec::B($h,pid)}
+    catch {harness::kill KILL $bgexec::B($h,pid)}
     set end [expr {[clock milliseconds] + 5000}]
     while {![harness::exited $bgexec::B($h,pid)] && [clock milliseconds] < $end} {
         after 10
