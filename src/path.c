@@ -30,6 +30,25 @@ struct path_memory {
 	struct path_search *rechecking;
 };
 
+#define SEARCH_STATES(X) \
+	X(NEW) \
+	X(IDLE_MAIL)   /* MAIL sent on a kept or pooled session */ \
+	X(RESOLVING)   /* looking up the current provider's host */ \
+	X(ATTEMPTING)  /* attempts racing through the provider's candidates */ \
+	X(DONE)        /* the outcome was handed over (or the search cancelled) */
+
+enum search_state {
+#define X(s) PS_##s,
+	SEARCH_STATES(X)
+#undef X
+};
+
+static const char *const search_state_names[] = {
+#define X(s) #s,
+	SEARCH_STATES(X)
+#undef X
+};
+
 struct candidate {
 	unsigned pair;
 	unsigned addr;
@@ -44,6 +63,7 @@ struct attempt {
 };
 
 struct path_search {
+	enum search_state state;
 	const struct path_env *env;
 	path_mail_sent_cb mail_sent;
 	struct provider_cfg *const *providers;
@@ -78,6 +98,12 @@ static void log_attempt(const char *what, struct attempt *a, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 static void start_next(struct path_search *ps);
 static void provider_exhausted(struct path_search *ps);
+
+static void enter_state(struct path_search *ps, enum search_state next)
+{
+	log_debug("id=%s path=%s->%s", ps->log_id, search_state_names[ps->state], search_state_names[next]);
+	ps->state = next;
+}
 
 static struct provider_cfg *cur_provider(const struct path_search *ps)
 {
@@ -226,6 +252,7 @@ static void finish(struct path_search *ps, struct upstream *up, const struct smt
 		r = &copy;
 	}
 	snprintf(error, sizeof(error), "%s", ps->last_error);
+	enter_state(ps, PS_DONE);
 	close_attempts(ps, up);
 	path_search_cancel(ps);
 	cb(up, r, up ? NULL : error, arg);
@@ -478,6 +505,7 @@ static void on_resolved(const struct dns_result *res, void *arg)
 		finish(ps, NULL, NULL);
 		return;
 	}
+	enter_state(ps, PS_ATTEMPTING);
 	start_next(ps);
 }
 
@@ -500,6 +528,7 @@ static void next_provider(struct path_search *ps)
 			finish(ps, NULL, NULL);
 		return;
 	}
+	enter_state(ps, PS_RESOLVING);
 	ps->query = dns_lookup(ps->env->dns, cur_provider(ps)->host, 0, on_resolved, ps);
 	if (ps->query == NULL) {
 		snprintf(ps->last_error, sizeof(ps->last_error), "%s: resolver error", cur_provider(ps)->name);
@@ -527,6 +556,7 @@ static struct path_search *search_new(const struct path_env *env, struct provide
 /* Starts resolving the first provider; false (ps freed) when out of memory. */
 static bool search_begin(struct path_search *ps)
 {
+	enter_state(ps, PS_RESOLVING);
 	ps->query = dns_lookup(ps->env->dns, ps->providers[0]->host, 0, on_resolved, ps);
 	if (ps->query != NULL)
 		return true;
@@ -592,6 +622,7 @@ static bool try_idle(struct path_search *ps, struct upstream *reuse)
 	a->started = ev_now(ps->env->loop);
 	a->piped = false;
 	ps->running++;
+	enter_state(ps, PS_IDLE_MAIL);
 	upstream_set_callbacks(up, &attempt_callbacks, a);
 	log_attempt("reuse", a, "%s", "");
 	upstream_mail(up, &ps->mail);

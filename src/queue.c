@@ -1,9 +1,8 @@
 /*
  * queue.c: see queue.h. Entries live in an array; one timer wakes the
- * scheduler at the earliest due time. A delivery is one attempt at one
- * message: path (MAIL accepted) -> RCPT for each pending recipient ->
- * DATA -> the spooled data -> the verdict, then the entry's state is
- * saved and the next try computed.
+ * scheduler at the earliest due time. A delivery (delivery.h) is one
+ * attempt at one message; when it ends the entry is settled here: done,
+ * failed (moved aside, maybe bounced) or saved with its next try.
  */
 #include "queue.h"
 
@@ -14,16 +13,17 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "bounce.h"
 #include "commit.h"
+#include "delivery.h"
 #include "log.h"
 #include "metrics.h"
-#include "pool.h"
-
-struct delivery;
 
 struct qentry {
 	struct spool_msg m;
 	struct delivery *busy;
+	unsigned busy_slot;        /* the provider slot busy counts against */
+	struct queue *q;
 	int slot;                  /* the route's first provider (index), -1: none (held) */
 	unsigned slot_gen;         /* the configuration generation slot was computed for */
 };
@@ -55,28 +55,7 @@ struct queue {
 	unsigned long delivered, failed, deferred, accepted;
 };
 
-struct delivery {
-	struct queue *q;
-	struct qentry *e;
-	struct runtime *rt;
-	unsigned slot;             /* index of the route's first provider, for the concurrency limit */
-	struct path_search *search;
-	struct upstream *up;
-	bool *accepted;            /* per recipient, this attempt */
-	unsigned *sent;            /* recipient indices in the order their RCPTs went out */
-	unsigned next;             /* next recipient index to consider sending */
-	unsigned nsent, nreplied;
-	bool data_sent;
-	enum { D_PATH, D_ENVELOPE, D_BODY, D_DOT, D_DONE } step;
-	FILE *data;
-	ev_tstamp started;
-	struct smtp_reply final;
-	bool have_final;
-	char error[300];
-};
-
 static void schedule(struct queue *q);
-static void finish_attempt(struct delivery *d);
 
 static struct ev_loop *loop_of(const struct queue *q)
 {
@@ -99,6 +78,7 @@ static bool add_entry(struct queue *q, struct spool_msg *m)
 	if (e == NULL)
 		return false;
 	e->m = *m;
+	e->q = q;
 	q->entries[q->n++] = e;
 	return true;
 }
@@ -233,362 +213,76 @@ static double backoff(const struct queue_cfg *qc, unsigned attempts)
 	return delay * (0.8 + 0.2 * ((double)r / 4294967296.0));
 }
 
-static void log_delivery(const struct delivery *d, const char *result)
+/* The attempt is over: the message is delivered, failed or waits. */
+static void settle(struct qentry *e, struct delivery *d)
 {
-	const struct spool_msg *m = &d->e->m;
-	char from[SMTP_PATH_MAX + 8], text[400];
-	struct upstream_info info = { 0 };
-
-	if (d->up != NULL)
-		upstream_get_info(d->up, &info);
-	log_info("message id=%s from=%s rcpts=%u size=%llu provider=%s address=%s port=%u mode=%s tls=%s cipher=%s "
-	    "result=%s attempts=%u reply=%s duration=%.3fs",
-	    m->id, log_quote(from, sizeof(from), m->from), m->nrcpts, (unsigned long long)m->size,
-	    info.provider ? info.provider : "none", info.address[0] ? info.address : "none", info.port,
-	    info.mode ? info.mode : "none", info.tls_version ? info.tls_version : "none",
-	    info.tls_cipher ? info.tls_cipher : "none", result, m->attempts,
-	    log_quote(text, sizeof(text), d->error), ev_now(loop_of(d->q)) - d->started);
-}
-
-/* queue.bounce = sender: a plain-text notice to the envelope sender, from
- * the null sender (so it can never bounce itself), queued like any mail. */
-static void bounce(struct queue *q, const struct spool_msg *m, const struct config *cfg)
-{
-	char text[2048], date[64], msgid[ID_LEN + 1];
-	size_t n = 0;
-	time_t now = time(NULL);
-	struct tm tm;
-	struct spool_rcpt to = { .state = RCPT_PENDING };
-	struct spool_msg env = { .rcpts = &to, .nrcpts = 1, .received = ev_now(loop_of(q)) };
-
-	if (cfg->queue.bounce != BOUNCE_SENDER || m->from[0] == '\0')
-		return;
-	id_new(env.id);
-	id_new(msgid);
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	snprintf(to.addr, sizeof(to.addr), "%s", m->from);
-	n += (size_t)snprintf(text + n, sizeof(text) - n,
-	    "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\nDate: %s\r\n"
-	    "Message-ID: <%s@%s>\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-	    "Auto-Submitted: auto-replied\r\n\r\n"
-	    "Your message %s could not be delivered to these recipients:\r\n\r\n",
-	    cfg->relay.hostname, m->from, date, msgid, cfg->relay.hostname, m->id);
-	/* Room is kept for the reason line: the text must end in CRLF. */
-	for (unsigned i = 0; i < m->nrcpts && n + SMTP_PATH_MAX + 6 < sizeof(text) - 330; i++)
-		if (m->rcpts[i].state == RCPT_FAILED)
-			n += (size_t)snprintf(text + n, sizeof(text) - n, "  <%s>\r\n", m->rcpts[i].addr);
-	snprintf(text + n, sizeof(text) - n, "\r\nReason: %.300s\r\n", m->last_error);
-	struct spool_writer *w = spool_create(q->sp, &env);
-	if (w == NULL || !spool_write(w, text, strlen(text))) {
-		log_error("id=%s cannot queue the bounce: %s", m->id, strerror(errno));
-		if (w != NULL) {
-			spool_discard(w);
-			spool_writer_free(w);
-		}
-		return;
-	}
-	if (!committer_submit(q->committer, w)) {
-		spool_discard(w);
-		spool_writer_free(w);
-		return;
-	}
-	char quoted[SMTP_PATH_MAX + 8];
-	log_info("message id=%s bounce=%s to=%s", m->id, env.id, log_quote(quoted, sizeof(quoted), m->from));
-	q->pending_commits++;
-}
-
-static void settle(struct delivery *d)
-{
-	struct queue *q = d->q;
-	struct spool_msg *m = &d->e->m;
-	const struct queue_cfg *qc = &d->rt->path.cfg->queue;
+	struct queue *q = e->q;
+	struct spool_msg *m = &e->m;
+	const struct config *cfg = (*q->current)->path.cfg;
 	double now = ev_now(loop_of(q));
 	bool any_failed = false;
 
 	for (unsigned i = 0; i < m->nrcpts; i++)
 		any_failed |= m->rcpts[i].state == RCPT_FAILED;
 	m->attempts++;
-	snprintf(m->last_error, sizeof(m->last_error), "%s", d->error);
-	if (pending_rcpts(m) > 0 && now - m->received >= qc->max_age) {
+	snprintf(m->last_error, sizeof(m->last_error), "%s", delivery_error(d));
+	if (pending_rcpts(m) > 0 && now - m->received >= cfg->queue.max_age) {
 		for (unsigned i = 0; i < m->nrcpts; i++)
 			if (m->rcpts[i].state == RCPT_PENDING)
 				m->rcpts[i].state = RCPT_FAILED;
-		snprintf(m->last_error, sizeof(m->last_error), "max_age reached (%gs) after %u attempts; last error: %.200s",
-		    qc->max_age, m->attempts, d->error);
-		snprintf(d->error, sizeof(d->error), "%s", m->last_error);
+		char last[sizeof(m->last_error)];
+		snprintf(last, sizeof(last), "max_age reached (%gs) after %u attempts; last error: %.200s",
+		    cfg->queue.max_age, m->attempts, delivery_error(d));
+		snprintf(m->last_error, sizeof(m->last_error), "%s", last);
+		delivery_set_error(d, last);
 		any_failed = true;
 	}
 	if (pending_rcpts(m) == 0) {
-		log_delivery(d, any_failed ? "failed" : "delivered");
+		delivery_log(d, any_failed ? "failed" : "delivered");
 		metrics_message(any_failed ? "failed" : "delivered");
 		metrics_delivery_seconds(now - m->received);
 		if (any_failed) {
 			q->failed++;
-			bounce(q, m, d->rt->path.cfg);
+			if (bounce_queue(q->sp, q->committer, m, cfg, now))
+				q->pending_commits++;
 			if (!spool_move_failed(q->sp, m))
 				log_error("id=%s cannot move to %s/failed: %s", m->id, spool_dir(q->sp), strerror(errno));
 		} else {
 			q->delivered++;
 			spool_remove(q->sp, m->id);
 		}
-		drop_entry(q, d->e);
+		drop_entry(q, e);
 		return;
 	}
-	m->next_try = now + backoff(qc, m->attempts);
+	m->next_try = now + backoff(&cfg->queue, m->attempts);
 	q->deferred++;
 	metrics_message("deferred");
-	log_delivery(d, "deferred");
+	delivery_log(d, "deferred");
 	log_info("message id=%s next_try_in=%.0fs", m->id, m->next_try - now);
 	if (!spool_save_state(q->sp, m))
 		log_warn("id=%s cannot save the delivery state: %s", m->id, strerror(errno));
-	d->e->busy = NULL;
 }
 
-static void delivery_free(struct delivery *d)
+/* Frees the entry's delivery (the message stays as last saved). */
+static void end_delivery(struct qentry *e)
 {
-	d->q->active[d->slot]--;
-	path_search_cancel(d->search);
-	if (d->up != NULL) {
-		if (d->step == D_DONE)
-			pool_put(d->rt->path.pool, d->up); /* between transactions: reusable */
-		else if (d->step == D_BODY || d->step == D_DOT)
-			upstream_abort(d->up); /* never complete a message we stopped sending */
-		else
-			upstream_close(d->up);
-	}
-	if (d->data != NULL)
-		fclose(d->data);
-	runtime_unref(d->rt);
-	free(d->accepted);
-	free(d->sent);
-	free(d);
+	struct delivery *d = e->busy;
+
+	e->busy = NULL;
+	e->q->active[e->busy_slot]--;
+	delivery_free(d);
 }
 
-static void finish_attempt(struct delivery *d)
+static void on_delivery_done(struct delivery *d, void *arg)
 {
-	struct queue *q = d->q;
+	struct qentry *e = arg;
+	struct queue *q = e->q;
 
-	settle(d);
+	e->busy = NULL; /* settle may free the entry */
+	q->active[e->busy_slot]--;
+	settle(e, d);
 	delivery_free(d);
 	schedule(q);
-}
-
-static void set_error_from_reply(struct delivery *d, const char *what, const struct smtp_reply *r)
-{
-	snprintf(d->error, sizeof(d->error), "%.60s: %d %s%s%.200s", what, r->code, r->enhanced, r->enhanced[0] ? " " : "",
-	    r->text);
-}
-
-/* Marks the recipients accepted in this attempt with the verdict. */
-static void settle_accepted(struct delivery *d, int state)
-{
-	struct spool_msg *m = &d->e->m;
-	for (unsigned i = 0; i < m->nrcpts; i++)
-		if (d->accepted[i])
-			m->rcpts[i].state = state;
-}
-
-/* ---- the transaction ---- */
-
-static void send_envelope(struct delivery *d);
-
-static void pump_data(struct delivery *d)
-{
-	for (;;) {
-		size_t room;
-		char *space = upstream_body_space(d->up, 1, &room);
-		if (room == 0)
-			return; /* resumed by `writable` */
-		size_t n = fread(space, 1, room, d->data);
-		upstream_body_commit(d->up, n);
-		if (n < room) {
-			if (ferror(d->data)) {
-				snprintf(d->error, sizeof(d->error), "cannot read the spooled message: %s", strerror(errno));
-				finish_attempt(d);
-				return;
-			}
-			d->step = D_DOT;
-			upstream_body_end(d->up);
-			return;
-		}
-	}
-}
-
-static bool any_accepted(const struct delivery *d)
-{
-	for (unsigned i = 0; i < d->e->m.nrcpts; i++)
-		if (d->accepted[i])
-			return true;
-	return false;
-}
-
-static void on_rcpt_reply(struct delivery *d, const struct smtp_reply *r)
-{
-	struct spool_rcpt *rc = &d->e->m.rcpts[d->sent[d->nreplied]];
-
-	if (r->code / 100 == 2) {
-		d->accepted[d->sent[d->nreplied]] = true;
-	} else {
-		set_error_from_reply(d, rc->addr, r);
-		if (r->code >= 500)
-			rc->state = RCPT_FAILED;
-	}
-	d->nreplied++;
-	send_envelope(d);
-}
-
-static void on_data_reply(struct delivery *d, const struct smtp_reply *r)
-{
-	struct spool_msg *m = &d->e->m;
-
-	if (r->code == 354) {
-		d->data = spool_open_data(d->q->sp, m);
-		if (d->data == NULL) {
-			snprintf(d->error, sizeof(d->error), "cannot open the spooled message: %s", strerror(errno));
-			finish_attempt(d);
-			return;
-		}
-		d->step = D_BODY;
-		pump_data(d);
-		return;
-	}
-	/* With every recipient refused, their replies say why, not DATA's. */
-	if (any_accepted(d))
-		set_error_from_reply(d, "DATA", r);
-	if (r->code >= 500)
-		settle_accepted(d, RCPT_FAILED);
-	finish_attempt(d);
-}
-
-static void on_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
-{
-	struct delivery *d = arg;
-	(void)up;
-
-	switch (d->step) {
-	case D_ENVELOPE:
-		if (d->nreplied < d->nsent)
-			on_rcpt_reply(d, r);
-		else
-			on_data_reply(d, r);
-		return;
-	case D_DOT:
-		d->step = D_DONE;
-		/* A 250 here must not hide why other recipients failed or wait. */
-		if (r->code / 100 != 2 || d->error[0] == '\0')
-			set_error_from_reply(d, "end of data", r);
-		if (r->code / 100 == 2)
-			settle_accepted(d, RCPT_DONE);
-		else if (r->code >= 500)
-			settle_accepted(d, RCPT_FAILED);
-		finish_attempt(d);
-		return;
-	default:
-		finish_attempt(d);
-		return;
-	}
-}
-
-/* Writes the pending recipients, then DATA behind them, as far as the
- * provider lets commands go before their replies: all in one flight when
- * it pipelines, one at a time otherwise. */
-static void write_envelope(struct delivery *d, struct upstream *up)
-{
-	struct spool_msg *m = &d->e->m;
-
-	while (d->next < m->nrcpts && upstream_can_send(up)) {
-		if (m->rcpts[d->next].state == RCPT_PENDING) {
-			d->sent[d->nsent++] = d->next;
-			upstream_rcpt(up, m->rcpts[d->next].addr);
-		}
-		d->next++;
-	}
-	if (d->next == m->nrcpts && !d->data_sent && d->nreplied < d->nsent && upstream_can_send(up)) {
-		d->data_sent = true;
-		upstream_data(up);
-	}
-}
-
-/* Goes on with the envelope after a reply: more to write, or (every
- * recipient answered, DATA not sent yet) DATA or the end of the attempt. */
-static void send_envelope(struct delivery *d)
-{
-	write_envelope(d, d->up);
-	if (d->data_sent || d->next < d->e->m.nrcpts || d->nreplied < d->nsent)
-		return;
-	if (!any_accepted(d)) {
-		finish_attempt(d); /* no recipient accepted this time */
-		return;
-	}
-	d->data_sent = true;
-	upstream_data(d->up);
-}
-
-static void reset_envelope(struct delivery *d)
-{
-	memset(d->accepted, 0, d->e->m.nrcpts * sizeof(*d->accepted));
-	d->next = d->nsent = d->nreplied = 0;
-	d->data_sent = false;
-}
-
-/* The path search wrote MAIL on an idle session: the envelope follows in
- * the same flight. NULL: that session failed, and what was piped with it. */
-static void on_mail_sent(struct upstream *up, void *arg)
-{
-	struct delivery *d = arg;
-
-	reset_envelope(d);
-	if (up != NULL)
-		write_envelope(d, up);
-}
-
-static void on_writable(struct upstream *up, void *arg)
-{
-	(void)up;
-	pump_data(arg);
-}
-
-static void on_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason)
-{
-	struct delivery *d = arg;
-
-	snprintf(d->error, sizeof(d->error), "%s: %s", upstream_fail_name(cls), reason);
-	upstream_abort(up);
-	d->up = NULL;
-	finish_attempt(d);
-}
-
-static const struct upstream_callbacks delivery_callbacks = {
-	.ready = NULL,
-	.reply = on_reply,
-	.writable = on_writable,
-	.failed = on_failed,
-};
-
-static void on_path(struct upstream *up, const struct smtp_reply *r, const char *error, void *arg)
-{
-	struct delivery *d = arg;
-	struct spool_msg *m = &d->e->m;
-
-	d->search = NULL;
-	if (up == NULL) {
-		if (r != NULL) {
-			set_error_from_reply(d, "MAIL", r);
-			if (r->code >= 500)
-				for (unsigned i = 0; i < m->nrcpts; i++)
-					if (m->rcpts[i].state == RCPT_PENDING)
-						m->rcpts[i].state = RCPT_FAILED;
-		} else {
-			snprintf(d->error, sizeof(d->error), "no path: %s", error);
-		}
-		finish_attempt(d);
-		return;
-	}
-	d->up = up;
-	upstream_set_callbacks(up, &delivery_callbacks, d);
-	d->step = D_ENVELOPE;
-	send_envelope(d); /* what was piped behind MAIL is in flight already */
 }
 
 /* ---- the scheduler ---- */
@@ -642,36 +336,10 @@ static bool start_delivery(struct queue *q, struct qentry *e)
 	unsigned *active = active_for(q, slot);
 	if (active == NULL || *active >= providers[0]->max_connections)
 		return false;
-	struct delivery *d = calloc(1, sizeof(*d));
-	if (d == NULL || (d->accepted = calloc(e->m.nrcpts, sizeof(bool))) == NULL ||
-	    (d->sent = calloc(e->m.nrcpts, sizeof(unsigned))) == NULL) {
-		if (d != NULL)
-			free(d->accepted);
-		free(d);
+	e->busy_slot = slot;
+	e->busy = delivery_start(rt, q->sp, &e->m, providers, nproviders, on_delivery_done, e);
+	if (e->busy == NULL)
 		return false;
-	}
-	d->q = q;
-	d->e = e;
-	d->rt = runtime_ref(rt);
-	d->slot = slot;
-	d->started = ev_now(rt->path.loop);
-	struct upstream_mail_params mp = {
-		.from = e->m.from,
-		.size = e->m.size,
-		.body_8bitmime = e->m.body_8bit,
-		.smtputf8 = e->m.smtputf8,
-	};
-	e->busy = d;
-	d->search = path_search_start(&rt->path, providers, nproviders, &mp, NULL, e->m.id, on_mail_sent, on_path,
-	    d);
-	if (d->search == NULL) {
-		e->busy = NULL;
-		runtime_unref(d->rt);
-		free(d->accepted);
-		free(d->sent);
-		free(d);
-		return false;
-	}
 	(*active)++;
 	return true;
 }
@@ -890,7 +558,7 @@ void queue_free(struct queue *q)
 	for (unsigned i = 0; i < q->n; i++) {
 		struct qentry *e = q->entries[i];
 		if (e->busy != NULL)
-			delivery_free(e->busy); /* the message stays queued, its state as last saved */
+			end_delivery(e); /* the message stays queued, its state as last saved */
 		spool_msg_free(&e->m);
 		free(e);
 	}
@@ -978,11 +646,8 @@ bool queue_delete(struct queue *q, const char *id)
 	struct qentry *e = find_entry(q, id);
 	if (e == NULL)
 		return false;
-	if (e->busy != NULL) {
-		struct delivery *d = e->busy;
-		e->busy = NULL;
-		delivery_free(d);
-	}
+	if (e->busy != NULL)
+		end_delivery(e);
 	spool_remove(q->sp, id);
 	log_info("message id=%s result=deleted by=control", id);
 	drop_entry(q, e);

@@ -70,11 +70,12 @@ proc daemon::start {config args} {
     foreach {n v} $o(-env) { lappend cmd $n=$v }
     lappend cmd {*}$bin -c $conf {*}$o(-args)
     # Every daemon gets its own control socket and spool unless the test
-    # sets them, so daemons of one run never meet at the default paths.
-    if {![regexp -line {^\s*control\s*=} $config]} {
+    # sets them (in its file or with -o), so daemons of one run never meet
+    # at the default paths.
+    if {![regexp -line {^\s*control\s*=} $config] && ![string match *relay.control=* $o(-args)]} {
         lappend cmd -o relay.control=[file join $harness::rundir ctl-$d.sock]
     }
-    if {![regexp -line {^\s*spool\s*=} $config]} {
+    if {![regexp -line {^\s*spool\s*=} $config] && ![string match *relay.spool=* $o(-args)]} {
         lappend cmd -o relay.spool=[file join [testdir] $d.spool]
     }
     # stdin is a pipe we keep open; stdout and stderr go straight to the

@@ -1,0 +1,61 @@
+/*
+ * bounce.c: see bounce.h.
+ */
+#include "bounce.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "id.h"
+#include "log.h"
+
+/* The notice: headers, the failed recipients, the reason; CRLF lines. */
+static void compose(char *text, size_t len, const struct spool_msg *m, const struct config *cfg)
+{
+	char date[64], msgid[ID_LEN + 1];
+	size_t n = 0;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	id_new(msgid);
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	n += (size_t)snprintf(text + n, len - n,
+	    "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\nDate: %s\r\n"
+	    "Message-ID: <%s@%s>\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+	    "Auto-Submitted: auto-replied\r\n\r\n"
+	    "Your message %s could not be delivered to these recipients:\r\n\r\n",
+	    cfg->relay.hostname, m->from, date, msgid, cfg->relay.hostname, m->id);
+	/* Room is kept for the reason line: the text must end in CRLF. */
+	for (unsigned i = 0; i < m->nrcpts && n + SMTP_PATH_MAX + 6 < len - 330; i++)
+		if (m->rcpts[i].state == RCPT_FAILED)
+			n += (size_t)snprintf(text + n, len - n, "  <%s>\r\n", m->rcpts[i].addr);
+	snprintf(text + n, len - n, "\r\nReason: %.300s\r\n", m->last_error);
+}
+
+bool bounce_queue(struct spool *sp, struct committer *c, const struct spool_msg *m, const struct config *cfg,
+    double now)
+{
+	char text[2048], quoted[SMTP_PATH_MAX + 8];
+	struct spool_rcpt to = { .state = RCPT_PENDING };
+	struct spool_msg env = { .rcpts = &to, .nrcpts = 1, .received = now };
+
+	if (cfg->queue.bounce != BOUNCE_SENDER || m->from[0] == '\0')
+		return false;
+	id_new(env.id);
+	snprintf(to.addr, sizeof(to.addr), "%s", m->from);
+	compose(text, sizeof(text), m, cfg);
+	struct spool_writer *w = spool_create(sp, &env);
+	if (w == NULL || !spool_write(w, text, strlen(text)) || !committer_submit(c, w)) {
+		log_error("id=%s cannot queue the bounce: %s", m->id, strerror(errno));
+		if (w != NULL) {
+			spool_discard(w);
+			spool_writer_free(w);
+		}
+		return false;
+	}
+	log_info("message id=%s bounce=%s to=%s", m->id, env.id, log_quote(quoted, sizeof(quoted), m->from));
+	return true;
+}
