@@ -76,6 +76,10 @@ new_root() {
 	mkdir -p "$root/var/lib/apt/lists/partial"
 	cp /etc/resolv.conf "$root/etc/resolv.conf"
 	git clone -q "$top" "$root/root/subrelay"
+	# The root a mount point of its own, as in a container: tests that
+	# make a private mount namespace need one.
+	mount --bind "$root" "$root"
+	mounted+=("$root")
 	for m in proc sys dev dev/pts; do
 		case $m in
 		proc) mount -t proc proc "$root/proc" ;;

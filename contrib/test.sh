@@ -42,8 +42,14 @@ passed=0 failed=${distcheck_failed:-0} skipped=0
 for b in werror sanitize; do
 	echo "== suite on build/$b"
 	tclsh tests/run.tcl --builddir "build/$b" "$@" | tee "build/suite-$b.log" || true
-	read -r p _ f _ s _ <<<"$(tail -n 1 "build/suite-$b.log" | tr -d ',')"
-	passed=$((passed + ${p:-0})) failed=$((failed + ${f:-1})) skipped=$((skipped + ${s:-0}))
+	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "build/suite-$b.log" | tail -n 1 | tr -d ',')
+	if [ -z "$summary" ]; then
+		echo "FAIL the suite on build/$b ended without its summary line"
+		failed=$((failed + 1))
+		continue
+	fi
+	read -r p _ f _ s _ <<<"$summary"
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 done
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

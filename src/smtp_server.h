@@ -2,16 +2,16 @@
  * smtp_server: the client-facing SMTP session (RFC 5321 with PIPELINING,
  * SIZE, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8).
  *
- * Commands are taken from the client's input one at a time and answered
- * in order; while a command waits for the provider, later pipelined
- * commands stay in the (bounded) input buffer. In passthrough delivery
- * the session opens an upstream session on MAIL (through path.c) and
- * relays MAIL, RCPT, DATA and the body live; the client sees the
- * provider's replies. DATA is canonicalised by smtp_data.c straight into
- * the upstream output buffer: when the provider is slow, the client's
- * input buffer fills and reading from the client stops.
- *
- * It never touches the disk and never holds a whole message.
+ * It knows the dialogue with its client and nothing of what carries the
+ * message: each command that concerns the message goes to the delivery
+ * backend of relay.delivery (tx.h: relay.c for passthrough, spooler.c
+ * for queue), which answers it. Commands are taken from the client's
+ * input one at a time and answered in order; while an answer is owed,
+ * later pipelined commands stay in the (bounded) input buffer, except
+ * RCPTs and DATA the backend can send on at once. The body is
+ * canonicalised by smtp_data.c straight into the backend's buffer: when
+ * the provider (or disk) is slow, the client's input buffer fills and
+ * reading from the client stops. A session never holds a whole message.
  */
 #ifndef SUBRELAY_SMTP_SERVER_H
 #define SUBRELAY_SMTP_SERVER_H

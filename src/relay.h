@@ -1,0 +1,29 @@
+/*
+ * relay: the passthrough delivery backend (tx.h). Nothing touches the
+ * disk: MAIL starts a path search (path.h) for the sender's route, and
+ * the transaction is relayed live; the client gets the provider's own
+ * answers, or 451 4.4.1 when no path works. A failure before the
+ * provider accepted MAIL fails over invisibly (path.c); after that a lost
+ * provider is 451 4.4.2. The body goes straight into the upstream output
+ * buffer, so a slow provider back-pressures the client.
+ *
+ * On a kept or pooled session MAIL is written at once, and the client's
+ * pipelined RCPTs and DATA follow it in the same flight; if that session
+ * turns out stale they are sent again on the next. Between transactions
+ * the upstream session is kept for the client's next message, and pooled
+ * for other clients when the client leaves.
+ */
+#ifndef SUBRELAY_RELAY_H
+#define SUBRELAY_RELAY_H
+
+#include <stdbool.h>
+
+#include "runtime.h"
+#include "tx.h"
+
+/* Fills b; false when out of memory. session_id (kept) names the client
+ * session in log lines. */
+bool relay_open(struct backend *b, struct runtime *rt, const char *session_id, const struct tx_events *events,
+    void *session);
+
+#endif
