@@ -726,6 +726,16 @@ struct provider_cfg *config_provider(const struct config *cfg, const char *name)
 	return NULL;
 }
 
+const char *config_delivery_name(const struct config *cfg)
+{
+	return config_delivery_words[cfg->relay.delivery];
+}
+
+bool config_uses_spool(const struct config *cfg)
+{
+	return cfg->relay.delivery == DELIVERY_QUEUE || cfg->relay.delivery == DELIVERY_HYBRID;
+}
+
 struct provider_cfg *const *config_route_for(const struct config *cfg, const char *sender,
     unsigned *nproviders, const char **route_name)
 {

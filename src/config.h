@@ -21,7 +21,7 @@
 #include "cfgval.h"
 #include "log.h"
 
-enum delivery_mode { DELIVERY_QUEUE, DELIVERY_PASSTHROUGH };
+enum delivery_mode { DELIVERY_QUEUE, DELIVERY_PASSTHROUGH, DELIVERY_HYBRID };
 enum auth_choice { AUTH_CHOICE_AUTO, AUTH_CHOICE_PLAIN, AUTH_CHOICE_LOGIN, AUTH_CHOICE_NONE };
 enum bounce_mode { BOUNCE_NONE, BOUNCE_SENDER };
 
@@ -110,6 +110,11 @@ struct provider_cfg *config_provider(const struct config *cfg, const char *name)
  * sender): the first route whose `from` matches, else relay.providers.
  * *route_name is set to the route's name or "default".
  */
+/* "queue", "passthrough" or "hybrid". */
+const char *config_delivery_name(const struct config *cfg);
+/* Queue and hybrid delivery keep a spool (and a queue that delivers it). */
+bool config_uses_spool(const struct config *cfg);
+
 struct provider_cfg *const *config_route_for(const struct config *cfg, const char *sender,
     unsigned *nproviders, const char **route_name);
 

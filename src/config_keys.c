@@ -481,7 +481,7 @@ static bool p_list(const struct config *cfg, const struct key_def *k, void *obj,
 
 /* ---- the key table: one row per key, for the file and for -o ---- */
 
-static const char *const delivery_words[] = { "queue", "passthrough", NULL };
+const char *const config_delivery_words[] = { "queue", "passthrough", "hybrid", NULL };
 static const char *const level_words[] = { "error", "warn", "info", "debug", NULL };
 static const char *const auth_words[] = { "auto", "plain", "login", "none", NULL };
 static const char *const bounce_words[] = { "none", "sender", NULL };
@@ -504,7 +504,7 @@ const struct key_def config_keys[] = {
 	{ RELAY("max_message_size", p_size, max_message_size, "25M") },
 	{ RELAY("max_recipients", p_uint, max_recipients, "100"), .min = 1, .max = 100000 },
 	{ RELAY("timeout", p_duration, timeout, "5m") },
-	{ RELAY("delivery", p_enum, delivery, "queue"), .words = delivery_words },
+	{ RELAY("delivery", p_enum, delivery, "queue"), .words = config_delivery_words },
 	{ RELAY("spool", p_path, spool, DEFAULT_SPOOL) },
 	{ RELAY("providers", p_list, providers, ""), LIST(relay_cfg, provider_items, nproviders),
 	  .empty_ok = true },

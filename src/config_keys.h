@@ -48,6 +48,7 @@ struct key_def {
 	unsigned long min, max;         /* integers */
 };
 
+extern const char *const config_delivery_words[];
 extern const struct key_def config_keys[];
 extern const size_t config_nkeys;
 

@@ -108,7 +108,7 @@ static const char *reload_blocker(const struct config *old, const struct config 
 {
 	if (old->relay.delivery != new->relay.delivery)
 		return "relay.delivery cannot change on reload; restart subrelayd";
-	if (new->relay.delivery == DELIVERY_QUEUE && strcmp(old->relay.spool, new->relay.spool) != 0)
+	if (config_uses_spool(new) && strcmp(old->relay.spool, new->relay.spool) != 0)
 		return "relay.spool cannot change on reload; restart subrelayd";
 	return NULL;
 }
@@ -579,7 +579,7 @@ static int run(struct daemon *d, struct config *cfg, SSL_CTX **tls_ctx)
 		dns_free(d->dns);
 		return 1;
 	}
-	bool queue = cfg->relay.delivery == DELIVERY_QUEUE;
+	bool queue = config_uses_spool(cfg);
 	if (!queue && cfg->relay.nproviders == 0 && cfg->nroutes == 0 && is_owner(d))
 		log_warn("no provider configured (relay.providers is empty): mail is refused with 451 until one is");
 	bool ok = (!queue || start_queue(d));
@@ -599,10 +599,10 @@ static int run(struct daemon *d, struct config *cfg, SSL_CTX **tls_ctx)
 			d->we->ready_fd = -1;
 		} else {
 			log_info("started version=%s delivery=%s providers=%u", PACKAGE_VERSION,
-			    queue ? "queue" : "passthrough", cfg->nproviders);
+			    config_delivery_name(cfg), cfg->nproviders);
 			/* Type=notify: ready once listening (a no-op outside systemd). */
 			sd_notifyf(0, "READY=1\nSTATUS=delivery=%s providers=%u\nMAINPID=%lu",
-			    queue ? "queue" : "passthrough", cfg->nproviders, (unsigned long)getpid());
+			    config_delivery_name(cfg), cfg->nproviders, (unsigned long)getpid());
 		}
 		ev_run(d->env.loop, 0);
 		if (d->we == NULL)

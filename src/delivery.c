@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 
 #define DELIVERY_STATES(X) \
@@ -229,7 +230,10 @@ static void on_writable(struct upstream *up, void *arg)
 static void on_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason)
 {
 	struct delivery *d = arg;
+	struct upstream_info info;
 
+	upstream_get_info(up, &info);
+	metrics_attempt(info.provider, info.port, info.mode, upstream_fail_name(cls));
 	snprintf(d->error, sizeof(d->error), "%s: %s", upstream_fail_name(cls), reason);
 	upstream_abort(up);
 	d->up = NULL;

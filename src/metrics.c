@@ -21,7 +21,7 @@
 /* Distinct (provider, port, mode, result) label sets; more are not counted. */
 #define ATTEMPTS_MAX 256
 
-static const char *const message_results[] = { "accepted", "delivered", "deferred", "failed" };
+static const char *const message_results[] = { "accepted", "delivered", "deferred", "failed", "delivered_live" };
 #define NRESULTS (sizeof(message_results) / sizeof(message_results[0]))
 
 static const double latency_buckets[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600 };
@@ -43,6 +43,7 @@ struct attempt_counter {
  */
 struct metrics_shared {
 	uint64_t sessions_total;
+	uint64_t spool_fsyncs;
 	uint64_t message_counts[NRESULTS];
 	uint64_t latency_counts[NBUCKETS];
 	uint64_t latency_count;
@@ -103,6 +104,11 @@ void metrics_delivery_seconds(double seconds)
 void metrics_session_opened(void)
 {
 	add(&shm->sessions_total, 1);
+}
+
+void metrics_spool_fsync(void)
+{
+	add(&shm->spool_fsyncs, 1);
 }
 
 static struct attempt_counter *find_attempt(uint32_t n, const char *provider, uint16_t port, const char *mode,
@@ -196,6 +202,9 @@ void metrics_write(FILE *out, metrics_gauges_fn gauges, void *arg)
 
 	fputs("# HELP subrelay_sessions_total Client sessions accepted.\n# TYPE subrelay_sessions_total counter\n", out);
 	fprintf(out, "subrelay_sessions_total %llu\n", (unsigned long long)get(&shm->sessions_total));
+	fputs("# HELP subrelay_spool_fsyncs_total fsync calls on spool files and directories (durability paid).\n"
+	      "# TYPE subrelay_spool_fsyncs_total counter\n", out);
+	fprintf(out, "subrelay_spool_fsyncs_total %llu\n", (unsigned long long)get(&shm->spool_fsyncs));
 	fputs("# HELP subrelay_messages_total Messages by outcome.\n# TYPE subrelay_messages_total counter\n", out);
 	for (size_t i = 0; i < NRESULTS; i++)
 		fprintf(out, "subrelay_messages_total{result=\"%s\"} %llu\n", message_results[i],

@@ -32,6 +32,8 @@ void metrics_delivery_seconds(double seconds);
 /* One upstream attempt's outcome: "ok" or a failure class. */
 void metrics_attempt(const char *provider, uint16_t port, const char *mode, const char *result);
 void metrics_session_opened(void);
+/* One fsync of a spool file or directory (safe from the commit thread). */
+void metrics_spool_fsync(void);
 
 /* Moves the counters into memory that survives fork as shared (before
  * forking workers). False when the mapping fails: counting stays local. */

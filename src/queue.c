@@ -127,7 +127,9 @@ static bool take_committed(struct queue *q, const char *id)
 	if (find_entry(q, id) != NULL)
 		return true; /* a rescan took it first */
 	if (spool_load(q->sp, id, false, &m)) {
-		m.next_try = ev_now(loop_of(q));
+		/* Due now, unless a live attempt (hybrid) saved a later try. */
+		if (m.next_try < ev_now(loop_of(q)))
+			m.next_try = ev_now(loop_of(q));
 		if (!add_entry(q, &m))
 			spool_msg_free(&m); /* still on disk for the next start to pick up */
 		return true;

@@ -226,6 +226,7 @@ static void on_upstream_failed(struct upstream *up, void *arg, enum upstream_fai
 	const char *name = upstream_fail_name(cls);
 
 	upstream_get_info(up, &info);
+	metrics_attempt(info.provider, info.port, info.mode, name);
 	log_warn("upstream failed id=%s session=%s provider=%s address=%s port=%u mode=%s class=%s state=%s reason=%s",
 	    log_id(r), r->session_id, info.provider, info.address,
 	    info.port, info.mode, name, state_names[r->state], log_quote(quoted, sizeof(quoted), reason));

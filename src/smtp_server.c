@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hybrid.h"
 #include "io.h"
 #include "log.h"
 #include "metrics.h"
@@ -729,8 +730,14 @@ static bool backend_open(struct session *s)
 {
 	struct server_env *env = s->env;
 
-	if (env->queue != NULL)
+	switch (s->cfg->relay.delivery) {
+	case DELIVERY_QUEUE:
 		return spooler_open(&s->backend, env->loop, env->queue, env->spool, s->id, &session_events, s);
+	case DELIVERY_HYBRID:
+		return hybrid_open(&s->backend, s->rt, env->queue, env->spool, s->id, &session_events, s);
+	case DELIVERY_PASSTHROUGH:
+		break;
+	}
 	return relay_open(&s->backend, s->rt, s->id, &session_events, s);
 }
 

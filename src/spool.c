@@ -14,6 +14,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include "metrics.h"
+
 #define SPOOL_MAGIC "subrelay-spool 1"
 #define WRITE_BUFFER (64 * 1024)
 
@@ -254,6 +256,7 @@ bool spool_finish(struct spool_writer *w)
 {
 	char from[4096], to[4096];
 
+	metrics_spool_fsync();
 	if (!flush_buffer(w) || fsync(w->fd) < 0)
 		return false;
 	path_of(from, sizeof(from), w->sp, "tmp", w->id, "");
@@ -270,6 +273,7 @@ bool spool_finish(struct spool_writer *w)
 
 bool spool_sync_queue_dir(struct spool *sp)
 {
+	metrics_spool_fsync();
 	return fsync(sp->queue_fd) == 0;
 }
 
@@ -455,6 +459,7 @@ static bool replace_file(const char *path, const char *text)
 		return false;
 	/* Durable before the rename: after a crash the state (which recipients
 	 * are done) must be the old one or the new one, never an empty file. */
+	metrics_spool_fsync();
 	bool ok = write_all(fd, text, strlen(text)) && fsync(fd) == 0;
 	ok = close(fd) == 0 && ok;
 	if (ok && rename(tmp, path) == 0)

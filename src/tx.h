@@ -29,6 +29,7 @@ enum tx_rcpt_state { TX_RCPT_SENT, TX_RCPT_ACCEPTED, TX_RCPT_REFUSED };
 struct tx_rcpt {
 	char *addr;
 	enum tx_rcpt_state state;
+	bool deferred;             /* accepted for the queue to deliver later (hybrid) */
 };
 
 struct tx {

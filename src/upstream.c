@@ -416,6 +416,18 @@ static void end_empty_data(struct upstream *up)
 	up->cbs->reply(up, up->arg, &no_rcpts);
 }
 
+/* Whether RFC 5321 (4.3.2) allows the reply to that command: a 354 only to
+ * DATA, which may not be answered 2xx; never a 1xx or 3xx elsewhere. A
+ * reply outside these is a protocol error, never passed on as a verdict. */
+static bool reply_allowed(enum pending_cmd kind, int code)
+{
+	int cls = code / 100;
+
+	if (kind == PENDING_DATA)
+		return code == 354 || cls == 4 || cls == 5;
+	return cls == 2 || cls == 4 || cls == 5;
+}
+
 static void on_transaction_reply(struct upstream *up)
 {
 	const struct smtp_reply *r = &up->reply;
@@ -423,6 +435,11 @@ static void on_transaction_reply(struct upstream *up)
 
 	if (up->npending == 0) {
 		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "unsolicited reply %d", r->code);
+		return;
+	}
+	enum pending_cmd kind = (enum pending_cmd)up->pending[up->pending_head];
+	if (!reply_allowed(kind, r->code)) {
+		upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "reply %d to %s is not allowed", r->code, pending_names[kind]);
 		return;
 	}
 	switch (pop_pending(up)) {
@@ -458,6 +475,10 @@ static void on_reply(struct upstream *up)
 		on_transaction_reply(up);
 		return;
 	case UP_DOT:
+		if (!reply_allowed(PENDING_SILENT_DOT, up->reply.code)) {
+			upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "reply %d to the end of data is not allowed", up->reply.code);
+			return;
+		}
 		up->in_tx = false;
 		enter_state(up, UP_READY);
 		io_timeout(up->io, 0);

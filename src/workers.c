@@ -67,11 +67,6 @@ static double now_mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static const char *delivery_name(const struct config *cfg)
-{
-	return cfg->relay.delivery == DELIVERY_QUEUE ? "queue" : "passthrough";
-}
-
 /* ---- starting workers ---- */
 
 static void start_worker(struct master *m, unsigned k)
@@ -117,9 +112,9 @@ static void on_ready(struct master *m)
 		if (!m->announced && ++m->nstarted == m->n) {
 			m->announced = true;
 			log_info("started version=%s delivery=%s providers=%u workers=%u", PACKAGE_VERSION,
-			    delivery_name(m->cfg), m->cfg->nproviders, m->n);
+			    config_delivery_name(m->cfg), m->cfg->nproviders, m->n);
 			sd_notifyf(0, "READY=1\nSTATUS=delivery=%s providers=%u workers=%u\nMAINPID=%lu",
-			    delivery_name(m->cfg), m->cfg->nproviders, m->n, (unsigned long)getpid());
+			    config_delivery_name(m->cfg), m->cfg->nproviders, m->n, (unsigned long)getpid());
 		}
 	}
 }
@@ -282,7 +277,7 @@ static bool bind_everything(struct master *m)
 	const struct relay_cfg *r = &m->cfg->relay;
 	char err[512];
 
-	if (r->delivery == DELIVERY_QUEUE && (m->we.spool = spool_open(r->spool, err, sizeof(err))) == NULL) {
+	if (config_uses_spool(m->cfg) && (m->we.spool = spool_open(r->spool, err, sizeof(err))) == NULL) {
 		log_error("spool: %s", err);
 		return false;
 	}
@@ -300,7 +295,7 @@ static bool bind_everything(struct master *m)
 		log_error("metrics: cannot listen: %s", err);
 		return false;
 	}
-	if (r->delivery == DELIVERY_QUEUE) {
+	if (config_uses_spool(m->cfg)) {
 		int fds[2];
 		if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
 			log_error("handoff pipe: %s", strerror(errno));
@@ -358,12 +353,12 @@ int workers_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tl
 	};
 	int status = 1;
 
-	log_info("workers=%u delivery=%s: this process supervises, the workers serve", n, delivery_name(cfg));
+	log_info("workers=%u delivery=%s: this process supervises, the workers serve", n, config_delivery_name(cfg));
 	if (!metrics_init_shared())
 		log_warn("metrics: no shared memory (%s): /metrics counts worker 0 only", strerror(errno));
 	m.w = calloc(n, sizeof(*m.w));
 	if (m.w != NULL && bind_everything(&m) &&
-	    daemon_drop_privileges(cfg->relay.user, cfg->relay.delivery == DELIVERY_QUEUE ? cfg->relay.spool : NULL) &&
+	    daemon_drop_privileges(cfg->relay.user, config_uses_spool(cfg) ? cfg->relay.spool : NULL) &&
 	    setup_master(&m)) {
 		for (unsigned k = 0; k < n; k++)
 			start_worker(&m, k);

@@ -4,7 +4,8 @@
 #   q::provider ?OPTIONS?          a STARTTLS + AUTH fake provider (user u,
 #                                  password secret) plus OPTIONS
 #   q::config PORT ?-relay TEXT? ?-queue {KEY VALUE ...}? ?-provider TEXT?
-#                                  a queue-mode configuration relaying to
+#                  ?-delivery MODE?
+#                                  a queue-mode (or MODE) configuration relaying to
 #                                  127.0.0.1:PORT (STARTTLS, trusted by the
 #                                  test CA); [queue] retry_initial = 1s,
 #                                  retry_max = 2s unless -queue says otherwise
@@ -27,6 +28,10 @@
 #   q::rcpt_count P ADDR           how many RCPT TO:<ADDR> provider P received
 #   q::mails_from P FROM           provider P's accepted messages from FROM
 #   q::set_rcpt_reply P {ADDR REPLY ...}  replaces the provider's -rcpt-reply
+#   q::tmpfs_spool                 a spool directory that daemons started
+#                                  after it see as a 32 KiB tmpfs (a full
+#                                  disk), in a private mount namespace;
+#                                  skips the test without root or unshare
 #   q::slow_provider_section PORT ?EXTRA?  [provider primary] with 30 s
 #                                  connect and greeting timeouts, plus EXTRA
 # The configuration has drain_timeout = 0s so that a daemon stops at once.
@@ -54,7 +59,7 @@ greeting_timeout = 1s
 }
 
 proc q::config {port args} {
-    array set o {-relay "" -queue {} -provider ""}
+    array set o {-relay "" -queue {} -provider "" -delivery queue}
     foreach {k v} $args {
         if {![info exists o($k)]} { error "q::config: unknown option $k" }
         set o($k) $v
@@ -66,7 +71,7 @@ proc q::config {port args} {
     if {$prov eq ""} { set prov [provider_section $port] }
     return "\[relay\]
 listen = 127.0.0.1:0
-delivery = queue
+delivery = $o(-delivery)
 hostname = relay.test.example
 drain_timeout = 0s
 providers = primary
@@ -104,7 +109,31 @@ proc q::send {d from rcpts body} {
 }
 
 proc q::spool {d} { file join [testdir] $d.spool }
+
 proc q::socket {d} { file join $harness::rundir ctl-$d.sock }
+
+proc q::tmpfs_spool {} {
+    if {[exec id -u] != 0} { skip "needs root to mount a tmpfs in a private mount namespace" }
+    if {[auto_execok unshare] eq ""} { skip "unshare(1) is not installed" }
+    set bin [file join $harness::builddir subrelayd]
+    if {![file executable $bin]} { skip "subrelayd not built ($bin)" }
+    set spool [file join [testdir] spool]
+    file mkdir $spool
+    set mountcmd {mount -t tmpfs -o size=32k,mode=0700 tmpfs "$0" || exit 97}
+    set probe [bgexec unshare --mount --propagation private /bin/sh -c "$mountcmd; exec true" $spool]
+    set res [bgwait $probe]
+    if {[dict get $res code] != 0} {
+        skip "cannot mount a tmpfs in a private mount namespace: [string trim [dict get $res output]]"
+    }
+    set wrapper [tmpfile tmpfs-wrapper.sh "#!/bin/sh
+# usage: tmpfs-wrapper.sh SPOOLDIR SUBRELAYD ARGS...
+spool=\$1; shift
+exec unshare --mount --propagation private /bin/sh -c '$mountcmd; exec \"\$@\"' \"\$spool\" \"\$@\"
+"]
+    file attributes $wrapper -permissions 0755
+    set daemon::binary_override [list $wrapper $spool $bin]
+    return $spool
+}
 
 proc q::ctl_raw {args} {
     set bin [file join $harness::builddir subrelayctl]

@@ -17,6 +17,8 @@
 #   daemon::mark D            the current log size, for log/wait_log MARK
 #   daemon::wait_log D REGEXP ?TIMEOUT_MS? ?MARK?  -> the first matching line
 #   daemon::alive D           1 while it runs
+#   daemon::metric D NAME     a series from D's /metrics (relay.metrics set),
+#                             labels included, e.g. {x_total{result="ok"}}; 0 if absent
 #   daemon::signal D SIG      e.g. HUP
 #   daemon::wait_exit D ?TIMEOUT_MS?  waits for it to exit -> exit code
 #   daemon::stop D            SIGTERM, up to 10 s, then SIGKILL -> exit code
@@ -196,6 +198,30 @@ proc daemon::find_line {d re mark var} {
     upvar 1 $var line
     foreach l [split [log $d $mark] "\n"] {
         if {[regexp -- $re $l]} { set line $l; return 1 }
+    }
+    return 0
+}
+
+# A value from daemon D's /metrics (its configuration enables relay.metrics);
+# NAME is the series as printed, labels included; 0 when absent.
+proc daemon::metric {d name} {
+    regexp {metrics address=([0-9.]+):([0-9]+)} [wait_log $d {metrics address=\S+}] -> host port
+    set ch [::socket $host $port]
+    chan configure $ch -translation binary
+    puts -nonewline $ch "GET /metrics HTTP/1.0\r\n\r\n"
+    flush $ch
+    chan configure $ch -blocking 0
+    variable http_body ""
+    variable http_done 0
+    fileevent $ch readable [list apply {{ch} {
+        append daemon::http_body [read $ch]
+        if {[eof $ch]} { set daemon::http_done 1 }
+        harness::wakeup
+    }} $ch]
+    wait_until {$daemon::http_done} 5000 "the metrics reply"
+    close $ch
+    foreach line [split $http_body "\n"] {
+        if {[string first "$name " $line] == 0} { return [string trim [lindex [split $line " "] end]] }
     }
     return 0
 }
