@@ -41,7 +41,8 @@ struct provider_cfg {
 	double greeting_timeout;
 	double attempt_delay;
 	double recheck_interval;  /* how soon a remembered fallback pair is re-checked against the preferred ones */
-	unsigned max_connections;
+	unsigned max_connections;  /* sessions open at once to this provider */
+	double max_connections_wait; /* how long a transaction waits for one of them */
 	unsigned line;            /* line of the section header, for messages */
 };
 

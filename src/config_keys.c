@@ -529,6 +529,7 @@ const struct key_def config_keys[] = {
 	{ PROV("attempt_delay", p_duration, attempt_delay, "300ms") },
 	{ PROV("recheck_interval", p_duration, recheck_interval, "10m") },
 	{ PROV("max_connections", p_uint, max_connections, "8"), .min = 1, .max = 1000 },
+	{ PROV("max_connections_wait", p_duration, max_connections_wait, "30s") },
 
 	{ ROUTE("from", p_list, from, NULL), LIST(route_cfg, pattern_items, nfrom) },
 	{ ROUTE("providers", p_list, providers, NULL), LIST(route_cfg, provider_items, nproviders) },

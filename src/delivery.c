@@ -39,6 +39,9 @@ struct delivery {
 	struct path_search *search;
 	struct upstream *up;
 	bool *accepted;            /* per recipient, this attempt */
+	bool *logged;              /* per recipient: its line for this attempt is written */
+	struct upstream_info info; /* the session of this attempt, kept for log lines */
+	bool have_info;
 	unsigned *sent;            /* recipient indices in the order their RCPTs went out */
 	unsigned next;             /* next recipient index to consider sending */
 	unsigned nsent, nreplied;
@@ -57,13 +60,44 @@ static void enter_state(struct delivery *d, enum delivery_state next)
 	d->state = next;
 }
 
-/* The attempt is over: the queue settles the message. */
+/* One line per recipient and attempt: what became of it, and where. */
+static void log_rcpt(struct delivery *d, unsigned i, const char *result, const char *reply)
+{
+	char to[SMTP_PATH_MAX + 8], text[400], where[300];
+
+	if (d->logged[i])
+		return;
+	d->logged[i] = true;
+	upstream_info_format(d->have_info ? &d->info : NULL, where, sizeof(where));
+	log_info("rcpt id=%s to=%s %s result=%s attempt=%u reply=%s", d->m->id,
+	    log_quote(to, sizeof(to), d->m->rcpts[i].addr), where, result, d->m->attempts + 1,
+	    log_quote(text, sizeof(text), reply));
+}
+
+static const char *rcpt_result(int state)
+{
+	return state == RCPT_DONE ? "delivered" : state == RCPT_FAILED ? "failed" : "deferred";
+}
+
+/* The attempt is over: every recipient still waiting has its line (why
+ * it waits), and the queue settles the message. */
 static void finish(struct delivery *d)
 {
 	if (d->finished)
 		return;
 	d->finished = true;
+	for (unsigned i = 0; i < d->m->nrcpts; i++)
+		if (d->m->rcpts[i].state == RCPT_PENDING)
+			log_rcpt(d, i, "deferred", d->error);
 	d->done(d, d->done_arg);
+}
+
+/* The recipients accepted in this attempt get the verdict's line. */
+static void log_accepted(struct delivery *d, const char *reply)
+{
+	for (unsigned i = 0; i < d->m->nrcpts; i++)
+		if (d->accepted[i])
+			log_rcpt(d, i, rcpt_result(d->m->rcpts[i].state), reply);
 }
 
 static void set_error_from_reply(struct delivery *d, const char *what, const struct smtp_reply *r)
@@ -160,6 +194,7 @@ static void on_rcpt_reply(struct delivery *d, const struct smtp_reply *r)
 		set_error_from_reply(d, rc->addr, r);
 		if (r->code >= 500)
 			rc->state = RCPT_FAILED;
+		log_rcpt(d, i, rcpt_result(rc->state), d->error);
 	}
 	send_envelope(d);
 }
@@ -182,6 +217,7 @@ static void on_data_reply(struct delivery *d, const struct smtp_reply *r)
 		set_error_from_reply(d, "DATA", r);
 	if (r->code >= 500)
 		settle_accepted(d, RCPT_FAILED);
+	log_accepted(d, d->error);
 	finish(d);
 }
 
@@ -195,6 +231,9 @@ static void on_verdict(struct delivery *d, const struct smtp_reply *r)
 		settle_accepted(d, RCPT_DONE);
 	else if (r->code >= 500)
 		settle_accepted(d, RCPT_FAILED);
+	char verdict[SMTP_REPLY_TEXT_MAX + 8];
+	snprintf(verdict, sizeof(verdict), "%d %s", r->code, r->text);
+	log_accepted(d, verdict);
 	finish(d);
 }
 
@@ -282,6 +321,8 @@ static void on_path(struct upstream *up, const struct smtp_reply *r, const char 
 		return;
 	}
 	d->up = up;
+	upstream_get_info(up, &d->info);
+	d->have_info = true;
 	upstream_set_callbacks(up, &delivery_callbacks, d);
 	enter_state(d, D_ENVELOPE);
 	send_envelope(d); /* what was piped behind MAIL is in flight already */
@@ -295,9 +336,12 @@ struct delivery *delivery_start(struct runtime *rt, struct spool *sp, struct spo
 	struct delivery *d = calloc(1, sizeof(*d));
 
 	if (d == NULL || (d->accepted = calloc(m->nrcpts + 1, sizeof(bool))) == NULL ||
+	    (d->logged = calloc(m->nrcpts + 1, sizeof(bool))) == NULL ||
 	    (d->sent = calloc(m->nrcpts + 1, sizeof(unsigned))) == NULL) {
-		if (d != NULL)
+		if (d != NULL) {
 			free(d->accepted);
+			free(d->logged);
+		}
 		free(d);
 		return NULL;
 	}
@@ -313,7 +357,7 @@ struct delivery *delivery_start(struct runtime *rt, struct spool *sp, struct spo
 		.body_8bitmime = m->body_8bit,
 		.smtputf8 = m->smtputf8,
 	};
-	d->search = path_search_start(&rt->path, providers, nproviders, &mp, NULL, m->id, on_mail_sent, on_path, d);
+	d->search = path_search_start(&rt->path, providers, nproviders, &mp, m->id, on_mail_sent, on_path, d);
 	if (d->search == NULL) {
 		d->finished = true;
 		delivery_free(d);
@@ -335,17 +379,11 @@ void delivery_set_error(struct delivery *d, const char *error)
 void delivery_log(const struct delivery *d, const char *result)
 {
 	const struct spool_msg *m = d->m;
-	char from[SMTP_PATH_MAX + 8], text[400];
-	struct upstream_info info = { 0 };
+	char from[SMTP_PATH_MAX + 8], text[400], where[300];
 
-	if (d->up != NULL)
-		upstream_get_info(d->up, &info);
-	log_info("message id=%s from=%s rcpts=%u size=%llu provider=%s address=%s port=%u mode=%s tls=%s cipher=%s "
-	    "result=%s attempts=%u reply=%s duration=%.3fs",
-	    m->id, log_quote(from, sizeof(from), m->from), m->nrcpts, (unsigned long long)m->size,
-	    info.provider ? info.provider : "none", info.address[0] ? info.address : "none", info.port,
-	    info.mode ? info.mode : "none", info.tls_version ? info.tls_version : "none",
-	    info.tls_cipher ? info.tls_cipher : "none", result, m->attempts,
+	upstream_info_format(d->have_info ? &d->info : NULL, where, sizeof(where));
+	log_info("message id=%s from=%s rcpts=%u size=%llu %s result=%s attempts=%u reply=%s duration=%.3fs", m->id,
+	    log_quote(from, sizeof(from), m->from), m->nrcpts, (unsigned long long)m->size, where, result, m->attempts,
 	    log_quote(text, sizeof(text), d->error), ev_now(d->rt->path.loop) - d->started);
 }
 
@@ -364,6 +402,7 @@ void delivery_free(struct delivery *d)
 		fclose(d->data);
 	runtime_unref(d->rt);
 	free(d->accepted);
+	free(d->logged);
 	free(d->sent);
 	free(d);
 }

@@ -180,6 +180,8 @@ static const char *mail_reason(const struct smtp_reply *r)
 		return "no_path";
 	if (strcmp(r->enhanced, "4.3.5") == 0)
 		return "no_provider";
+	if (strcmp(r->enhanced, "4.4.5") == 0)
+		return "busy";
 	return "reply_4xx";
 }
 

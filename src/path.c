@@ -35,6 +35,7 @@ struct path_memory {
 	X(IDLE_MAIL)   /* MAIL sent on a kept or pooled session */ \
 	X(RESOLVING)   /* looking up the current provider's host */ \
 	X(ATTEMPTING)  /* attempts racing through the provider's candidates */ \
+	X(WAITING)     /* max_connections sessions are open: in line for one */ \
 	X(DONE)        /* the outcome was handed over (or the search cancelled) */
 
 enum search_state {
@@ -81,6 +82,7 @@ struct path_search {
 	struct attempt pooled;     /* a session taken from the pool */
 	unsigned running;
 	struct dns_query *query;
+	struct pool_waiter *waiter;
 	ev_timer stagger;
 
 	struct upstream_mail_params mail;
@@ -409,6 +411,8 @@ static bool open_attempt(struct path_search *ps, const struct candidate *c)
 		.port_mode = p->ports[c->pair],
 		.helo_name = ps->env->cfg->relay.hostname,
 		.log_id = ps->log_id,
+		.given_up = pool_given_up,
+		.given_up_ctx = ps->env->pool,
 	};
 	a->ps = ps;
 	a->pair = c->pair;
@@ -418,6 +422,7 @@ static bool open_attempt(struct path_search *ps, const struct candidate *c)
 		snprintf(ps->last_error, sizeof(ps->last_error), "%s: cannot create socket", p->name);
 		return false;
 	}
+	pool_opened(ps->env->pool, p);
 	ps->running++;
 	log_attempt("attempt", a, "%s", "");
 	return true;
@@ -436,9 +441,16 @@ static void on_stagger(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Starts the next candidate; when none is left and none runs, moves on. */
+static void wait_for_session(struct path_search *ps);
+
 static void start_next(struct path_search *ps)
 {
 	while (ps->next < ps->ncands) {
+		if (!ps->recheck && !pool_has_room(ps->env->pool, cur_provider(ps))) {
+			if (ps->running == 0)
+				wait_for_session(ps);
+			return; /* a running attempt may still win, or fail and free a place */
+		}
 		const struct candidate *c = &ps->cands[ps->next++];
 		if (open_attempt(ps, c)) {
 			ev_timer_stop(ps->env->loop, &ps->stagger);
@@ -572,28 +584,13 @@ static unsigned first_pair(const struct path_search *ps, unsigned i)
 }
 
 /*
- * The caller's kept session if its provider is on the route, else an idle
- * pooled session of the first provider that has one; either only on the
- * pair a fresh search would try first, so that a session opened on a
- * fallback pair never outlives a switch back to the preferred one.
+ * An idle pooled session of the first provider of the route that has one,
+ * only on the pair a fresh search would try first, so that a session
+ * opened on a fallback pair never outlives a switch back to the preferred
+ * one.
  */
-static struct upstream *take_idle(struct path_search *ps, struct upstream *reuse, unsigned *pair)
+static struct upstream *take_idle(struct path_search *ps, unsigned *pair)
 {
-	if (reuse != NULL && !upstream_idle(reuse)) {
-		upstream_close(reuse); /* a transaction the client abandoned is still open on it */
-		reuse = NULL;
-	}
-	for (unsigned i = 0; reuse != NULL && i < ps->nproviders; i++) {
-		if (ps->providers[i] != upstream_provider(reuse))
-			continue;
-		*pair = pool_pair_of(ps->providers[i], reuse);
-		if (*pair == first_pair(ps, i)) {
-			ps->provider = i;
-			return reuse;
-		}
-	}
-	if (reuse != NULL)
-		pool_put(ps->env->pool, reuse);
 	for (unsigned i = 0; i < ps->nproviders; i++) {
 		struct upstream *up;
 		while ((up = pool_take(ps->env->pool, ps->providers[i], pair)) != NULL) {
@@ -608,14 +605,10 @@ static struct upstream *take_idle(struct path_search *ps, struct upstream *reuse
 }
 
 /* Sends MAIL on an idle session, skipping connect, TLS and AUTH. */
-static bool try_idle(struct path_search *ps, struct upstream *reuse)
+static void use_idle(struct path_search *ps, struct upstream *up, unsigned pair)
 {
-	unsigned pair;
-	struct upstream *up = take_idle(ps, reuse, &pair);
-
-	if (up == NULL)
-		return false;
 	struct attempt *a = &ps->pooled;
+
 	a->ps = ps;
 	a->up = up;
 	a->pair = pair;
@@ -631,25 +624,74 @@ static bool try_idle(struct path_search *ps, struct upstream *reuse)
 		a->piped = true;
 		ps->mail_sent(up, ps->arg);
 	}
+}
+
+static bool try_idle(struct path_search *ps)
+{
+	unsigned pair;
+	struct upstream *up = take_idle(ps, &pair);
+
+	if (up == NULL)
+		return false;
+	use_idle(ps, up, pair);
 	return true;
 }
 
+/* max_connections sessions to this provider are open: wait in line for
+ * one to be given up or pooled, at most max_connections_wait. */
+static void on_session_free(void *arg, bool woken)
+{
+	struct path_search *ps = arg;
+	struct provider_cfg *p = cur_provider(ps);
+	unsigned pair;
+
+	ps->waiter = NULL;
+	if (woken) {
+		enter_state(ps, PS_ATTEMPTING);
+		struct upstream *up = pool_take(ps->env->pool, p, &pair);
+		if (up != NULL && pair == first_pair(ps, ps->provider)) {
+			use_idle(ps, up, pair);
+			return;
+		}
+		upstream_close(up);
+		start_next(ps);
+		return;
+	}
+	log_warn("upstream failed id=%s provider=%s class=busy reason=\"max_connections (%u) sessions open for %gs\"",
+	    ps->log_id, p->name, p->max_connections, p->max_connections_wait);
+	snprintf(ps->last_error, sizeof(ps->last_error), "%s: busy", p->name);
+	ps->have_last_reply = true;
+	ps->last_reply = (struct smtp_reply){ .code = 451, .enhanced = "4.4.5", .complete = true };
+	snprintf(ps->last_reply.text, sizeof(ps->last_reply.text),
+	    "Too many sessions to provider %s (max_connections %u); try again later", p->name, p->max_connections);
+	provider_exhausted(ps);
+}
+
+static void wait_for_session(struct path_search *ps)
+{
+	struct provider_cfg *p = cur_provider(ps);
+
+	enter_state(ps, PS_WAITING);
+	log_info("path wait id=%s provider=%s max_connections=%u", ps->log_id, p->name, p->max_connections);
+	ps->waiter = pool_wait(ps->env->pool, p, p->max_connections_wait, on_session_free, ps);
+	if (ps->waiter == NULL)
+		on_session_free(ps, false);
+}
+
 struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
-    unsigned nproviders, const struct upstream_mail_params *mail, struct upstream *reuse, const char *log_id,
-    path_mail_sent_cb sent, path_done_cb cb, void *arg)
+    unsigned nproviders, const struct upstream_mail_params *mail, const char *log_id, path_mail_sent_cb sent,
+    path_done_cb cb, void *arg)
 {
 	struct path_search *ps = search_new(env, providers, nproviders, log_id);
-	if (ps == NULL) {
-		upstream_close(reuse);
+	if (ps == NULL)
 		return NULL;
-	}
 	ps->cb = cb;
 	ps->mail_sent = sent;
 	ps->arg = arg;
 	ps->mail = *mail;
 	snprintf(ps->from, sizeof(ps->from), "%s", mail->from);
 	ps->mail.from = ps->from;
-	if (try_idle(ps, reuse))
+	if (try_idle(ps))
 		return ps;
 	return search_begin(ps) ? ps : NULL;
 }
@@ -658,6 +700,7 @@ void path_search_cancel(struct path_search *ps)
 {
 	if (ps == NULL)
 		return;
+	pool_wait_cancel(ps->waiter);
 	if (ps->query != NULL)
 		dns_cancel(ps->query);
 	close_attempts(ps, NULL);

@@ -76,14 +76,12 @@ typedef void (*path_mail_sent_cb)(struct upstream *up, void *arg);
 
 struct path_search;
 
-/* nproviders must be at least 1. `reuse` (may be NULL) is an idle session
- * the caller kept from its previous transaction: tried first if its
- * provider is on the route, else handed to the pool; the search owns it
- * either way. cb is never called from inside path_search_start() (sent,
- * optional, may be); NULL means out of memory. */
+/* nproviders must be at least 1. An idle pooled session is tried first.
+ * cb is never called from inside path_search_start() (sent, optional,
+ * may be); NULL means out of memory. */
 struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
-    unsigned nproviders, const struct upstream_mail_params *mail, struct upstream *reuse, const char *log_id,
-    path_mail_sent_cb sent, path_done_cb cb, void *arg);
+    unsigned nproviders, const struct upstream_mail_params *mail, const char *log_id, path_mail_sent_cb sent,
+    path_done_cb cb, void *arg);
 void path_search_cancel(struct path_search *ps);
 
 #endif

@@ -240,7 +240,10 @@ static void settle(struct qentry *e, struct delivery *d)
 		any_failed = true;
 	}
 	if (pending_rcpts(m) == 0) {
-		delivery_log(d, any_failed ? "failed" : "delivered");
+		bool any_done = false;
+		for (unsigned i = 0; i < m->nrcpts; i++)
+			any_done |= m->rcpts[i].state == RCPT_DONE;
+		delivery_log(d, !any_failed ? "delivered" : any_done ? "partial" : "failed");
 		metrics_message(any_failed ? "failed" : "delivered");
 		metrics_delivery_seconds(now - m->received);
 		if (any_failed) {

@@ -13,7 +13,7 @@
 #include "pool.h"
 
 #define RELAY_STATES(X) \
-	X(IDLE)   /* no transaction (an upstream session may be kept) */ \
+	X(IDLE)   /* no transaction, no upstream session */ \
 	X(PATH)   /* MAIL given to the path search */ \
 	X(TX)     /* MAIL accepted: RCPTs and DATA go to the provider */ \
 	X(BODY)   /* the provider said 354: the body flows */ \
@@ -40,13 +40,15 @@ struct relay {
 	const char *session_id;
 	struct tx *tx;
 	struct path_search *search;
-	struct upstream *up;       /* MAIL accepted on it, or kept between transactions */
+	struct upstream *up;       /* MAIL accepted on it */
 	struct upstream *piping;   /* PATH: an idle session whose MAIL is out */
 	unsigned sent;             /* RCPTs written on the current upstream session */
 	unsigned answered;         /* RCPT replies received */
 	bool data_asked;           /* the client sent DATA */
 	bool data_sent;
 	unsigned owed;             /* commands handed to us and not answered */
+	struct upstream_info info; /* the session of this transaction, kept for log lines */
+	bool have_info;
 	char lost[200];            /* a provider lost between commands: the next one's answer */
 };
 
@@ -104,19 +106,26 @@ static void fail_all(struct relay *r, const char *fmt, ...)
 
 static void log_message(struct relay *r, const char *result, const struct smtp_reply *reply)
 {
-	struct upstream_info info = { 0 };
-	char from[SMTP_PATH_MAX + 8], text[300];
+	char from[SMTP_PATH_MAX + 8], text[300], where[300];
 	const struct tx *tx = r->tx;
 
-	if (r->up != NULL)
-		upstream_get_info(r->up, &info);
-	log_info("message id=%s session=%s from=%s rcpts=%u size=%llu provider=%s address=%s port=%u mode=%s "
-	    "tls=%s cipher=%s result=%s reply=%s duration=%.3fs",
-	    tx->id, r->session_id, log_quote(from, sizeof(from), tx->from), tx->accepted,
-	    (unsigned long long)tx->bytes, info.provider ? info.provider : "none",
-	    info.address[0] ? info.address : "none", info.port, info.mode ? info.mode : "none",
-	    info.tls_version ? info.tls_version : "none", info.tls_cipher ? info.tls_cipher : "none", result,
-	    log_quote(text, sizeof(text), reply ? reply->text : ""), ev_now(r->rt->path.loop) - tx->started);
+	upstream_info_format(r->have_info ? &r->info : NULL, where, sizeof(where));
+	log_info("message id=%s session=%s from=%s rcpts=%u size=%llu %s result=%s reply=%s duration=%.3fs", tx->id,
+	    r->session_id, log_quote(from, sizeof(from), tx->from), tx->accepted, (unsigned long long)tx->bytes, where,
+	    result, log_quote(text, sizeof(text), reply ? reply->text : ""), ev_now(r->rt->path.loop) - tx->started);
+}
+
+/* One line per recipient: the provider's answer to its RCPT. */
+static void log_rcpt(struct relay *r, unsigned i, const struct smtp_reply *reply)
+{
+	char to[SMTP_PATH_MAX + 8], raw[SMTP_REPLY_TEXT_MAX + 32], text[SMTP_REPLY_TEXT_MAX + 40], where[300];
+	const char *result = reply->code / 100 == 2 ? "accepted" : reply->code >= 500 ? "rejected" : "deferred";
+
+	upstream_info_format(r->have_info ? &r->info : NULL, where, sizeof(where));
+	snprintf(raw, sizeof(raw), "%d %s%s%s", reply->code, reply->enhanced, reply->enhanced[0] ? " " : "",
+	    reply->text);
+	log_info("rcpt id=%s to=%s %s result=%s reply=%s", r->tx->id, log_quote(to, sizeof(to), r->tx->rcpts[i].addr),
+	    where, result, log_quote(text, sizeof(text), raw));
 }
 
 /* ---- the envelope ---- */
@@ -150,13 +159,24 @@ static void drop_upstream(struct relay *r)
 	r->up = NULL;
 }
 
+/* The session is between transactions: the pool has it from now on. */
+static void release_upstream(struct relay *r)
+{
+	if (r->up != NULL)
+		pool_put(r->rt->path.pool, r->up);
+	r->up = NULL;
+}
+
 /* ---- upstream callbacks ---- */
 
 static void on_verdict(struct relay *r, const struct smtp_reply *reply)
 {
-	/* The provider session is between transactions: kept for this
-	 * client's next message, pooled for others when it leaves. */
+	/* The provider session is between transactions: to the pool, where
+	 * this client's next MAIL finds it (with its envelope piped behind),
+	 * unless another client waiting for a session (max_connections are
+	 * open) takes it first. An idle client holds no session. */
 	enter_state(r, R_IDLE);
+	release_upstream(r);
 	if (reply->code / 100 == 2) {
 		log_message(r, "delivered", reply);
 		metrics_message("accepted");
@@ -178,7 +198,7 @@ static void on_upstream_reply(struct upstream *up, void *arg, const struct smtp_
 
 	/* Replies come back in the order the commands went: RCPTs, DATA. */
 	if (r->state == R_TX && r->answered < r->sent) {
-		r->answered++;
+		log_rcpt(r, r->answered++, reply);
 		answer(r, reply);
 		pump_envelope(r);
 		return;
@@ -200,6 +220,7 @@ static void on_upstream_reply(struct upstream *up, void *arg, const struct smtp_
 		if (reply->code / 100 != 2)
 			drop_upstream(r);
 		enter_state(r, R_IDLE);
+		release_upstream(r);
 		answer_text(r, 250, "2.0.0", "Ok");
 		return;
 	default:
@@ -261,7 +282,7 @@ static const struct upstream_callbacks relay_callbacks = {
 
 /* ---- the path ---- */
 
-/* The path search wrote MAIL on a kept or pooled session: what the client
+/* The path search wrote MAIL on a pooled session: what the client
  * pipelined goes behind it in the same flight. NULL: that session failed,
  * with what was piped; it goes again on the next. */
 static void on_mail_sent(struct upstream *up, void *arg)
@@ -282,6 +303,8 @@ static void on_path_done(struct upstream *up, const struct smtp_reply *reply, co
 	r->piping = NULL;
 	if (up != NULL) {
 		r->up = up;
+		upstream_get_info(up, &r->info);
+		r->have_info = true;
 		upstream_set_callbacks(up, &relay_callbacks, r);
 		enter_state(r, R_TX);
 		pump_envelope(r);
@@ -309,6 +332,7 @@ static void relay_mail(void *b, struct tx *tx)
 	struct provider_cfg *const *providers = config_route_for(r->rt->path.cfg, tx->from, &nproviders, &route);
 
 	r->tx = tx;
+	r->have_info = false;
 	r->owed = 1;
 	r->lost[0] = '\0';
 	reset_envelope(r);
@@ -323,11 +347,9 @@ static void relay_mail(void *b, struct tx *tx)
 		.body_8bitmime = tx->body_8bit,
 		.smtputf8 = tx->smtputf8,
 	};
-	struct upstream *kept = r->up;
-	r->up = NULL;
+	release_upstream(r); /* a session left mid-transaction is closed by the pool */
 	enter_state(r, R_PATH);
-	r->search = path_search_start(&r->rt->path, providers, nproviders, &mp, kept, tx->id, on_mail_sent,
-	    on_path_done, r);
+	r->search = path_search_start(&r->rt->path, providers, nproviders, &mp, tx->id, on_mail_sent, on_path_done, r);
 	if (r->search == NULL) {
 		r->piping = NULL;
 		enter_state(r, R_IDLE);

@@ -7,11 +7,12 @@
  * provider is 451 4.4.2. The body goes straight into the upstream output
  * buffer, so a slow provider back-pressures the client.
  *
- * On a kept or pooled session MAIL is written at once, and the client's
- * pipelined RCPTs and DATA follow it in the same flight; if that session
- * turns out stale they are sent again on the next. Between transactions
- * the upstream session is kept for the client's next message, and pooled
- * for other clients when the client leaves.
+ * Between transactions the upstream session goes to the pool (pool.h),
+ * where this client's next MAIL finds it, unless a client waiting for one
+ * (max_connections are open) takes it first. On a pooled session MAIL is
+ * written at once, and the client's pipelined RCPTs and DATA follow it in
+ * the same flight; if that session turns out stale they are sent again on
+ * the next.
  */
 #ifndef SUBRELAY_RELAY_H
 #define SUBRELAY_RELAY_H

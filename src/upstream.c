@@ -87,6 +87,8 @@ struct upstream {
 	bool want_writable;
 	bool dot_pending;
 	ev_tstamp started;
+	void (*given_up)(void *ctx, const struct provider_cfg *provider);
+	void *given_up_ctx;
 };
 
 static void release(struct upstream *up);
@@ -676,6 +678,8 @@ struct upstream *upstream_open(const struct upstream_params *params, const struc
 	up->cbs = cbs;
 	up->arg = arg;
 	up->auth_used = "none";
+	up->given_up = params->given_up;
+	up->given_up_ctx = params->given_up_ctx;
 	up->started = ev_now(params->loop);
 	up->facts.connect_seconds = -1;
 	smtp_reply_reset(&up->reply);
@@ -707,10 +711,21 @@ static void release(struct upstream *up)
 	up->freed = true;
 }
 
+/* The owner lets go: it stops counting, whatever the connection does next. */
+static void give_up(struct upstream *up)
+{
+	if (up->given_up == NULL)
+		return;
+	void (*given_up)(void *, const struct provider_cfg *) = up->given_up;
+	up->given_up = NULL;
+	given_up(up->given_up_ctx, up->provider);
+}
+
 void upstream_abort(struct upstream *up)
 {
 	if (up == NULL || up->freed)
 		return;
+	give_up(up);
 	if (up->depth > 0) {
 		release(up);
 		return;
@@ -728,6 +743,7 @@ void upstream_close(struct upstream *up)
 		upstream_abort(up);
 		return;
 	}
+	give_up(up);
 	static const struct upstream_callbacks none;
 	up->cbs = &none;
 	send_line(up, UP_QUIT, 10.0, "QUIT");
@@ -816,6 +832,16 @@ void upstream_get_info(const struct upstream *up, struct upstream_info *info)
 	info->auth = up->auth_used;
 	info->tls_resumed = ssl != NULL && SSL_session_reused(ssl);
 	info->pipelining = up->pipelining;
+}
+
+void upstream_info_format(const struct upstream_info *info, char *out, size_t len)
+{
+	if (info == NULL) {
+		snprintf(out, len, "provider=none address=none port=0 mode=none tls=none cipher=none");
+		return;
+	}
+	snprintf(out, len, "provider=%s address=%s port=%u mode=%s tls=%s cipher=%s", info->provider, info->address,
+	    info->port, info->mode, info->tls_version, info->tls_cipher);
 }
 
 const struct upstream_facts *upstream_get_facts(const struct upstream *up)

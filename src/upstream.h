@@ -79,12 +79,17 @@ struct upstream_params {
 	struct port_mode port_mode;
 	const char *helo_name;
 	const char *log_id;        /* session or message id for log lines */
+	/* Called once when the owner gives the session up (upstream_close or
+	 * upstream_abort): the per-provider session count (pool.h). */
+	void (*given_up)(void *ctx, const struct provider_cfg *provider);
+	void *given_up_ctx;
 };
 
 struct upstream *upstream_open(const struct upstream_params *params, const struct upstream_callbacks *cbs,
     void *arg);
 void upstream_set_callbacks(struct upstream *up, const struct upstream_callbacks *cbs, void *arg);
-/* QUIT politely if the session is idle, then free; closes at once otherwise. */
+/* QUIT politely if the session is idle, then free; closes at once otherwise.
+ * Either way the session no longer counts against max_connections. */
 void upstream_close(struct upstream *up);
 /* Closes at once without QUIT (e.g. a body that must not be completed). */
 void upstream_abort(struct upstream *up);
@@ -125,6 +130,9 @@ struct upstream_info {
 	bool pipelining;
 };
 void upstream_get_info(const struct upstream *up, struct upstream_info *info);
+/* "provider=P address=A port=N mode=M tls=V cipher=C" for log lines; the
+ * fields read "none" for a NULL info (no session was ever had). */
+void upstream_info_format(const struct upstream_info *info, char *out, size_t len);
 /* What the session learnt on the way, for the probe report. */
 enum upstream_auth_result { UPSTREAM_AUTH_NOT_TRIED, UPSTREAM_AUTH_ACCEPTED, UPSTREAM_AUTH_REJECTED };
 

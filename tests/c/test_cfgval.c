@@ -677,7 +677,7 @@ static void test_value_errors(void)
 	    "conf.ini:5: max_clients: 0 is out of range (1 to 1000000)\n"
 	    "conf.ini:6: workers: bad value \"many\" (use a number or auto)\n"
 	    "conf.ini:7: timeout: must be more than 0\n"
-	    "conf.ini:8: delivery: bad value \"store\" (use queue or passthrough)\n"
+	    "conf.ini:8: delivery: bad value \"store\" (use queue, passthrough or hybrid)\n"
 	    "conf.ini:9: log_level: bad value \"verbose\" (use error, warn, info or debug)\n"
 	    "conf.ini:10: log: bad value \"file\" (use stderr or syslog)\n"
 	    "conf.ini:11: metrics: bad address \"localhost\" (use an IP address, not a host name)\n"

@@ -47,6 +47,9 @@ providers = primary
 $o(-relay)
 
 [q::provider_section $port]
+; send_parallel holds its 40 transactions open at once (every client at
+; DATA before any body): each needs a provider session of its own.
+max_connections = 64
 \[queue\]
 retry_initial = 1s
 retry_max = 1s
