@@ -1,8 +1,8 @@
 /*
  * upstream: one SMTP client session to a provider, at one address, port
- * and TLS mode. The path chooser opens it and the delivery side (the
- * passthrough server now, the queue runner later) drives transactions
- * on it. It never decides where to connect and never retries: a failure
+ * and TLS mode. The path chooser opens it and the delivery side
+ * (relay.c, delivery.c, the probe) drives transactions on it. It never
+ * decides where to connect and never retries: a failure
  * is reported with its class and the caller chooses what is next.
  *
  * Setup: connect, TLS first for implicit mode, greeting, EHLO,
