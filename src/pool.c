@@ -14,8 +14,15 @@ struct pooled {
 	struct upstream *up;
 	const struct provider_cfg *provider;
 	ev_timer idle;
+	double idle_left;          /* after the settle timer: how long it stays */
+	bool settled;              /* its buffers are released */
 	struct pooled *next;
 };
+
+/* A session pooled between a client's messages is usually taken again
+ * within milliseconds: its buffers are released only once it has sat
+ * idle this long, not at every transaction. */
+#define POOL_SETTLE 1.0
 
 struct pool_waiter {
 	struct pool *pool;
@@ -58,9 +65,15 @@ static void unlink_entry(struct pool *p, struct pooled *e)
 static void on_idle_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pooled *e = w->data;
-	(void)loop;
 	(void)revents;
 
+	if (!e->settled) {
+		e->settled = true;
+		upstream_release_buffers(e->up);
+		ev_timer_set(&e->idle, e->idle_left, 0.);
+		ev_timer_start(loop, &e->idle);
+		return;
+	}
 	unlink_entry(e->pool, e);
 	upstream_close(e->up);
 	free(e);
@@ -154,8 +167,8 @@ void pool_put(struct pool *p, struct upstream *up)
 	e->up = up;
 	e->provider = provider;
 	upstream_set_callbacks(up, &idle_callbacks, e);
-	upstream_release_buffers(up);
-	ev_timer_init(&e->idle, on_idle_timeout, idle, 0.);
+	e->idle_left = idle > POOL_SETTLE ? idle - POOL_SETTLE : 0.;
+	ev_timer_init(&e->idle, on_idle_timeout, idle > POOL_SETTLE ? POOL_SETTLE : idle, 0.);
 	e->idle.data = e;
 	ev_timer_start(p->loop, &e->idle);
 	e->next = p->idle;

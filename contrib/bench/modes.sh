@@ -17,7 +17,10 @@ for mode in passthrough hybrid queue; do
 done
 echo
 echo "== summary (medians; ratio to direct plain of the same repetitions)"
+echo "| delivery | wl | msgs/s e2e | ratio to direct-plain | relay CPU ms/msg | peak RSS MB |"
+echo "|---|---|---|---|---|---|"
 for mode in passthrough hybrid queue; do
-	# The rig's Markdown table: "| workload | direct plain | direct tls | subrelay | ... |"
-	grep -E '^\| *\(?[abcd]' "$out/$mode.txt" | sed "s/^/$mode /" || echo "$mode: no table (see above)"
+	# The rig's rows: | subrelay | WL | rate | ratio | accept | p50 | p99 | cpu | rss | ...
+	awk -F'|' -v mode="$mode" '$2 ~ /^ *subrelay *$/ {
+		gsub(/ /, "", $3); printf "| %s | %s | %s | %s | %s | %s |\n", mode, $3, $4, $5, $9, $10 }' "$out/$mode.txt"
 done
