@@ -23,13 +23,13 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "gate.h"
 #include "log.h"
 
 #define CONTROL_LINE_MAX 512     /* request bytes, newline included */
 #define CONTROL_TIMEOUT 5.0      /* to send the request; to make progress reading the reply */
 #define CONTROL_MAX_CONNS 16     /* more wait in the listen backlog */
 #define CONTROL_BACKLOG 16
-#define CONTROL_ACCEPT_PAUSE 0.5 /* after EMFILE and friends */
 #define CONTROL_DRAIN_MAX 65536  /* unread input discarded before close */
 #define CONN_MAGIC 0xc7c7c0deu
 
@@ -44,12 +44,10 @@ struct control {
 	dev_t dev;  /* the socket file we made, so we never unlink another's */
 	ino_t ino;
 	bool owner; /* removes the file on close (else the master does) */
-	ev_io accept_w;
-	ev_timer resume;
+	struct gate gate;    /* accepting, at most CONTROL_MAX_CONNS at once */
 	struct control_ops ops;
 	void *arg;
 	struct conn *conns;  /* connections still reading */
-	unsigned nconns;
 };
 
 enum conn_state { CONN_READING, CONN_ANSWERING };
@@ -298,7 +296,6 @@ static const char *run_request(const struct control *c, char *line, size_t len, 
 
 /* ---- connections ---- */
 
-static void control_resume_accepting(struct control *c);
 
 static void conn_free(struct conn *k)
 {
@@ -321,8 +318,7 @@ static void conn_free(struct conn *k)
 			c->conns = k->next;
 		if (k->next != NULL)
 			k->next->prev = k->prev;
-		c->nconns--;
-		control_resume_accepting(c);
+		gate_closed(&c->gate);
 	}
 	if (!k->reply_static)
 		free(k->reply);
@@ -351,8 +347,7 @@ static void conn_detach(struct conn *k)
 		k->next->prev = k->prev;
 	k->prev = k->next = NULL;
 	k->ctl = NULL;
-	c->nconns--;
-	control_resume_accepting(c);
+	gate_closed(&c->gate);
 }
 
 static void conn_write(struct conn *k)
@@ -524,12 +519,14 @@ static void on_conn_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	conn_free(k);
 }
 
-static void conn_new(struct control *c, int fd)
+static void conn_new(int fd, void *arg)
 {
+	struct control *c = arg;
 	struct conn *k = calloc(1, sizeof(*k));
 	if (k == NULL) {
 		log_error("control: out of memory");
 		close(fd);
+		gate_closed(&c->gate);
 		return;
 	}
 	k->magic = CONN_MAGIC;
@@ -541,7 +538,6 @@ static void conn_new(struct control *c, int fd)
 	if (c->conns != NULL)
 		c->conns->prev = k;
 	c->conns = k;
-	c->nconns++;
 	ev_io_init(&k->w, on_conn_io, fd, EV_READ);
 	k->w.data = k;
 	ev_timer_init(&k->timer, on_conn_timeout, CONTROL_TIMEOUT, 0);
@@ -551,46 +547,6 @@ static void conn_new(struct control *c, int fd)
 }
 
 /* ---- the listener ---- */
-
-static void control_resume_accepting(struct control *c)
-{
-	if (c->fd >= 0 && c->nconns < CONTROL_MAX_CONNS && !ev_is_active(&c->resume))
-		ev_io_start(c->loop, &c->accept_w);
-}
-
-static void on_resume(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct control *c = w->data;
-	(void)loop;
-	(void)revents;
-	control_resume_accepting(c);
-}
-
-static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct control *c = w->data;
-	(void)revents;
-
-	for (;;) {
-		if (c->nconns >= CONTROL_MAX_CONNS) {
-			ev_io_stop(loop, &c->accept_w);
-			return;
-		}
-		int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				log_error("control accept: %s; pausing for %gs", strerror(errno), CONTROL_ACCEPT_PAUSE);
-				ev_io_stop(loop, &c->accept_w);
-				ev_timer_set(&c->resume, CONTROL_ACCEPT_PAUSE, 0);
-				ev_timer_start(loop, &c->resume);
-			}
-			return;
-		}
-		conn_new(c, fd);
-	}
-}
 
 /* Creates the socket's directory (mode 0700) if it is missing. */
 static bool make_parent(const char *path, char *err, size_t errlen)
@@ -739,11 +695,7 @@ struct control *control_serve(struct ev_loop *loop, const char *path, const stru
 	c->owner = owner;
 	c->ops = *ops;
 	c->arg = arg;
-	ev_io_init(&c->accept_w, on_accept, c->fd, EV_READ);
-	c->accept_w.data = c;
-	ev_timer_init(&c->resume, on_resume, CONTROL_ACCEPT_PAUSE, 0);
-	c->resume.data = c;
-	ev_io_start(loop, &c->accept_w);
+	gate_start(&c->gate, loop, c->fd, CONTROL_MAX_CONNS, "control", conn_new, c);
 	log_debug("control listening path=%s", path);
 	return c;
 }
@@ -765,8 +717,7 @@ void control_close(struct control *c)
 {
 	if (c == NULL)
 		return;
-	ev_io_stop(c->loop, &c->accept_w);
-	ev_timer_stop(c->loop, &c->resume);
+	gate_stop(&c->gate);
 	close(c->fd);
 	c->fd = -1;
 	if (c->owner)

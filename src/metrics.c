@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <sys/mman.h>
 
+#include "gate.h"
+
 #include "log.h"
 
 #define REQUEST_MAX 4096
@@ -230,12 +232,17 @@ void metrics_write(FILE *out, metrics_gauges_fn gauges, void *arg)
 
 /* ---- the HTTP side ---- */
 
+/* Scrapers at once; more wait in the listen backlog, so a flood of them
+ * cannot take the descriptors the SMTP clients need. */
+#define METRICS_MAX_CONNS 16
+
 struct metrics_server {
 	struct ev_loop *loop;
 	int fd;
-	ev_io accept_w;
+	struct gate gate;
 	metrics_gauges_fn gauges;
 	void *arg;
+	bool closed;               /* freed with its last connection */
 };
 
 struct http_conn {
@@ -251,8 +258,13 @@ struct http_conn {
 
 static void conn_free(struct http_conn *c)
 {
-	ev_io_stop(c->m->loop, &c->w);
-	ev_timer_stop(c->m->loop, &c->timer);
+	struct metrics_server *m = c->m;
+
+	ev_io_stop(m->loop, &c->w);
+	ev_timer_stop(m->loop, &c->timer);
+	gate_closed(&m->gate);
+	if (m->closed && m->gate.nconns == 0)
+		free(m);
 	close(c->fd);
 	free(c->reply);
 	free(c);
@@ -322,29 +334,24 @@ static void on_conn_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	conn_free(w->data);
 }
 
-static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+static void on_conn_accepted(int fd, void *arg)
 {
-	struct metrics_server *m = w->data;
-	(void)revents;
+	struct metrics_server *m = arg;
+	struct http_conn *c = calloc(1, sizeof(*c));
 
-	for (;;) {
-		int fd = accept4(m->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			return;
-		struct http_conn *c = calloc(1, sizeof(*c));
-		if (c == NULL) {
-			close(fd);
-			continue;
-		}
-		c->m = m;
-		c->fd = fd;
-		ev_io_init(&c->w, on_conn, fd, EV_READ);
-		c->w.data = c;
-		ev_io_start(loop, &c->w);
-		ev_timer_init(&c->timer, on_conn_timeout, REQUEST_TIMEOUT, 0.);
-		c->timer.data = c;
-		ev_timer_start(loop, &c->timer);
+	if (c == NULL) {
+		close(fd);
+		gate_closed(&m->gate);
+		return;
 	}
+	c->m = m;
+	c->fd = fd;
+	ev_io_init(&c->w, on_conn, fd, EV_READ);
+	c->w.data = c;
+	ev_io_start(m->loop, &c->w);
+	ev_timer_init(&c->timer, on_conn_timeout, REQUEST_TIMEOUT, 0.);
+	c->timer.data = c;
+	ev_timer_start(m->loop, &c->timer);
 }
 
 int metrics_bind(const struct sockaddr_any *addr, char *err, size_t errlen)
@@ -379,9 +386,7 @@ struct metrics_server *metrics_serve(struct ev_loop *loop, int fd, metrics_gauge
 	m->fd = fd;
 	m->gauges = gauges;
 	m->arg = arg;
-	ev_io_init(&m->accept_w, on_accept, fd, EV_READ);
-	m->accept_w.data = m;
-	ev_io_start(loop, &m->accept_w);
+	gate_start(&m->gate, loop, fd, METRICS_MAX_CONNS, "metrics", on_conn_accepted, m);
 	return m;
 }
 
@@ -402,7 +407,9 @@ void metrics_close(struct metrics_server *m)
 {
 	if (m == NULL)
 		return;
-	ev_io_stop(m->loop, &m->accept_w);
+	gate_stop(&m->gate);
 	close(m->fd);
-	free(m);
+	m->closed = true;
+	if (m->gate.nconns == 0)
+		free(m);
 }
