@@ -23,17 +23,15 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "control_commands.h"
 #include "gate.h"
 #include "log.h"
 
-#define CONTROL_LINE_MAX 512     /* request bytes, newline included */
 #define CONTROL_TIMEOUT 5.0      /* to send the request; to make progress reading the reply */
 #define CONTROL_MAX_CONNS 16     /* more wait in the listen backlog */
 #define CONTROL_BACKLOG 16
 #define CONTROL_DRAIN_MAX 65536  /* unread input discarded before close */
 #define CONN_MAGIC 0xc7c7c0deu
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 struct conn;
 
@@ -70,19 +68,9 @@ struct conn {
 
 /* ---- the command table ---- */
 
-enum arg_rule { ARG_NONE, ARG_OPTIONAL, ARG_REQUIRED };
-
 /* Runs a checked command: true with the output in out, or false with
  * the reason in err. */
 typedef bool (*cmd_fn)(const struct control *c, const char *arg, FILE *out, char *err, size_t errlen);
-
-struct command {
-	const char *name;
-	const char *usage;
-	enum arg_rule arg;
-	bool changes;  /* logged at info; read-only commands at debug */
-	cmd_fn run;
-};
 
 static bool cmd_status(const struct control *c, const char *arg, FILE *out, char *err, size_t errlen)
 {
@@ -200,14 +188,15 @@ static bool cmd_stats(const struct control *c, const char *arg, FILE *out, char 
 	return true;
 }
 
-static const struct command commands[] = {
-	{ "status", "status",     ARG_NONE,     false, cmd_status },
-	{ "queue",  "queue",      ARG_NONE,     false, cmd_queue },
-	{ "show",   "show ID",    ARG_REQUIRED, false, cmd_show },
-	{ "flush",  "flush [ID]", ARG_OPTIONAL, true,  cmd_flush },
-	{ "delete", "delete ID",  ARG_REQUIRED, true,  cmd_delete },
-	{ "reload", "reload",     ARG_NONE,     true,  cmd_reload },
-	{ "stats",  "stats",      ARG_NONE,     false, cmd_stats },
+/* How each command of the shared table (control_commands.h) runs here. */
+static const cmd_fn handlers[CONTROL_NCOMMANDS] = {
+	[CONTROL_STATUS] = cmd_status,
+	[CONTROL_QUEUE] = cmd_queue,
+	[CONTROL_SHOW] = cmd_show,
+	[CONTROL_FLUSH] = cmd_flush,
+	[CONTROL_DELETE] = cmd_delete,
+	[CONTROL_RELOAD] = cmd_reload,
+	[CONTROL_STATS] = cmd_stats,
 };
 
 /* "(try: status, queue, show ID, ...)" */
@@ -217,20 +206,12 @@ static const char *command_list(void)
 
 	if (list[0] == '\0') {
 		size_t n = (size_t)snprintf(list, sizeof(list), "(try:");
-		for (size_t i = 0; i < ARRAY_LEN(commands) && n < sizeof(list); i++)
-			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s %s", i ? "," : "", commands[i].usage);
+		for (size_t i = 0; i < CONTROL_NCOMMANDS && n < sizeof(list); i++)
+			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s %s", i ? "," : "", control_commands[i].usage);
 		if (n < sizeof(list))
 			snprintf(list + n, sizeof(list) - n, ")");
 	}
 	return list;
-}
-
-static const struct command *find_command(const char *name)
-{
-	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
-		if (strcmp(commands[i].name, name) == 0)
-			return &commands[i];
-	return NULL;
 }
 
 /* Splits the next blank-separated word off *p (NULL when none is left). */
@@ -254,7 +235,7 @@ static char *next_word(char **p)
  * err and returns it; *cmdp is the command found (NULL if none).
  */
 static const char *run_request(const struct control *c, char *line, size_t len, FILE *out,
-    char *err, size_t errlen, const struct command **cmdp, const char **argp)
+    char *err, size_t errlen, const struct control_command **cmdp, const char **argp)
 {
 	*cmdp = NULL;
 	*argp = NULL;
@@ -275,23 +256,24 @@ static const char *run_request(const struct control *c, char *line, size_t len, 
 		snprintf(err, errlen, "empty request %s", command_list());
 		return err;
 	}
-	const struct command *cmd = find_command(name);
-	if (cmd == NULL) {
+	int id = control_command_find(name);
+	if (id < 0) {
 		snprintf(err, errlen, "unknown command %s %s", name, command_list());
 		return err;
 	}
+	const struct control_command *cmd = &control_commands[id];
 	*cmdp = cmd;
 	*argp = arg;
-	if (cmd->arg == ARG_REQUIRED && arg == NULL) {
+	if (cmd->arg == CONTROL_ARG_REQUIRED && arg == NULL) {
 		snprintf(err, errlen, "missing ID (usage: %s)", cmd->usage);
 		return err;
 	}
-	if ((cmd->arg == ARG_NONE && arg != NULL) || extra != NULL) {
-		snprintf(err, errlen, "unexpected argument %s (usage: %s)", cmd->arg == ARG_NONE ? arg : extra,
+	if ((cmd->arg == CONTROL_ARG_NONE && arg != NULL) || extra != NULL) {
+		snprintf(err, errlen, "unexpected argument %s (usage: %s)", cmd->arg == CONTROL_ARG_NONE ? arg : extra,
 		    cmd->usage);
 		return err;
 	}
-	return cmd->run(c, arg, out, err, errlen) ? NULL : err;
+	return handlers[id](c, arg, out, err, errlen) ? NULL : err;
 }
 
 /* ---- connections ---- */
@@ -412,7 +394,7 @@ static void conn_answer(struct conn *k, const char *early_error)
 	char err[1024] = "";
 	char *output = NULL;
 	size_t outlen = 0;
-	const struct command *cmd = NULL;
+	const struct control_command *cmd = NULL;
 	const char *arg = NULL;
 	const char *error = early_error;
 

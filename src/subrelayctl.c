@@ -16,33 +16,14 @@
 #include <sys/time.h>
 #include <sys/un.h>
 
-#define REQUEST_MAX 512      /* the daemon's limit, newline included */
+#include "control_commands.h"
+
 #define REPLY_TIMEOUT 60     /* seconds without a byte from the daemon */
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-enum arg_rule { ARG_NONE, ARG_OPTIONAL, ARG_REQUIRED };
-
-/* The same table as the daemon's (control.c), checked here so that a
- * typo is a usage error even when no daemon runs. */
-static const struct {
-	const char *name;
-	const char *usage;
-	enum arg_rule arg;
-} commands[] = {
-	{ "status", "status",     ARG_NONE },
-	{ "queue",  "queue",      ARG_NONE },
-	{ "show",   "show ID",    ARG_REQUIRED },
-	{ "flush",  "flush [ID]", ARG_OPTIONAL },
-	{ "delete", "delete ID",  ARG_REQUIRED },
-	{ "reload", "reload",     ARG_NONE },
-	{ "stats",  "stats",      ARG_NONE },
-};
 
 static void print_commands(FILE *out)
 {
-	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
-		fprintf(out, "%s%s", i ? ", " : "", commands[i].usage);
+	for (size_t i = 0; i < CONTROL_NCOMMANDS; i++)
+		fprintf(out, "%s%s", i ? ", " : "", control_commands[i].usage);
 }
 
 static void usage(FILE *out)
@@ -55,17 +36,11 @@ static void usage(FILE *out)
 	    "  -V         print the version and exit\n"
 	    "  -h         print this help and exit\n"
 	    "\n"
-	    "commands:\n"
-	    "  status       the daemon's state\n"
-	    "  queue        list the queued messages\n"
-	    "  show ID      one queued message\n"
-	    "  flush [ID]   retry one queued message, or all, now\n"
-	    "  delete ID    remove a queued message\n"
-	    "  reload       reload the configuration (as SIGHUP)\n"
-	    "  stats        counters\n"
-	    "\n"
-	    "Exit status: 0 ok, 1 the daemon reported an error or cannot be reached, 2 misuse.\n",
+	    "commands:\n",
 	    DEFAULT_CONTROL);
+	for (size_t i = 0; i < CONTROL_NCOMMANDS; i++)
+		fprintf(out, "  %-12s %s\n", control_commands[i].usage, control_commands[i].help);
+	fprintf(out, "\nExit status: 0 ok, 1 the daemon reported an error or cannot be reached, 2 misuse.\n");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) die_usage(const char *fmt, ...)
@@ -84,30 +59,28 @@ static void __attribute__((noreturn, format(printf, 1, 2))) die_usage(const char
 static void check_request(int nargs, char **args)
 {
 	const char *name = args[0];
-	size_t i;
+	int id = control_command_find(name);
 
-	for (i = 0; i < ARRAY_LEN(commands); i++)
-		if (strcmp(commands[i].name, name) == 0)
-			break;
-	if (i == ARRAY_LEN(commands)) {
+	if (id < 0) {
 		fprintf(stderr, "subrelayctl: unknown command %s (try: ", name);
 		print_commands(stderr);
 		fputs(")\n", stderr);
 		exit(2);
 	}
-	if (commands[i].arg == ARG_REQUIRED && nargs < 2)
-		die_usage("missing ID (usage: %s)", commands[i].usage);
-	if (commands[i].arg == ARG_NONE && nargs > 1)
-		die_usage("unexpected argument %s (usage: %s)", args[1], commands[i].usage);
+	const struct control_command *cmd = &control_commands[id];
+	if (cmd->arg == CONTROL_ARG_REQUIRED && nargs < 2)
+		die_usage("missing ID (usage: %s)", cmd->usage);
+	if (cmd->arg == CONTROL_ARG_NONE && nargs > 1)
+		die_usage("unexpected argument %s (usage: %s)", args[1], cmd->usage);
 	if (nargs > 2)
-		die_usage("unexpected argument %s (usage: %s)", args[2], commands[i].usage);
+		die_usage("unexpected argument %s (usage: %s)", args[2], cmd->usage);
 	if (nargs > 1) {
 		if (args[1][0] == '\0')
-			die_usage("empty ID (usage: %s)", commands[i].usage);
+			die_usage("empty ID (usage: %s)", cmd->usage);
 		for (const char *p = args[1]; *p; p++)
 			if ((unsigned char)*p <= ' ' || *p == 0x7f)
 				die_usage("invalid ID %s: blanks or control characters", args[1]);
-		if (strlen(name) + 1 + strlen(args[1]) + 1 > REQUEST_MAX)
+		if (strlen(name) + 1 + strlen(args[1]) + 1 > CONTROL_LINE_MAX)
 			die_usage("ID too long");
 	}
 }
@@ -201,7 +174,7 @@ int main(int argc, char **argv)
 		    sizeof(sun.sun_path) - 1);
 	memcpy(sun.sun_path, socket_path, strlen(socket_path) + 1);
 
-	char request[REQUEST_MAX + 1];
+	char request[CONTROL_LINE_MAX + 1];
 	if (argc - optind > 1)
 		snprintf(request, sizeof(request), "%s %s\n", argv[optind], argv[optind + 1]);
 	else

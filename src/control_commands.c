@@ -1,0 +1,24 @@
+/*
+ * control_commands.c: see control_commands.h.
+ */
+#include "control_commands.h"
+
+#include <string.h>
+
+const struct control_command control_commands[CONTROL_NCOMMANDS] = {
+	[CONTROL_STATUS] = { "status", "status", "the daemon's state", CONTROL_ARG_NONE, false },
+	[CONTROL_QUEUE] = { "queue", "queue", "list the queued messages", CONTROL_ARG_NONE, false },
+	[CONTROL_SHOW] = { "show", "show ID", "one queued message", CONTROL_ARG_REQUIRED, false },
+	[CONTROL_FLUSH] = { "flush", "flush [ID]", "retry one queued message, or all, now", CONTROL_ARG_OPTIONAL, true },
+	[CONTROL_DELETE] = { "delete", "delete ID", "remove a queued message", CONTROL_ARG_REQUIRED, true },
+	[CONTROL_RELOAD] = { "reload", "reload", "reload the configuration (as SIGHUP)", CONTROL_ARG_NONE, true },
+	[CONTROL_STATS] = { "stats", "stats", "counters", CONTROL_ARG_NONE, false },
+};
+
+int control_command_find(const char *name)
+{
+	for (int i = 0; i < CONTROL_NCOMMANDS; i++)
+		if (strcmp(control_commands[i].name, name) == 0)
+			return i;
+	return -1;
+}
