@@ -63,10 +63,9 @@ static void pass(struct hybrid *h, const struct smtp_reply *r)
 
 static void pass_text(struct hybrid *h, int code, const char *enhanced, const char *text)
 {
-	struct smtp_reply r = { .code = code, .complete = true };
+	struct smtp_reply r;
 
-	snprintf(r.enhanced, sizeof(r.enhanced), "%s", enhanced);
-	snprintf(r.text, sizeof(r.text), "%s", text);
+	tx_reply(&r, code, enhanced, "%s", text);
 	pass(h, &r);
 }
 

@@ -78,12 +78,11 @@ static void answer_text(struct relay *r, int code, const char *enhanced, const c
     __attribute__((format(printf, 4, 5)));
 static void answer_text(struct relay *r, int code, const char *enhanced, const char *fmt, ...)
 {
-	struct smtp_reply reply = { .code = code, .complete = true };
+	struct smtp_reply reply;
 	va_list ap;
 
-	snprintf(reply.enhanced, sizeof(reply.enhanced), "%s", enhanced);
 	va_start(ap, fmt);
-	vsnprintf(reply.text, sizeof(reply.text), fmt, ap);
+	tx_vreply(&reply, code, enhanced, fmt, ap);
 	va_end(ap);
 	answer(r, &reply);
 }
@@ -92,11 +91,11 @@ static void answer_text(struct relay *r, int code, const char *enhanced, const c
 static void fail_all(struct relay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail_all(struct relay *r, const char *fmt, ...)
 {
-	struct smtp_reply reply = { .code = 451, .enhanced = "4.4.2", .complete = true };
+	struct smtp_reply reply;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(reply.text, sizeof(reply.text), fmt, ap);
+	tx_vreply(&reply, 451, "4.4.2", fmt, ap);
 	va_end(ap);
 	r->owed = 0;
 	r->lost[0] = '\0';
@@ -462,11 +461,7 @@ static void relay_free(void *b)
 {
 	struct relay *r = b;
 
-	relay_abort(r, NULL);
-	if (r->up != NULL && upstream_idle(r->up))
-		pool_put(r->rt->path.pool, r->up); /* for the next client */
-	else
-		upstream_close(r->up);
+	relay_abort(r, NULL); /* between transactions the session is in the pool already */
 	runtime_unref(r->rt);
 	free(r);
 }

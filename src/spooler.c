@@ -31,10 +31,9 @@ struct spooler {
 /* Answers the oldest command with a reply made here. */
 static void answer(struct spooler *sp, int code, const char *enhanced, const char *text)
 {
-	struct smtp_reply r = { .code = code, .complete = true };
+	struct smtp_reply r;
 
-	snprintf(r.enhanced, sizeof(r.enhanced), "%s", enhanced);
-	snprintf(r.text, sizeof(r.text), "%s", text);
+	tx_reply(&r, code, enhanced, "%s", text);
 	sp->events->answer(sp->session, &r);
 }
 
@@ -43,9 +42,7 @@ static void spool_error(struct smtp_reply *r, int err)
 {
 	bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
 
-	*r = (struct smtp_reply){ .code = full ? 452 : 451, .complete = true };
-	snprintf(r->enhanced, sizeof(r->enhanced), "%s", full ? "4.3.1" : "4.3.0");
-	snprintf(r->text, sizeof(r->text), "%s (%s); try again later",
+	tx_reply(r, full ? 452 : 451, full ? "4.3.1" : "4.3.0", "%s (%s); try again later",
 	    full ? "Insufficient system storage" : "Local error while queueing", strerror(err));
 }
 

@@ -3,8 +3,25 @@
  */
 #include "tx.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+void tx_vreply(struct smtp_reply *r, int code, const char *enhanced, const char *fmt, va_list ap)
+{
+	*r = (struct smtp_reply){ .code = code, .complete = true };
+	snprintf(r->enhanced, sizeof(r->enhanced), "%s", enhanced);
+	vsnprintf(r->text, sizeof(r->text), fmt, ap);
+}
+
+void tx_reply(struct smtp_reply *r, int code, const char *enhanced, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	tx_vreply(r, code, enhanced, fmt, ap);
+	va_end(ap);
+}
 
 void tx_clear(struct tx *tx)
 {

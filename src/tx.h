@@ -16,6 +16,7 @@
 #ifndef SUBRELAY_TX_H
 #define SUBRELAY_TX_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +73,12 @@ static inline enum tx_cmd tx_pay(struct tx_owed *o)
 	o->rcpts -= kind == TX_CMD_RCPT;
 	return kind;
 }
+
+/* A reply a backend makes itself (not one from the provider). */
+void tx_reply(struct smtp_reply *r, int code, const char *enhanced, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void tx_vreply(struct smtp_reply *r, int code, const char *enhanced, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* Empties the transaction (frees the recipients). */
 void tx_clear(struct tx *tx);
