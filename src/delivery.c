@@ -9,8 +9,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "metrics.h"
-#include "pool.h"
+#include "utx.h"
 
 #define DELIVERY_STATES(X) \
 	X(PATH)      /* looking for a session whose MAIL the provider accepts */ \
@@ -36,16 +35,12 @@ struct delivery {
 	struct runtime *rt;
 	struct spool *sp;
 	struct spool_msg *m;
-	struct path_search *search;
-	struct upstream *up;
+	struct utx *utx;           /* this attempt's transaction with the provider */
 	bool *accepted;            /* per recipient, this attempt */
 	bool *logged;              /* per recipient: its line for this attempt is written */
 	struct upstream_info info; /* the session of this attempt, kept for log lines */
 	bool have_info;
-	unsigned *sent;            /* recipient indices in the order their RCPTs went out */
-	unsigned next;             /* next recipient index to consider sending */
-	unsigned nsent, nreplied;
-	bool data_sent;
+	unsigned *sent;            /* recipient indices in the order their RCPTs were given */
 	bool finished;             /* done() was called */
 	FILE *data;
 	ev_tstamp started;
@@ -128,11 +123,11 @@ static void pump_data(struct delivery *d)
 {
 	for (;;) {
 		size_t room;
-		char *space = upstream_body_space(d->up, 1, &room);
+		char *space = utx_body_space(d->utx, 1, &room);
 		if (room == 0)
 			return; /* resumed by `writable` */
 		size_t n = fread(space, 1, room, d->data);
-		upstream_body_commit(d->up, n);
+		utx_body_commit(d->utx, n);
 		if (n < room) {
 			if (ferror(d->data)) {
 				snprintf(d->error, sizeof(d->error), "cannot read the spooled message: %s", strerror(errno));
@@ -140,67 +135,56 @@ static void pump_data(struct delivery *d)
 				return;
 			}
 			enter_state(d, D_DOT);
-			upstream_body_end(d->up);
+			utx_end(d->utx);
 			return;
 		}
 	}
 }
 
-/* ---- the envelope ---- */
+/* ---- the transaction's events ---- */
 
-/* Writes the pending recipients, then DATA behind them, as far as the
- * provider lets commands go before their replies: all in one flight when
- * it pipelines, one at a time otherwise. */
-static void write_envelope(struct delivery *d, struct upstream *up)
+static void on_mail(void *arg, const struct smtp_reply *r, const char *error)
 {
+	struct delivery *d = arg;
 	struct spool_msg *m = d->m;
 
-	while (d->next < m->nrcpts && upstream_can_send(up)) {
-		if (m->rcpts[d->next].state == RCPT_PENDING) {
-			d->sent[d->nsent++] = d->next;
-			upstream_rcpt(up, m->rcpts[d->next].addr);
-		}
-		d->next++;
-	}
-	if (d->next == m->nrcpts && !d->data_sent && d->nreplied < d->nsent && upstream_can_send(up)) {
-		d->data_sent = true;
-		upstream_data(up);
-	}
-}
-
-/* Goes on with the envelope after a reply: more to write, or (every
- * recipient answered, DATA not sent yet) DATA or the end of the attempt. */
-static void send_envelope(struct delivery *d)
-{
-	write_envelope(d, d->up);
-	if (d->data_sent || d->next < d->m->nrcpts || d->nreplied < d->nsent)
-		return;
-	if (!any_accepted(d)) {
-		finish(d); /* no recipient accepted this time */
+	if (r != NULL && r->code / 100 == 2) {
+		d->have_info = utx_info(d->utx, &d->info);
+		enter_state(d, D_ENVELOPE); /* what was piped behind MAIL is in flight already */
 		return;
 	}
-	d->data_sent = true;
-	upstream_data(d->up);
+	if (r != NULL) {
+		set_error_from_reply(d, "MAIL", r);
+		if (r->code >= 500)
+			for (unsigned i = 0; i < m->nrcpts; i++)
+				if (m->rcpts[i].state == RCPT_PENDING)
+					m->rcpts[i].state = RCPT_FAILED;
+	} else {
+		snprintf(d->error, sizeof(d->error), "no path: %s", error);
+	}
+	finish(d);
 }
 
-static void on_rcpt_reply(struct delivery *d, const struct smtp_reply *r)
+static void on_rcpt(void *arg, unsigned n, const struct smtp_reply *r)
 {
-	unsigned i = d->sent[d->nreplied++];
+	struct delivery *d = arg;
+	unsigned i = d->sent[n];
 	struct spool_rcpt *rc = &d->m->rcpts[i];
 
 	if (r->code / 100 == 2) {
 		d->accepted[i] = true;
-	} else {
-		set_error_from_reply(d, rc->addr, r);
-		if (r->code >= 500)
-			rc->state = RCPT_FAILED;
-		log_rcpt(d, i, rcpt_result(rc->state), d->error);
+		return;
 	}
-	send_envelope(d);
+	set_error_from_reply(d, rc->addr, r);
+	if (r->code >= 500)
+		rc->state = RCPT_FAILED;
+	log_rcpt(d, i, rcpt_result(rc->state), d->error);
 }
 
-static void on_data_reply(struct delivery *d, const struct smtp_reply *r)
+static void on_data(void *arg, const struct smtp_reply *r)
 {
+	struct delivery *d = arg;
+
 	if (r->code == 354) {
 		d->data = spool_open_data(d->sp, d->m);
 		if (d->data == NULL) {
@@ -221,8 +205,10 @@ static void on_data_reply(struct delivery *d, const struct smtp_reply *r)
 	finish(d);
 }
 
-static void on_verdict(struct delivery *d, const struct smtp_reply *r)
+static void on_end(void *arg, const struct smtp_reply *r)
 {
+	struct delivery *d = arg;
+
 	enter_state(d, D_DONE);
 	/* A 250 here must not hide why other recipients failed or wait. */
 	if (r->code / 100 != 2 || d->error[0] == '\0')
@@ -237,96 +223,27 @@ static void on_verdict(struct delivery *d, const struct smtp_reply *r)
 	finish(d);
 }
 
-/* ---- upstream callbacks ---- */
-
-static void on_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
+static void on_writable(void *arg)
 {
-	struct delivery *d = arg;
-	(void)up;
-
-	switch (d->state) {
-	case D_ENVELOPE:
-		if (d->nreplied < d->nsent)
-			on_rcpt_reply(d, r);
-		else
-			on_data_reply(d, r);
-		return;
-	case D_DOT:
-		on_verdict(d, r);
-		return;
-	default:
-		finish(d);
-		return;
-	}
-}
-
-static void on_writable(struct upstream *up, void *arg)
-{
-	(void)up;
 	pump_data(arg);
 }
 
-static void on_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason)
+static void on_failed(void *arg, enum upstream_fail cls, const char *reason)
 {
 	struct delivery *d = arg;
-	struct upstream_info info;
 
-	upstream_get_info(up, &info);
-	metrics_attempt(info.provider, info.port, info.mode, upstream_fail_name(cls));
 	snprintf(d->error, sizeof(d->error), "%s: %s", upstream_fail_name(cls), reason);
-	upstream_abort(up);
-	d->up = NULL;
 	finish(d);
 }
 
-static const struct upstream_callbacks delivery_callbacks = {
-	.ready = NULL,
-	.reply = on_reply,
+static const struct utx_events delivery_events = {
+	.mail = on_mail,
+	.rcpt = on_rcpt,
+	.data = on_data,
 	.writable = on_writable,
+	.end = on_end,
 	.failed = on_failed,
 };
-
-/* ---- the path ---- */
-
-/* The path search wrote MAIL on an idle session: the envelope follows in
- * the same flight. NULL: that session failed, and what was piped with it. */
-static void on_mail_sent(struct upstream *up, void *arg)
-{
-	struct delivery *d = arg;
-
-	memset(d->accepted, 0, d->m->nrcpts * sizeof(*d->accepted));
-	d->next = d->nsent = d->nreplied = 0;
-	d->data_sent = false;
-	if (up != NULL)
-		write_envelope(d, up);
-}
-
-static void on_path(struct upstream *up, const struct smtp_reply *r, const char *error, void *arg)
-{
-	struct delivery *d = arg;
-	struct spool_msg *m = d->m;
-
-	d->search = NULL;
-	if (up == NULL) {
-		if (r != NULL) {
-			set_error_from_reply(d, "MAIL", r);
-			if (r->code >= 500)
-				for (unsigned i = 0; i < m->nrcpts; i++)
-					if (m->rcpts[i].state == RCPT_PENDING)
-						m->rcpts[i].state = RCPT_FAILED;
-		} else {
-			snprintf(d->error, sizeof(d->error), "no path: %s", error);
-		}
-		finish(d);
-		return;
-	}
-	d->up = up;
-	upstream_get_info(up, &d->info);
-	d->have_info = true;
-	upstream_set_callbacks(up, &delivery_callbacks, d);
-	enter_state(d, D_ENVELOPE);
-	send_envelope(d); /* what was piped behind MAIL is in flight already */
-}
 
 /* ---- public ---- */
 
@@ -357,12 +274,20 @@ struct delivery *delivery_start(struct runtime *rt, struct spool *sp, struct spo
 		.body_8bitmime = m->body_8bit,
 		.smtputf8 = m->smtputf8,
 	};
-	d->search = path_search_start(&rt->path, providers, nproviders, &mp, m->id, on_mail_sent, on_path, d);
-	if (d->search == NULL) {
+	/* The whole envelope at once: it goes in one flight when the provider
+	 * pipelines (behind MAIL on a pooled session too). */
+	d->utx = utx_start(&rt->path, providers, nproviders, &mp, m->id, &delivery_events, d);
+	bool ok = d->utx != NULL;
+	unsigned n = 0;
+	for (unsigned i = 0; ok && i < m->nrcpts; i++)
+		if (m->rcpts[i].state == RCPT_PENDING && (ok = utx_rcpt(d->utx, m->rcpts[i].addr)))
+			d->sent[n++] = i;
+	if (!ok) {
 		d->finished = true;
 		delivery_free(d);
 		return NULL;
 	}
+	utx_data(d->utx);
 	return d;
 }
 
@@ -389,15 +314,7 @@ void delivery_log(const struct delivery *d, const char *result)
 
 void delivery_free(struct delivery *d)
 {
-	path_search_cancel(d->search);
-	if (d->up != NULL) {
-		if (d->state == D_DONE)
-			pool_put(d->rt->path.pool, d->up); /* between transactions: reusable */
-		else if (d->state == D_BODY || d->state == D_DOT)
-			upstream_abort(d->up); /* never complete a message we stopped sending */
-		else
-			upstream_close(d->up);
-	}
+	utx_free(d->utx, d->rt->path.pool); /* reusable between transactions; a cut body is never completed */
 	if (d->data != NULL)
 		fclose(d->data);
 	runtime_unref(d->rt);

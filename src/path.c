@@ -5,8 +5,10 @@
  * resolves the host, builds the candidate list (pair-major: every address
  * of the remembered pair, then of the other pairs in configured order)
  * and races attempts through it, one more every attempt_delay or at
- * once after a failure. A recheck is the same search over the pairs
- * preferred to the remembered one, ending at setup instead of MAIL.
+ * once after a failure. A ready session is handed to the caller, one at
+ * a time; the caller's MAIL decides whether it wins. A recheck is the
+ * same search over the pairs preferred to the remembered one, ending at
+ * setup.
  */
 #include "path.h"
 
@@ -32,9 +34,9 @@ struct path_memory {
 
 #define SEARCH_STATES(X) \
 	X(NEW) \
-	X(IDLE_MAIL)   /* MAIL sent on a kept or pooled session */ \
 	X(RESOLVING)   /* looking up the current provider's host */ \
 	X(ATTEMPTING)  /* attempts racing through the provider's candidates */ \
+	X(HANDED)      /* a ready session is with the caller for its MAIL */ \
 	X(WAITING)     /* max_connections sessions are open: in line for one */ \
 	X(DONE)        /* the outcome was handed over (or the search cancelled) */
 
@@ -60,13 +62,12 @@ struct attempt {
 	struct upstream *up;       /* NULL once finished */
 	unsigned pair;
 	ev_tstamp started;
-	bool piped;                /* the caller's envelope follows its MAIL */
+	bool ready;                /* setup done: it can be handed over */
 };
 
 struct path_search {
 	enum search_state state;
 	const struct path_env *env;
-	path_mail_sent_cb mail_sent;
 	struct provider_cfg *const *providers;
 	unsigned nproviders;
 	unsigned provider;         /* index into providers */
@@ -80,18 +81,18 @@ struct path_search {
 	unsigned ncands, next;
 	struct attempt *attempts;  /* one per candidate started */
 	struct attempt pooled;     /* a session taken from the pool */
+	struct attempt *handed;    /* the one with the caller, or NULL */
 	unsigned running;
 	struct dns_query *query;
 	struct pool_waiter *waiter;
 	ev_timer stagger;
 
-	struct upstream_mail_params mail;
-	char from[SMTP_PATH_MAX + 1];
 	char log_id[32];
 	char last_error[300];
 	struct smtp_reply last_reply;
 	bool have_last_reply;      /* the last failure was a MAIL 4xx */
-	path_done_cb cb;
+	path_ready_cb ready;
+	path_failed_cb failed;
 	void *arg;
 };
 
@@ -222,42 +223,40 @@ static void remember(struct path_search *ps, unsigned pair)
 
 /* ---- ending a search ---- */
 
-static void close_attempts(struct path_search *ps, struct upstream *keep)
+static void close_attempts(struct path_search *ps, bool won)
 {
-	if (ps->pooled.up != NULL && ps->pooled.up != keep)
+	if (ps->pooled.up != NULL)
 		upstream_close(ps->pooled.up);
 	ps->pooled.up = NULL;
 	for (unsigned i = 0; i < ps->next; i++) {
 		struct attempt *a = &ps->attempts[i];
-		if (a->up != NULL && a->up != keep) {
-			log_attempt("abandoned", a, "reason=%s", keep ? "another_attempt_won" : "search_ended");
+		if (a->up != NULL) {
+			log_attempt("abandoned", a, "reason=%s", won ? "another_attempt_won" : "search_ended");
 			upstream_close(a->up);
 		}
 		a->up = NULL;
 	}
 	ps->running = 0;
+	ps->handed = NULL;
 }
 
-static void finish(struct path_search *ps, struct upstream *up, const struct smtp_reply *reply)
+/* No path: the caller hears why, and the search is over. */
+static void fail_search(struct path_search *ps, const struct smtp_reply *reply)
 {
-	path_done_cb cb = ps->cb;
+	path_failed_cb failed = ps->failed;
 	void *arg = ps->arg;
 	char error[sizeof(ps->last_error)];
 	struct smtp_reply copy;
 	const struct smtp_reply *r = NULL;
 
-	if (reply != NULL) {
-		copy = *reply;
-		r = &copy;
-	} else if (up == NULL && ps->have_last_reply) {
-		copy = ps->last_reply;
+	if (reply != NULL || ps->have_last_reply) {
+		copy = reply != NULL ? *reply : ps->last_reply;
 		r = &copy;
 	}
 	snprintf(error, sizeof(error), "%s", ps->last_error);
 	enter_state(ps, PS_DONE);
-	close_attempts(ps, up);
 	path_search_cancel(ps);
-	cb(up, r, up ? NULL : error, arg);
+	failed(r, r != NULL ? NULL : error, arg);
 }
 
 /* ---- attempts ---- */
@@ -287,6 +286,26 @@ static void attempt_done(struct attempt *a)
 	a->ps->running--;
 }
 
+/* Hands a ready session to the caller unless one is with it already;
+ * false when none is ready. */
+static bool hand_over(struct path_search *ps)
+{
+	struct attempt *a = ps->pooled.ready && ps->pooled.up != NULL ? &ps->pooled : NULL;
+
+	if (ps->handed != NULL)
+		return true;
+	for (unsigned i = 0; a == NULL && i < ps->next; i++)
+		if (ps->attempts[i].ready && ps->attempts[i].up != NULL)
+			a = &ps->attempts[i];
+	if (a == NULL)
+		return false;
+	ps->handed = a;
+	ev_timer_stop(ps->env->loop, &ps->stagger); /* a ready session stops the race until its MAIL fails */
+	enter_state(ps, PS_HANDED);
+	ps->ready(ps, a->up, ps->arg);
+	return true;
+}
+
 /* One attempt is over without a path; mail_reply is set when it was a 4xx to MAIL. */
 static void attempt_failed(struct attempt *a, struct upstream *up, enum upstream_fail cls, const char *reason,
     const struct smtp_reply *mail_reply)
@@ -309,9 +328,10 @@ static void attempt_failed(struct attempt *a, struct upstream *up, enum upstream
 		ps->last_reply = *mail_reply;
 	upstream_abort(up);
 	attempt_done(a);
-	if (a->piped) {
-		a->piped = false;
-		ps->mail_sent(NULL, ps->arg);
+	a->ready = false;
+	if (a == ps->handed) {
+		ps->handed = NULL;
+		enter_state(ps, PS_ATTEMPTING);
 	}
 	if (a == &ps->pooled) {
 		/* A stale pooled session: search as if the pool had been empty. */
@@ -319,7 +339,8 @@ static void attempt_failed(struct attempt *a, struct upstream *up, enum upstream
 		next_provider(ps);
 		return;
 	}
-	start_next(ps);
+	if (!hand_over(ps))
+		start_next(ps);
 }
 
 static void on_attempt_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason)
@@ -341,49 +362,14 @@ static void on_attempt_ready(struct upstream *up, void *arg)
 		on_recheck_done(ps, up);
 		return;
 	}
-	upstream_mail(up, &ps->mail);
+	a->ready = true;
+	hand_over(ps);
 }
 
-static void on_attempt_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
-{
-	struct attempt *a = arg;
-	struct path_search *ps = a->ps;
-	char quoted[SMTP_REPLY_TEXT_MAX + 8];
-
-	if (r->code / 100 == 2) {
-		log_info("path chosen id=%s provider=%s port=%u mode=%s", ps->log_id, cur_provider(ps)->name,
-		    cur_provider(ps)->ports[a->pair].port, tls_mode_name(cur_provider(ps)->ports[a->pair].mode));
-		remember(ps, a->pair);
-		attempt_done(a);
-		finish(ps, up, r);
-		return;
-	}
-	if (r->code / 100 == 5) {
-		/* Copied first: closing sends QUIT, which reuses the reply buffer. */
-		struct smtp_reply final = *r;
-		log_attempt("rejected", a, "mail_reply=%d text=%s", r->code, log_quote(quoted, sizeof(quoted), r->text));
-		attempt_done(a);
-		upstream_close(up);
-		finish(ps, NULL, &final);
-		return;
-	}
-	/* A 4xx to MAIL: this path is unwell right now; another may not be. */
-	char reason[SMTP_REPLY_TEXT_MAX + 32];
-	snprintf(reason, sizeof(reason), "MAIL: %d %s%s%.*s", r->code, r->enhanced, r->enhanced[0] ? " " : "",
-	    SMTP_REPLY_TEXT_MAX - 1, r->text);
-	attempt_failed(a, up, UPSTREAM_FAIL_REPLY_TEMPFAIL, reason, r);
-}
-
-static void on_attempt_writable(struct upstream *up, void *arg)
-{
-	(void)up;
-	(void)arg;
-}
-
+/* A session the search owns is never sent a transaction command, so the
+ * only events before the hand-over are these two. */
 static const struct upstream_callbacks attempt_callbacks = {
 	.ready = on_attempt_ready,
-	.reply = on_attempt_reply,
-	.writable = on_attempt_writable,
 	.failed = on_attempt_failed,
 };
 
@@ -514,7 +500,7 @@ static void on_resolved(const struct dns_result *res, void *arg)
 	}
 	if (ps->addrs == NULL || !build_candidates(ps)) {
 		snprintf(ps->last_error, sizeof(ps->last_error), "out of memory");
-		finish(ps, NULL, NULL);
+		fail_search(ps, NULL);
 		return;
 	}
 	enter_state(ps, PS_ATTEMPTING);
@@ -537,7 +523,7 @@ static void next_provider(struct path_search *ps)
 		if (ps->recheck)
 			on_recheck_done(ps, NULL);
 		else
-			finish(ps, NULL, NULL);
+			fail_search(ps, NULL);
 		return;
 	}
 	enter_state(ps, PS_RESOLVING);
@@ -604,7 +590,7 @@ static struct upstream *take_idle(struct path_search *ps, unsigned *pair)
 	return NULL;
 }
 
-/* Sends MAIL on an idle session, skipping connect, TLS and AUTH. */
+/* Hands over an idle session: no connect, TLS or AUTH. */
 static void use_idle(struct path_search *ps, struct upstream *up, unsigned pair)
 {
 	struct attempt *a = &ps->pooled;
@@ -613,17 +599,11 @@ static void use_idle(struct path_search *ps, struct upstream *up, unsigned pair)
 	a->up = up;
 	a->pair = pair;
 	a->started = ev_now(ps->env->loop);
-	a->piped = false;
+	a->ready = true;
 	ps->running++;
-	enter_state(ps, PS_IDLE_MAIL);
 	upstream_set_callbacks(up, &attempt_callbacks, a);
 	log_attempt("reuse", a, "%s", "");
-	upstream_mail(up, &ps->mail);
-	/* A session that was just working is very likely to take this MAIL. */
-	if (ps->mail_sent != NULL && upstream_can_send(up)) {
-		a->piped = true;
-		ps->mail_sent(up, ps->arg);
-	}
+	hand_over(ps);
 }
 
 static bool try_idle(struct path_search *ps)
@@ -679,21 +659,56 @@ static void wait_for_session(struct path_search *ps)
 }
 
 struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
-    unsigned nproviders, const struct upstream_mail_params *mail, const char *log_id, path_mail_sent_cb sent,
-    path_done_cb cb, void *arg)
+    unsigned nproviders, const char *log_id, path_ready_cb ready, path_failed_cb failed, void *arg)
 {
 	struct path_search *ps = search_new(env, providers, nproviders, log_id);
 	if (ps == NULL)
 		return NULL;
-	ps->cb = cb;
-	ps->mail_sent = sent;
+	ps->ready = ready;
+	ps->failed = failed;
 	ps->arg = arg;
-	ps->mail = *mail;
-	snprintf(ps->from, sizeof(ps->from), "%s", mail->from);
-	ps->mail.from = ps->from;
 	if (try_idle(ps))
 		return ps;
 	return search_begin(ps) ? ps : NULL;
+}
+
+void path_search_accepted(struct path_search *ps)
+{
+	struct attempt *a = ps->handed;
+	struct provider_cfg *p = cur_provider(ps);
+
+	log_info("path chosen id=%s provider=%s port=%u mode=%s", ps->log_id, p->name, p->ports[a->pair].port,
+	    tls_mode_name(p->ports[a->pair].mode));
+	remember(ps, a->pair);
+	attempt_done(a); /* the caller's now */
+	enter_state(ps, PS_DONE);
+	close_attempts(ps, true);
+	path_search_cancel(ps);
+}
+
+void path_search_refused(struct path_search *ps, const struct smtp_reply *r)
+{
+	struct attempt *a = ps->handed;
+	struct upstream *up = a->up;
+	char quoted[SMTP_REPLY_TEXT_MAX + 8];
+
+	if (r->code / 100 == 5) {
+		log_attempt("rejected", a, "mail_reply=%d text=%s", r->code, log_quote(quoted, sizeof(quoted), r->text));
+		attempt_done(a);
+		upstream_close(up);
+		fail_search(ps, r);
+		return;
+	}
+	/* A 4xx to MAIL: this path is unwell right now; another may not be. */
+	char reason[SMTP_REPLY_TEXT_MAX + 32];
+	snprintf(reason, sizeof(reason), "MAIL: %d %s%s%.*s", r->code, r->enhanced, r->enhanced[0] ? " " : "",
+	    SMTP_REPLY_TEXT_MAX - 1, r->text);
+	attempt_failed(a, up, UPSTREAM_FAIL_REPLY_TEMPFAIL, reason, r);
+}
+
+void path_search_lost(struct path_search *ps, enum upstream_fail cls, const char *reason)
+{
+	attempt_failed(ps->handed, ps->handed->up, cls, reason, NULL);
 }
 
 void path_search_cancel(struct path_search *ps)
@@ -703,7 +718,7 @@ void path_search_cancel(struct path_search *ps)
 	pool_wait_cancel(ps->waiter);
 	if (ps->query != NULL)
 		dns_cancel(ps->query);
-	close_attempts(ps, NULL);
+	close_attempts(ps, false);
 	ev_timer_stop(ps->env->loop, &ps->stagger);
 	free(ps->addrs);
 	free(ps->cands);

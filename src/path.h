@@ -6,12 +6,13 @@
  * every resolved address (IPv6 and IPv4 interleaved). Attempts are
  * staggered like Happy Eyeballs (RFC 8305): when the current attempt is
  * not ready after the provider's attempt_delay, the next one starts in
- * parallel, and a failure starts the next one at once. An attempt is
- * ready once the provider has accepted MAIL FROM (connect, greeting,
- * TLS, AUTH and MAIL done); the first ready wins and the others are
- * closed politely. A 4xx before that fails over to the next candidate; a
- * 5xx reply to MAIL is final. It never falls back to clear text: a pair
- * is only ever tried in its configured mode.
+ * parallel, and a failure starts the next one at once. A ready session
+ * (connect, greeting, TLS, AUTH done) is handed to the caller, whose
+ * transaction (utx.h) sends MAIL on it; the first whose MAIL the provider
+ * accepts wins and the others are closed politely. A 4xx to MAIL fails
+ * over to the next candidate; a 5xx is final. It never falls back to
+ * clear text: a pair is only ever tried in its configured mode. The
+ * search never sends a transaction command itself.
  *
  * An idle session from the pool (pool.h) is tried first, for the first
  * provider of the route that has one; if its MAIL fails (it went stale)
@@ -59,29 +60,37 @@ void path_memory_free(struct path_memory *m, unsigned nproviders);
 char *path_memory_export(const struct path_env *env);
 void path_memory_import(const struct path_env *env, const char *text);
 
-/*
- * The outcome. up != NULL: MAIL accepted, reply is the provider's answer
- * to it, the caller owns up. up == NULL: reply is the last MAIL reply if
- * one ended the search (a 5xx, or the 4xx of the last candidate), else
- * NULL and error says why no path worked.
- */
-typedef void (*path_done_cb)(struct upstream *up, const struct smtp_reply *reply, const char *error, void *arg);
-/* MAIL was just written on an idle (kept or pooled) session, which wins
- * unless that MAIL fails: a caller that knows its whole envelope may write
- * its RCPTs and DATA behind it in the same flight (upstream_can_send()).
- * Called with NULL when that session failed, and with it what was piped:
- * the search goes on and the winner, if any, starts with MAIL answered and
- * nothing else in flight. */
-typedef void (*path_mail_sent_cb)(struct upstream *up, void *arg);
-
 struct path_search;
 
-/* nproviders must be at least 1. An idle pooled session is tried first.
- * cb is never called from inside path_search_start() (sent, optional,
- * may be); NULL means out of memory. */
+/*
+ * A ready session (connected, TLS and AUTH done) for the caller to send
+ * MAIL on. The search still owns it and goes on until the caller reports
+ * MAIL's fate: path_search_accepted() ends the search and gives the
+ * session to the caller; path_search_refused() and path_search_lost()
+ * give it back, and the search tries the next candidate (so a failover
+ * before MAIL is accepted is invisible to the caller) or ends. While a
+ * session is handed over, another that becomes ready waits its turn.
+ */
+typedef void (*path_ready_cb)(struct path_search *ps, struct upstream *up, void *arg);
+/* No path: reply is the MAIL refusal that ended the search (a 5xx, or
+ * the 4xx of the last candidate), else NULL and error says why. The
+ * search is over and freed. */
+typedef void (*path_failed_cb)(const struct smtp_reply *reply, const char *error, void *arg);
+
+/* nproviders must be at least 1. An idle pooled session is tried first
+ * and may be handed over from inside path_search_start(); `failed` is
+ * only ever called from the loop. NULL means out of memory. */
 struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
-    unsigned nproviders, const struct upstream_mail_params *mail, const char *log_id, path_mail_sent_cb sent,
-    path_done_cb cb, void *arg);
+    unsigned nproviders, const char *log_id, path_ready_cb ready, path_failed_cb failed, void *arg);
+/* MAIL was accepted on the session handed over: it is the caller's, the
+ * pair is remembered, the other attempts are closed and ps is freed. */
+void path_search_accepted(struct path_search *ps);
+/* The session handed over refused MAIL: a 5xx ends the search, a 4xx
+ * moves on to the next candidate. Either way the search closes it. */
+void path_search_refused(struct path_search *ps, const struct smtp_reply *reply);
+/* The session handed over failed before MAIL was answered. */
+void path_search_lost(struct path_search *ps, enum upstream_fail cls, const char *reason);
+/* Ends the search, closing every session it owns (the one handed over too). */
 void path_search_cancel(struct path_search *ps);
 
 #endif

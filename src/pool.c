@@ -91,21 +91,8 @@ static void on_failed(struct upstream *up, void *arg, enum upstream_fail cls, co
 	free(e);
 }
 
-static void on_unexpected(struct upstream *up, void *arg, const struct smtp_reply *r)
-{
-	on_failed(up, arg, UPSTREAM_FAIL_PROTOCOL, r->text);
-}
-
-static void on_writable(struct upstream *up, void *arg)
-{
-	(void)up;
-	(void)arg;
-}
-
+/* An idle session has nothing in flight: only its loss can happen. */
 static const struct upstream_callbacks idle_callbacks = {
-	.ready = NULL,
-	.reply = on_unexpected,
-	.writable = on_writable,
 	.failed = on_failed,
 };
 

@@ -6,6 +6,8 @@
 #include "probe.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "hint.h"
 #include "id.h"
 #include "upstream.h"
+#include "utx.h"
 
 #define SAFETY_MARGIN 5.0
 /* After the last row, how long polite QUITs may take before we exit. */
@@ -27,8 +30,6 @@ static const struct port_mode well_known[] = {
 	{ 25, TLS_MODE_STARTTLS },
 };
 
-enum test_state { TEST_NONE, TEST_MAIL, TEST_RCPT, TEST_DATA, TEST_BODY, TEST_DONE };
-
 struct probe_run;
 
 struct probe_row {
@@ -40,14 +41,14 @@ struct probe_row {
 	unsigned naddrs, addr;
 	char address[64];
 	struct dns_query *query;
-	struct upstream *up;
+	struct upstream *up;       /* until setup is done */
+	struct utx *test;          /* --send-test: the test message's transaction */
 	bool done, ok;
 	const char *cls;           /* failure class name, NULL when ok */
 	char error[300];
 	struct upstream_facts facts;
 	struct smtp_reply ehlo;
 	bool have_ehlo;
-	enum test_state test;
 	char test_result[SMTP_REPLY_TEXT_MAX + 48];
 };
 
@@ -102,11 +103,6 @@ static void on_failed(struct upstream *up, void *arg, enum upstream_fail cls, co
 	row_keep_facts(row);
 	upstream_abort(up);
 	row->up = NULL;
-	if (row->test != TEST_NONE) {
-		snprintf(row->test_result, sizeof(row->test_result), "failed: %s", reason);
-		row_finish(row);
-		return;
-	}
 	bool connect_failure = cls <= UPSTREAM_FAIL_CONNECT_ERROR;
 	row->cls = upstream_fail_name(cls);
 	snprintf(row->error, sizeof(row->error), "%s", reason);
@@ -116,6 +112,32 @@ static void on_failed(struct upstream *up, void *arg, enum upstream_fail cls, co
 		return;
 	}
 	row_finish(row);
+}
+
+/* ---- --send-test ---- */
+
+static void test_over(struct probe_row *row, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void test_over(struct probe_row *row, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (row->test_result[0] == '\0') {
+		va_start(ap, fmt);
+		vsnprintf(row->test_result, sizeof(row->test_result), fmt, ap);
+		va_end(ap);
+	}
+	utx_free(row->test, NULL);
+	row->test = NULL;
+	row_finish(row);
+}
+
+/* The first refusal is the one to report; the transaction ends at the
+ * next event that may end it. */
+static void note_refusal(struct probe_row *row, const struct smtp_reply *r)
+{
+	if (row->test_result[0] == '\0')
+		snprintf(row->test_result, sizeof(row->test_result), "refused: %d %s%s%s", r->code, r->enhanced,
+		    r->enhanced[0] ? " " : "", r->text);
 }
 
 static void send_test_body(struct probe_row *row)
@@ -136,51 +158,90 @@ static void send_test_body(struct probe_row *row)
 	    to, to, row->provider->name, row->pm.port, date, msgid, row->run->cfg->relay.hostname,
 	    row->run->cfg->relay.hostname, row->provider->name, row->provider->host, row->pm.port,
 	    tls_mode_name(row->pm.mode));
-	char *space = upstream_body_space(row->up, (size_t)n + 1, &room);
+	char *space = utx_body_space(row->test, (size_t)n + 1, &room);
 	if (n < 0 || (size_t)n > room) {
-		snprintf(row->test_result, sizeof(row->test_result), "failed: message does not fit");
-		upstream_abort(row->up);
-		row->up = NULL;
-		row_finish(row);
+		test_over(row, "failed: message does not fit");
 		return;
 	}
 	memcpy(space, body, (size_t)n);
-	upstream_body_commit(row->up, (size_t)n);
-	upstream_body_end(row->up);
+	utx_body_commit(row->test, (size_t)n);
+	utx_end(row->test);
 }
 
-/* Walks the test transaction one reply at a time. */
-static void on_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
+static void on_test_mail(void *arg, const struct smtp_reply *r, const char *error)
 {
 	struct probe_row *row = arg;
-	bool good = (row->test == TEST_DATA) ? r->code == 354 : r->code / 100 == 2;
 
-	if (!good || row->test == TEST_BODY) {
-		snprintf(row->test_result, sizeof(row->test_result), "%s: %d %s%s%s",
-		    good ? "sent" : "refused", r->code, r->enhanced, r->enhanced[0] ? " " : "", r->text);
-		row->test = TEST_DONE;
-		upstream_close(up);
-		row->up = NULL;
-		row_finish(row);
-		return;
-	}
-	switch (row->test) {
-	case TEST_MAIL:
-		row->test = TEST_RCPT;
-		upstream_rcpt(up, row->run->opts->send_test);
-		break;
-	case TEST_RCPT:
-		row->test = TEST_DATA;
-		upstream_data(up);
-		break;
-	case TEST_DATA:
-		row->test = TEST_BODY;
-		send_test_body(row);
-		break;
-	default:
-		break;
+	(void)error; /* a given session: there is always a reply */
+	if (r->code / 100 != 2) {
+		note_refusal(row, r);
+		test_over(row, "refused");
 	}
 }
+
+static void on_test_rcpt(void *arg, unsigned i, const struct smtp_reply *r)
+{
+	(void)i;
+	if (r->code / 100 != 2)
+		note_refusal(arg, r); /* DATA is refused next */
+}
+
+static void on_test_data(void *arg, const struct smtp_reply *r)
+{
+	struct probe_row *row = arg;
+
+	if (r->code == 354) {
+		send_test_body(row);
+		return;
+	}
+	note_refusal(row, r);
+	test_over(row, "refused");
+}
+
+static void on_test_end(void *arg, const struct smtp_reply *r)
+{
+	struct probe_row *row = arg;
+
+	test_over(row, "%s: %d %s%s%s", r->code / 100 == 2 ? "sent" : "refused", r->code, r->enhanced,
+	    r->enhanced[0] ? " " : "", r->text);
+}
+
+static void on_test_failed(void *arg, enum upstream_fail cls, const char *reason)
+{
+	(void)cls;
+	test_over(arg, "failed: %s", reason);
+}
+
+static void on_test_writable(void *arg)
+{
+	(void)arg; /* the test body always fits at once */
+}
+
+static const struct utx_events test_events = {
+	.mail = on_test_mail,
+	.rcpt = on_test_rcpt,
+	.data = on_test_data,
+	.writable = on_test_writable,
+	.end = on_test_end,
+	.failed = on_test_failed,
+};
+
+/* Sends the test message on a session that just became ready. */
+static void start_test(struct probe_row *row, struct upstream *up)
+{
+	const char *to = row->run->opts->send_test;
+	struct upstream_mail_params mp = { .from = to };
+
+	row->test = utx_start_on(up, &mp, "probe", &test_events, row);
+	if (row->test == NULL || !utx_rcpt(row->test, to)) {
+		upstream_abort(up);
+		test_over(row, "failed: out of memory");
+		return;
+	}
+	utx_data(row->test);
+}
+
+/* ---- the session ---- */
 
 static void on_ready(struct upstream *up, void *arg)
 {
@@ -189,28 +250,19 @@ static void on_ready(struct upstream *up, void *arg)
 
 	row_keep_facts(row);
 	row->ok = true;
+	row->up = NULL;
 	if (run->opts->send_test != NULL && !run->test_sent[row->provider_index]) {
-		struct upstream_mail_params mp = { .from = run->opts->send_test };
 		run->test_sent[row->provider_index] = true;
-		row->test = TEST_MAIL;
-		upstream_mail(up, &mp);
+		start_test(row, up);
 		return;
 	}
 	upstream_close(up);
-	row->up = NULL;
 	row_finish(row);
 }
 
-static void on_writable(struct upstream *up, void *arg)
-{
-	(void)up;
-	(void)arg;
-}
-
+/* Until setup is done: no transaction command is sent before. */
 static const struct upstream_callbacks probe_callbacks = {
 	.ready = on_ready,
-	.reply = on_reply,
-	.writable = on_writable,
 	.failed = on_failed,
 };
 
@@ -343,6 +395,11 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 			row_keep_facts(row);
 			upstream_abort(row->up);
 			row->up = NULL;
+		}
+		if (row->test != NULL) {
+			utx_free(row->test, NULL);
+			row->test = NULL;
+			snprintf(row->test_result, sizeof(row->test_result), "failed: the probe's overall deadline passed");
 		}
 		if (!row->ok) {
 			row->cls = "timeout";
@@ -547,6 +604,7 @@ static void run_free(struct probe_run *run)
 		if (row->query != NULL)
 			dns_cancel(row->query);
 		upstream_abort(row->up);
+		utx_free(row->test, NULL);
 		free(row->addrs);
 	}
 	free(run->rows);

@@ -10,11 +10,11 @@
 
 #include "log.h"
 #include "metrics.h"
-#include "pool.h"
+#include "utx.h"
 
 #define RELAY_STATES(X) \
 	X(IDLE)   /* no transaction, no upstream session */ \
-	X(PATH)   /* MAIL given to the path search */ \
+	X(PATH)   /* MAIL given: a session is sought, MAIL sent on it */ \
 	X(TX)     /* MAIL accepted: RCPTs and DATA go to the provider */ \
 	X(BODY)   /* the provider said 354: the body flows */ \
 	X(DOT_WAIT)   /* end of data sent, waiting for the verdict */ \
@@ -39,20 +39,12 @@ struct relay {
 	void *session;
 	const char *session_id;
 	struct tx *tx;
-	struct path_search *search;
-	struct upstream *up;       /* MAIL accepted on it */
-	struct upstream *piping;   /* PATH: an idle session whose MAIL is out */
-	unsigned sent;             /* RCPTs written on the current upstream session */
-	unsigned answered;         /* RCPT replies received */
-	bool data_asked;           /* the client sent DATA */
-	bool data_sent;
+	struct utx *utx;           /* the transaction with the provider */
 	unsigned owed;             /* commands handed to us and not answered */
 	struct upstream_info info; /* the session of this transaction, kept for log lines */
 	bool have_info;
 	char lost[200];            /* a provider lost between commands: the next one's answer */
 };
-
-static const struct upstream_callbacks relay_callbacks;
 
 /* The message's id in a transaction, else the session's. */
 static const char *log_id(const struct relay *r)
@@ -127,55 +119,73 @@ static void log_rcpt(struct relay *r, unsigned i, const struct smtp_reply *reply
 	    where, result, log_quote(text, sizeof(text), raw));
 }
 
-/* ---- the envelope ---- */
-
-static void reset_envelope(struct relay *r)
+/* The transaction with the provider is over; a session between
+ * transactions goes to the pool, where this client's next MAIL finds it
+ * (with its envelope piped behind), unless another client waiting for a
+ * session (max_connections are open) takes it first. An idle client
+ * holds no session. */
+static void end_utx(struct relay *r)
 {
-	r->sent = r->answered = 0;
-	r->data_asked = r->data_sent = false;
+	utx_free(r->utx, r->rt->path.pool);
+	r->utx = NULL;
 }
 
-/* Writes the RCPTs handed over and not written yet, then DATA behind
- * them, as far as the provider lets commands go before their replies. */
-static void pump_envelope(struct relay *r)
-{
-	struct upstream *up = r->state == R_PATH ? r->piping : r->up;
+/* ---- the transaction's events ---- */
 
-	if (up == NULL)
+static void on_mail(void *arg, const struct smtp_reply *reply, const char *error)
+{
+	struct relay *r = arg;
+
+	if (reply != NULL && reply->code / 100 == 2) {
+		r->have_info = utx_info(r->utx, &r->info);
+		enter_state(r, R_TX);
+		answer(r, reply);
 		return;
-	while (r->sent < r->tx->nrcpts && upstream_can_send(up))
-		upstream_rcpt(up, r->tx->rcpts[r->sent++].addr);
-	if (r->data_asked && !r->data_sent && r->sent == r->tx->nrcpts && upstream_can_send(up)) {
-		r->data_sent = true;
-		upstream_data(up);
 	}
-}
-
-/* Drops the provider session (it may be mid-transaction). */
-static void drop_upstream(struct relay *r)
-{
-	upstream_abort(r->up);
-	r->up = NULL;
-}
-
-/* The session is between transactions: the pool has it from now on. */
-static void release_upstream(struct relay *r)
-{
-	if (r->up != NULL)
-		pool_put(r->rt->path.pool, r->up);
-	r->up = NULL;
-}
-
-/* ---- upstream callbacks ---- */
-
-static void on_verdict(struct relay *r, const struct smtp_reply *reply)
-{
-	/* The provider session is between transactions: to the pool, where
-	 * this client's next MAIL finds it (with its envelope piped behind),
-	 * unless another client waiting for a session (max_connections are
-	 * open) takes it first. An idle client holds no session. */
+	log_warn("message id=%s session=%s result=%s reason=%s", r->tx->id, r->session_id,
+	    reply != NULL && reply->code >= 500 ? "rejected" : "deferred", reply != NULL ? "mail_refused" : "no_path");
+	end_utx(r);
 	enter_state(r, R_IDLE);
-	release_upstream(r);
+	r->owed = 1; /* MAIL's answer; the session answers what was piped behind it */
+	if (reply != NULL)
+		answer(r, reply);
+	else
+		answer_text(r, 451, "4.4.1", "No way to the provider right now (%s); try again later", error);
+}
+
+static void on_rcpt(void *arg, unsigned i, const struct smtp_reply *reply)
+{
+	struct relay *r = arg;
+
+	log_rcpt(r, i, reply);
+	answer(r, reply);
+}
+
+static void on_data(void *arg, const struct smtp_reply *reply)
+{
+	struct relay *r = arg;
+
+	if (reply->code != 354) {
+		answer(r, reply);
+		return;
+	}
+	enter_state(r, R_BODY);
+	answer_text(r, 354, "", "End data with <CR><LF>.<CR><LF>");
+}
+
+static void on_writable(void *arg)
+{
+	struct relay *r = arg;
+
+	r->events->resume(r->session);
+}
+
+static void on_end(void *arg, const struct smtp_reply *reply)
+{
+	struct relay *r = arg;
+
+	enter_state(r, R_IDLE);
+	end_utx(r);
 	if (reply->code / 100 == 2) {
 		log_message(r, "delivered", reply);
 		metrics_message("accepted");
@@ -190,136 +200,52 @@ static void on_verdict(struct relay *r, const struct smtp_reply *reply)
 	answer(r, reply);
 }
 
-static void on_upstream_reply(struct upstream *up, void *arg, const struct smtp_reply *reply)
+static void on_reset(void *arg)
 {
 	struct relay *r = arg;
-	(void)up;
 
-	/* Replies come back in the order the commands went: RCPTs, DATA. */
-	if (r->state == R_TX && r->answered < r->sent) {
-		log_rcpt(r, r->answered++, reply);
-		answer(r, reply);
-		pump_envelope(r);
-		return;
-	}
-	switch (r->state) {
-	case R_TX:
-		r->data_asked = r->data_sent = false;
-		if (reply->code == 354) {
-			enter_state(r, R_BODY);
-			answer_text(r, 354, "", "End data with <CR><LF>.<CR><LF>");
-		} else {
-			answer(r, reply);
-		}
-		return;
-	case R_DOT_WAIT:
-		on_verdict(r, reply);
-		return;
-	case R_RSET_WAIT:
-		if (reply->code / 100 != 2)
-			drop_upstream(r);
-		enter_state(r, R_IDLE);
-		release_upstream(r);
-		answer_text(r, 250, "2.0.0", "Ok");
-		return;
-	default:
-		log_error("id=%s unexpected provider reply %d in state %s", log_id(r), reply->code,
-		    state_names[r->state]);
-		drop_upstream(r);
-		return;
-	}
+	enter_state(r, R_IDLE);
+	end_utx(r);
+	answer_text(r, 250, "2.0.0", "Ok");
 }
 
-static void on_upstream_writable(struct upstream *up, void *arg)
-{
-	struct relay *r = arg;
-	(void)up;
-
-	r->events->resume(r->session);
-}
-
-static void on_upstream_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason)
+static void on_failed(void *arg, enum upstream_fail cls, const char *reason)
 {
 	struct relay *r = arg;
 	char quoted[400];
-	struct upstream_info info;
 	const char *name = upstream_fail_name(cls);
+	const struct upstream_info *info = &r->info; /* MAIL was accepted there */
 
-	upstream_get_info(up, &info);
-	metrics_attempt(info.provider, info.port, info.mode, name);
 	log_warn("upstream failed id=%s session=%s provider=%s address=%s port=%u mode=%s class=%s state=%s reason=%s",
-	    log_id(r), r->session_id, info.provider, info.address,
-	    info.port, info.mode, name, state_names[r->state], log_quote(quoted, sizeof(quoted), reason));
+	    log_id(r), r->session_id, info->provider, info->address, info->port, info->mode, name,
+	    state_names[r->state], log_quote(quoted, sizeof(quoted), reason));
+	end_utx(r);
 	if (r->state == R_BODY) {
 		log_message(r, "deferred", NULL);
-		drop_upstream(r);
 		fail_all(r, "Connection to provider lost during data (%s); try again later", name);
 	} else if (r->owed > 0) {
 		/* Every command handed over is owed its answer, in order. */
 		if (r->state == R_DOT_WAIT)
 			log_message(r, "deferred", NULL);
-		drop_upstream(r);
 		fail_all(r, "Connection to provider lost (%s); try again later", name);
-	} else {
+	} else if (r->state == R_TX) {
 		/* Between commands: the client hears of it in the answer to its
 		 * next command (SMTP has no unsolicited replies). */
-		drop_upstream(r);
-		if (r->state == R_TX)
-			snprintf(r->lost, sizeof(r->lost), "Connection to provider lost (%s); transaction aborted, start again",
-			    name);
-		else
-			enter_state(r, R_IDLE);
+		snprintf(r->lost, sizeof(r->lost), "Connection to provider lost (%s); transaction aborted, start again", name);
+	} else {
+		enter_state(r, R_IDLE);
 	}
 }
 
-static const struct upstream_callbacks relay_callbacks = {
-	.ready = NULL,
-	.reply = on_upstream_reply,
-	.writable = on_upstream_writable,
-	.failed = on_upstream_failed,
+static const struct utx_events relay_events = {
+	.mail = on_mail,
+	.rcpt = on_rcpt,
+	.data = on_data,
+	.writable = on_writable,
+	.end = on_end,
+	.reset = on_reset,
+	.failed = on_failed,
 };
-
-/* ---- the path ---- */
-
-/* The path search wrote MAIL on a pooled session: what the client
- * pipelined goes behind it in the same flight. NULL: that session failed,
- * with what was piped; it goes again on the next. */
-static void on_mail_sent(struct upstream *up, void *arg)
-{
-	struct relay *r = arg;
-
-	r->piping = up;
-	r->sent = 0;
-	r->data_sent = false;
-	pump_envelope(r);
-}
-
-static void on_path_done(struct upstream *up, const struct smtp_reply *reply, const char *error, void *arg)
-{
-	struct relay *r = arg;
-
-	r->search = NULL;
-	r->piping = NULL;
-	if (up != NULL) {
-		r->up = up;
-		upstream_get_info(up, &r->info);
-		r->have_info = true;
-		upstream_set_callbacks(up, &relay_callbacks, r);
-		enter_state(r, R_TX);
-		pump_envelope(r);
-		answer(r, reply);
-		return;
-	}
-	log_warn("message id=%s session=%s result=%s reason=%s", r->tx->id, r->session_id,
-	    reply != NULL && reply->code >= 500 ? "rejected" : "deferred", reply != NULL ? "mail_refused" : "no_path");
-	enter_state(r, R_IDLE);
-	reset_envelope(r);
-	r->owed = 1; /* MAIL's answer; the session answers what was piped behind it */
-	if (reply != NULL)
-		answer(r, reply);
-	else
-		answer_text(r, 451, "4.4.1", "No way to the provider right now (%s); try again later", error);
-}
 
 /* ---- backend ops ---- */
 
@@ -334,7 +260,7 @@ static void relay_mail(void *b, struct tx *tx)
 	r->have_info = false;
 	r->owed = 1;
 	r->lost[0] = '\0';
-	reset_envelope(r);
+	end_utx(r); /* a transaction left open is closed there */
 	if (nproviders == 0) {
 		answer_text(r, 451, "4.3.5", "No provider configured; mail cannot be relayed yet");
 		return;
@@ -346,11 +272,9 @@ static void relay_mail(void *b, struct tx *tx)
 		.body_8bitmime = tx->body_8bit,
 		.smtputf8 = tx->smtputf8,
 	};
-	release_upstream(r); /* a session left mid-transaction is closed by the pool */
 	enter_state(r, R_PATH);
-	r->search = path_search_start(&r->rt->path, providers, nproviders, &mp, tx->id, on_mail_sent, on_path_done, r);
-	if (r->search == NULL) {
-		r->piping = NULL;
+	r->utx = utx_start(&r->rt->path, providers, nproviders, &mp, tx->id, &relay_events, r);
+	if (r->utx == NULL) {
 		enter_state(r, R_IDLE);
 		answer_text(r, 451, "4.3.0", "Out of memory; try again later");
 	}
@@ -359,9 +283,8 @@ static void relay_mail(void *b, struct tx *tx)
 static bool relay_can_pipe(void *b)
 {
 	struct relay *r = b;
-	struct upstream *up = r->state == R_PATH ? r->piping : r->state == R_TX ? r->up : NULL;
 
-	return up != NULL && upstream_can_send(up);
+	return r->utx != NULL && utx_can_pipe(r->utx);
 }
 
 /* A command after the provider went away between commands. */
@@ -377,10 +300,11 @@ static void relay_rcpt(void *b, struct tx *tx)
 {
 	struct relay *r = b;
 
-	(void)tx;
 	r->owed++;
-	if (!answer_lost(r))
-		pump_envelope(r);
+	if (answer_lost(r))
+		return;
+	if (!utx_rcpt(r->utx, tx->rcpts[tx->nrcpts - 1].addr))
+		fail_all(r, "Out of memory; try again later");
 }
 
 static void relay_data(void *b, struct tx *tx)
@@ -389,17 +313,15 @@ static void relay_data(void *b, struct tx *tx)
 
 	(void)tx;
 	r->owed++;
-	if (answer_lost(r))
-		return;
-	r->data_asked = true;
-	pump_envelope(r);
+	if (!answer_lost(r))
+		utx_data(r->utx);
 }
 
 static char *relay_body_space(void *b, size_t need, size_t *room)
 {
 	struct relay *r = b;
 
-	return upstream_body_space(r->up, need, room);
+	return utx_body_space(r->utx, need, room);
 }
 
 static void relay_body_commit(void *b, struct tx *tx, size_t n)
@@ -407,7 +329,7 @@ static void relay_body_commit(void *b, struct tx *tx, size_t n)
 	struct relay *r = b;
 
 	(void)tx;
-	upstream_body_commit(r->up, n);
+	utx_body_commit(r->utx, n);
 }
 
 static void relay_end(void *b, struct tx *tx)
@@ -417,7 +339,7 @@ static void relay_end(void *b, struct tx *tx)
 	(void)tx;
 	r->owed++;
 	enter_state(r, R_DOT_WAIT);
-	upstream_body_end(r->up);
+	utx_end(r->utx);
 }
 
 static void relay_reset(void *b, struct tx *tx)
@@ -427,14 +349,14 @@ static void relay_reset(void *b, struct tx *tx)
 	(void)tx;
 	r->owed++;
 	r->lost[0] = '\0';
-	reset_envelope(r);
-	if (r->up == NULL) {
+	if (r->state != R_TX || r->utx == NULL) {
+		end_utx(r);
 		enter_state(r, R_IDLE);
 		answer_text(r, 250, "2.0.0", "Ok");
 		return;
 	}
 	enter_state(r, R_RSET_WAIT);
-	upstream_rset(r->up);
+	utx_reset(r->utx);
 }
 
 static void relay_abort(void *b, struct tx *tx)
@@ -442,18 +364,9 @@ static void relay_abort(void *b, struct tx *tx)
 	struct relay *r = b;
 
 	(void)tx;
-	path_search_cancel(r->search);
-	r->search = NULL;
-	r->piping = NULL;
-	if (r->state == R_BODY || r->state == R_DOT_WAIT)
-		drop_upstream(r); /* never let a partial message be completed */
-	else if (r->state != R_IDLE) {
-		upstream_close(r->up); /* a transaction is open on it */
-		r->up = NULL;
-	}
+	end_utx(r); /* a partial body is cut, never completed */
 	r->owed = 0;
 	r->lost[0] = '\0';
-	reset_envelope(r);
 	enter_state(r, R_IDLE);
 }
 
@@ -461,7 +374,7 @@ static void relay_free(void *b)
 {
 	struct relay *r = b;
 
-	relay_abort(r, NULL); /* between transactions the session is in the pool already */
+	relay_abort(r, NULL);
 	runtime_unref(r->rt);
 	free(r);
 }

@@ -1,10 +1,10 @@
 /*
  * relay: the passthrough delivery backend (tx.h). Nothing touches the
- * disk: MAIL starts a path search (path.h) for the sender's route, and
- * the transaction is relayed live; the client gets the provider's own
- * answers, or 451 4.4.1 when no path works. A failure before the
- * provider accepted MAIL fails over invisibly (path.c); after that a lost
- * provider is 451 4.4.2. The body goes straight into the upstream output
+ * disk: MAIL starts the transaction with the provider (utx.h) along the
+ * sender's route, and each command is relayed live; the client gets the
+ * provider's own answers, or 451 4.4.1 when no path works. A failure
+ * before the provider accepted MAIL fails over invisibly (utx.c, path.c);
+ * after that a lost provider is 451 4.4.2. The body goes straight into the upstream output
  * buffer, so a slow provider back-pressures the client.
  *
  * Between transactions the upstream session goes to the pool (pool.h),

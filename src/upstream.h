@@ -1,9 +1,9 @@
 /*
  * upstream: one SMTP client session to a provider, at one address, port
- * and TLS mode. The path chooser opens it and the delivery side
- * (relay.c, delivery.c, the probe) drives transactions on it. It never
- * decides where to connect and never retries: a failure
- * is reported with its class and the caller chooses what is next.
+ * and TLS mode. The path chooser (or the probe) opens it and sets it up;
+ * a transaction (utx.h) runs on it; between transactions the pool keeps
+ * it. It never decides where to connect and never retries: a failure is
+ * reported with its class and the owner chooses what is next.
  *
  * Setup: connect, TLS first for implicit mode, greeting, EHLO,
  * STARTTLS + handshake + EHLO again for starttls mode (never continuing
@@ -59,6 +59,9 @@ const char *upstream_fail_name(enum upstream_fail f);
 
 struct upstream;
 
+/* The owner's events; an owner that sends no transaction command may
+ * leave reply and writable NULL (a reply nobody asked for is a protocol
+ * failure before it gets here). */
 struct upstream_callbacks {
 	/* Setup finished: the session can take a transaction. */
 	void (*ready)(struct upstream *up, void *arg);
@@ -87,6 +90,9 @@ struct upstream_params {
 
 struct upstream *upstream_open(const struct upstream_params *params, const struct upstream_callbacks *cbs,
     void *arg);
+/* A new owner: only at a hand-over, when nothing is in flight (setup done
+ * -> transaction, transaction over -> pool, pool -> search), so that no
+ * reply ever reaches an owner that did not send its command. */
 void upstream_set_callbacks(struct upstream *up, const struct upstream_callbacks *cbs, void *arg);
 /* QUIT politely if the session is idle, then free; closes at once otherwise.
  * Either way the session no longer counts against max_connections. */
