@@ -4,8 +4,6 @@
 #include "daemon.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
+#include "privdrop.h"
 #include "queue.h"
 #include "runtime.h"
 #include "smtp_server.h"
@@ -55,40 +54,6 @@ struct daemon {
 static bool is_owner(const struct daemon *d)
 {
 	return d->we == NULL || d->we->worker == 0;
-}
-
-/* ---- privileges ---- */
-
-bool daemon_drop_privileges(const char *user, const char *spool)
-{
-	if (user == NULL || user[0] == '\0') {
-		if (geteuid() == 0)
-			log_warn("running as root: set relay.user to drop privileges after binding");
-		return true;
-	}
-	if (geteuid() != 0) {
-		log_warn("relay.user=%s ignored: not started as root", user);
-		return true;
-	}
-	struct passwd *pw = getpwnam(user);
-	if (pw == NULL) {
-		log_error("relay.user: no such user \"%s\"", user);
-		return false;
-	}
-	/* The spool must stay writable by the user we become. */
-	static const char *const subdirs[] = { "", "/tmp", "/queue", "/failed" };
-	for (size_t i = 0; spool != NULL && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
-		char path[4096];
-		snprintf(path, sizeof(path), "%s%s", spool, subdirs[i]);
-		if (chown(path, pw->pw_uid, pw->pw_gid) < 0)
-			log_warn("cannot chown %s to %s: %s", path, user, strerror(errno));
-	}
-	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_error("cannot drop privileges to %s: %s", user, strerror(errno));
-		return false;
-	}
-	log_info("privileges dropped user=%s uid=%u", user, (unsigned)pw->pw_uid);
-	return true;
 }
 
 /* ---- reload ---- */
@@ -587,7 +552,7 @@ static int run(struct daemon *d, struct config *cfg, SSL_CTX **tls_ctx)
 		ok = start_worker(d) && start_control(d) && start_metrics(d);
 	else if (ok)
 		ok = (d->listeners = listeners_open(&d->env)) != NULL && start_control(d) && start_metrics(d) &&
-		    daemon_drop_privileges(cfg->relay.user, queue ? cfg->relay.spool : NULL);
+		    privdrop(cfg->relay.user, queue ? cfg->relay.spool : NULL);
 	if (ok) {
 		install_signals(d);
 		if (d->we != NULL) {

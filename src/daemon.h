@@ -33,8 +33,6 @@ struct worker_env;
 /* One worker's life, in the forked child: like daemon_run, on what the
  * master prepared. Takes ownership of cfg and tls_ctx. */
 int daemon_worker(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls_ctx, struct worker_env *we);
-/* relay.user: chowns the spool, then setgid/setuid. False on failure. */
-bool daemon_drop_privileges(const char *user, const char *spool);
 /* Loads args' file as a reload would, checked against the running `old`
  * (settings that need a restart); NULL with the reason in *errtext
  * (malloc'd, may be NULL when out of memory). */

@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "privdrop.h"
 #include "runtime.h"
 
 /* A worker that died is started again after this long (no spinning on a crash loop). */
@@ -358,7 +359,7 @@ int workers_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tl
 		log_warn("metrics: no shared memory (%s): /metrics counts worker 0 only", strerror(errno));
 	m.w = calloc(n, sizeof(*m.w));
 	if (m.w != NULL && bind_everything(&m) &&
-	    daemon_drop_privileges(cfg->relay.user, config_uses_spool(cfg) ? cfg->relay.spool : NULL) &&
+	    privdrop(cfg->relay.user, config_uses_spool(cfg) ? cfg->relay.spool : NULL) &&
 	    setup_master(&m)) {
 		for (unsigned k = 0; k < n; k++)
 			start_worker(&m, k);
