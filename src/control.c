@@ -38,10 +38,6 @@ struct conn;
 struct control {
 	struct ev_loop *loop;
 	int fd;
-	char *path;
-	dev_t dev;  /* the socket file we made, so we never unlink another's */
-	ino_t ino;
-	bool owner; /* removes the file on close (else the master does) */
 	struct gate gate;    /* accepting, at most CONTROL_MAX_CONNS at once */
 	struct control_ops ops;
 	void *arg;
@@ -654,44 +650,25 @@ static void unlink_ours(const char *path, dev_t dev, ino_t ino)
 
 void control_socket_remove(const char *path, struct control_socket *cs)
 {
-	if (cs->fd < 0)
-		return;
-	close(cs->fd);
+	if (cs->fd >= 0)
+		close(cs->fd);
 	cs->fd = -1;
 	unlink_ours(path, cs->dev, cs->ino);
 }
 
-struct control *control_serve(struct ev_loop *loop, const char *path, const struct control_socket *cs, bool owner,
-    const struct control_ops *ops, void *arg, char *err, size_t errlen)
+struct control *control_serve(struct ev_loop *loop, struct control_socket *cs, const struct control_ops *ops,
+    void *arg)
 {
 	struct control *c = calloc(1, sizeof(*c));
-	if (c == NULL || (c->path = strdup(path)) == NULL) {
-		free(c);
-		snprintf(err, errlen, "out of memory");
+
+	if (c == NULL)
 		return NULL;
-	}
 	c->loop = loop;
 	c->fd = cs->fd;
-	c->dev = cs->dev;
-	c->ino = cs->ino;
-	c->owner = owner;
+	cs->fd = -1;
 	c->ops = *ops;
 	c->arg = arg;
 	gate_start(&c->gate, loop, c->fd, CONTROL_MAX_CONNS, "control", conn_new, c);
-	log_debug("control listening path=%s", path);
-	return c;
-}
-
-struct control *control_open(struct ev_loop *loop, const char *path, const struct control_ops *ops, void *arg,
-    char *err, size_t errlen)
-{
-	struct control_socket cs;
-
-	if (!control_bind(path, &cs, err, errlen))
-		return NULL;
-	struct control *c = control_serve(loop, path, &cs, true, ops, arg, err, errlen);
-	if (c == NULL)
-		control_socket_remove(path, &cs);
 	return c;
 }
 
@@ -702,10 +679,7 @@ void control_close(struct control *c)
 	gate_stop(&c->gate);
 	close(c->fd);
 	c->fd = -1;
-	if (c->owner)
-		unlink_ours(c->path, c->dev, c->ino);
 	while (c->conns != NULL)
 		conn_free(c->conns);
-	free(c->path);
 	free(c);
 }

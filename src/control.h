@@ -35,25 +35,27 @@ struct control_ops {
 
 struct control;
 
-struct control *control_open(struct ev_loop *loop, const char *path, const struct control_ops *ops, void *arg,
-    char *err, size_t errlen);
-/* Stops listening and removes the socket file (when it owns it). */
-void control_close(struct control *c);
-
 /*
- * control_open in two halves, for relay.workers > 1: the master binds the
- * socket before fork and removes it at exit; worker 0 serves it
- * (owner false: its control_close leaves the file alone).
+ * Two steps, like every socket of the daemon: the startup binds before
+ * privileges are dropped and removes the file at exit; the worker that
+ * owns the control socket (worker 0) serves it.
  */
 struct control_socket {
-	int fd;
+	int fd;     /* -1: none, or handed to control_serve() */
 	dev_t dev;  /* the socket file we made, so we never unlink another's */
 	ino_t ino;
 };
+/* Creates the socket file (mode 0600, its directory 0700 if missing),
+ * replacing a stale one; false with the reason in err. */
 bool control_bind(const char *path, struct control_socket *cs, char *err, size_t errlen);
-struct control *control_serve(struct ev_loop *loop, const char *path, const struct control_socket *cs, bool owner,
-    const struct control_ops *ops, void *arg, char *err, size_t errlen);
-/* Closes the socket and removes its file if it is still ours. */
+/* Serves cs's socket and takes its descriptor (cs->fd becomes -1).
+ * NULL when out of memory (cs is left as it was). */
+struct control *control_serve(struct ev_loop *loop, struct control_socket *cs, const struct control_ops *ops,
+    void *arg);
+/* Stops serving and closes the socket; the file stays for whoever bound it. */
+void control_close(struct control *c);
+/* Closes cs's descriptor if it still holds one and removes the file if
+ * it is still the one control_bind() made. */
 void control_socket_remove(const char *path, struct control_socket *cs);
 
 #endif

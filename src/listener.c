@@ -116,22 +116,15 @@ static int bind_one(const struct sockaddr_any *a, bool reuseport, struct sockadd
 	return fd;
 }
 
-static void add_listener(struct listeners *ls, int fd, bool announce)
+static void add_listener(struct listeners *ls, int fd)
 {
 	struct listener *l = &ls->items[ls->n++];
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char bound[64] = "?";
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-		sockaddr_format(bound, sizeof(bound), (struct sockaddr *)&ss);
 	l->fd = fd;
 	l->set = ls;
 	ev_io_init(&l->watcher, on_accept, fd, EV_READ);
 	l->watcher.data = l;
 	ev_io_start(ls->env->loop, &l->watcher);
-	if (announce)
-		log_info("listening address=%s", bound);
 }
 
 /* systemd socket activation: the passed sockets replace relay.listen. */
@@ -155,35 +148,6 @@ static struct listeners *listeners_new(struct server_env *env, unsigned n)
 	ls->env = env;
 	ev_init(&ls->resume, on_resume);
 	ls->resume.data = ls;
-	return ls;
-}
-
-struct listeners *listeners_open(struct server_env *env)
-{
-	const struct relay_cfg *r = &env->rt->path.cfg->relay;
-	int activated = activated_sockets();
-	unsigned n = activated > 0 ? (unsigned)activated : r->nlisten;
-	struct listeners *ls = listeners_new(env, n);
-
-	if (ls == NULL)
-		return NULL;
-	for (int i = 0; i < activated; i++) {
-		int fd = SD_LISTEN_FDS_START + i;
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-		add_listener(ls, fd, true);
-	}
-	for (unsigned i = 0; activated == 0 && i < r->nlisten; i++) {
-		char want[64];
-		struct sockaddr_any bound;
-		sockaddr_format(want, sizeof(want), (const struct sockaddr *)&r->listen[i].ss);
-		int fd = bind_one(&r->listen[i], false, &bound);
-		if (fd < 0) {
-			log_error("cannot listen on %s: %s", want, strerror(errno));
-			listeners_close(ls);
-			return NULL;
-		}
-		add_listener(ls, fd, true);
-	}
 	return ls;
 }
 
@@ -214,9 +178,11 @@ bool listen_fds_bind(const struct relay_cfg *r, unsigned nworkers, struct listen
 		struct sockaddr_any first, bound;
 		char want[64];
 		sockaddr_format(want, sizeof(want), (const struct sockaddr *)&r->listen[i].ss);
-		/* The first socket turns port 0 into a real port; the others join it. */
+		/* The first socket turns port 0 into a real port; the others join
+		 * it. A single one takes no SO_REUSEPORT: a second daemon on the
+		 * same address must fail, not share it. */
 		for (unsigned k = 0; k < nworkers; k++) {
-			int fd = bind_one(k == 0 ? &r->listen[i] : &first, true, &bound);
+			int fd = bind_one(k == 0 ? &r->listen[i] : &first, nworkers > 1, &bound);
 			if (fd < 0) {
 				log_error("cannot listen on %s: %s", want, strerror(errno));
 				listen_fds_close(out);
@@ -233,7 +199,7 @@ bool listen_fds_bind(const struct relay_cfg *r, unsigned nworkers, struct listen
 	return true;
 }
 
-int listen_fds_get(const struct listen_fds *lf, unsigned addr, unsigned worker)
+static int listen_fds_get(const struct listen_fds *lf, unsigned addr, unsigned worker)
 {
 	return lf->fd[addr * lf->per + (lf->per > 1 ? worker : 0)];
 }
@@ -248,7 +214,7 @@ void listen_fds_close(struct listen_fds *lf)
 	lf->naddr = lf->per = 0;
 }
 
-struct listeners *listeners_adopt(struct server_env *env, const struct listen_fds *lf, unsigned worker)
+struct listeners *listeners_serve(struct server_env *env, const struct listen_fds *lf, unsigned worker)
 {
 	struct listeners *ls = listeners_new(env, lf->naddr);
 
@@ -261,7 +227,7 @@ struct listeners *listeners_adopt(struct server_env *env, const struct listen_fd
 			listeners_close(ls);
 			return NULL;
 		}
-		add_listener(ls, fd, false);
+		add_listener(ls, fd);
 	}
 	return ls;
 }

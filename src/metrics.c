@@ -390,19 +390,6 @@ struct metrics_server *metrics_serve(struct ev_loop *loop, int fd, metrics_gauge
 	return m;
 }
 
-struct metrics_server *metrics_listen(struct ev_loop *loop, const struct sockaddr_any *addr,
-    metrics_gauges_fn gauges, void *arg, char *err, size_t errlen)
-{
-	int fd = metrics_bind(addr, err, errlen);
-	struct metrics_server *m = fd >= 0 ? metrics_serve(loop, fd, gauges, arg) : NULL;
-
-	if (fd >= 0 && m == NULL) {
-		snprintf(err, errlen, "out of memory");
-		close(fd);
-	}
-	return m;
-}
-
 void metrics_close(struct metrics_server *m)
 {
 	if (m == NULL)

@@ -58,11 +58,10 @@ typedef void (*metrics_gauges_fn)(FILE *out, void *arg);
 
 struct metrics_server;
 
-/* NULL with the reason in err when the address cannot be bound. */
-struct metrics_server *metrics_listen(struct ev_loop *loop, const struct sockaddr_any *addr,
-    metrics_gauges_fn gauges, void *arg, char *err, size_t errlen);
-/* The two halves of metrics_listen, for a socket bound before fork:
- * metrics_bind() logs `metrics address=`; -1 with the reason in err. */
+/* Two steps: the startup binds (and logs `metrics address=`) before
+ * privileges are dropped; -1 with the reason in err. The worker that
+ * owns /metrics (worker 0) serves the socket and, from then on, owns
+ * the descriptor: metrics_close() closes it. NULL when out of memory. */
 int metrics_bind(const struct sockaddr_any *addr, char *err, size_t errlen);
 struct metrics_server *metrics_serve(struct ev_loop *loop, int fd, metrics_gauges_fn gauges, void *arg);
 void metrics_close(struct metrics_server *m);

@@ -27,10 +27,17 @@
 /* A worker that died is started again after this long (no spinning on a crash loop). */
 #define RESTART_DELAY 1.0
 
-struct worker {
+struct worker_proc {
 	pid_t pid;                 /* 0: not running */
 	bool started;              /* has reported once since its fork */
 	double restart_at;         /* > 0: start again at this (monotonic) time */
+};
+
+/* Said once by a worker that serves; the pid tells a replacement from
+ * the one that died after writing. */
+struct worker_ready {
+	uint32_t worker;
+	int32_t pid;
 };
 
 struct master {
@@ -38,10 +45,10 @@ struct master {
 	struct config *cfg;        /* the last good configuration, for (re)starting workers */
 	SSL_CTX **ctx;
 	unsigned n, nstarted;
-	struct worker *w;
-	struct worker_env we;      /* what every worker inherits */
-	char *control_path;        /* the socket file bound at start, removed at exit */
-	int sigfd, ready_rd;
+	struct worker_proc *w;
+	struct worker_env *we;     /* what the startup bound; each worker gets a copy at fork */
+	int sigfd;
+	int ready_rd, ready_wr;    /* workers write a struct worker_ready once they serve */
 	sigset_t blocked;
 	bool stopping, announced;
 	bool failed;               /* a worker could not start: exit 1 */
@@ -67,6 +74,35 @@ static double now_mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* ---- the worker's side, after fork ---- */
+
+static void forked_serving(struct worker_env *we, const struct config *cfg)
+{
+	struct master *m = we->parent_arg;
+	struct worker_ready r = { we->worker, (int32_t)getpid() };
+	(void)cfg;
+
+	/* The master logs `worker started` and, once all are, tells systemd. */
+	if (write(m->ready_wr, &r, sizeof(r)) != (ssize_t)sizeof(r))
+		log_warn("cannot tell the master this worker is ready: %s", strerror(errno));
+	close(m->ready_wr);
+	m->ready_wr = -1;
+}
+
+/* A control reload reloaded worker 0 only: SIGUSR1 asks the master to
+ * reload the others (a SIGHUP to the master would reload this one twice). */
+static void forked_reload_end(struct worker_env *we, bool others)
+{
+	if (others && getppid() == we->mainpid && kill(we->mainpid, SIGUSR1) < 0)
+		log_warn("cannot ask the master to reload the other workers: %s", strerror(errno));
+}
+
+/* systemd hears about reloads from the master, which is MAINPID. */
+static const struct worker_parent forked = {
+	.serving = forked_serving,
+	.reload_end = forked_reload_end,
+};
+
 /* ---- starting workers ---- */
 
 static void start_worker(struct master *m, unsigned k)
@@ -81,17 +117,17 @@ static void start_worker(struct master *m, unsigned k)
 	if (pid == 0) {
 		/* A worker stops (draining as on SIGTERM) when its master goes. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != m->we.master)
+		if (getppid() != m->we->mainpid)
 			_exit(1);
 		close(m->sigfd);
 		close(m->ready_rd);
 		/* TERM, INT and HUP stay blocked until the worker's loop watches
-		 * them (daemon.c unblocks them then), so a signal that comes early
+		 * them (worker.c unblocks them then), so a signal that comes early
 		 * waits instead of killing the worker. */
 		log_set_worker((int)k);
 		metrics_set_worker(k);
-		m->we.worker = k;
-		exit(daemon_worker(&m->args, m->cfg, m->ctx, &m->we));
+		m->we->worker = k;
+		exit(worker_run(&m->args, m->cfg, m->ctx, m->we));
 	}
 	m->w[k].pid = pid;
 	m->w[k].started = false;
@@ -179,7 +215,7 @@ static void reload_master(struct master *m)
 {
 	char *text;
 	SSL_CTX **ctx;
-	struct config *cfg = daemon_load_config(&m->args, m->cfg, &ctx, &text);
+	struct config *cfg = worker_load_config(&m->args, m->cfg, &ctx, &text);
 
 	if (cfg == NULL) {
 		log_debug("master: reload failed, workers started later keep the previous configuration");
@@ -206,7 +242,7 @@ static void on_signal(struct master *m, const struct signalfd_siginfo *si)
 			log_info("stopping signal=%s workers=%u", si->ssi_signo == SIGTERM ? "TERM" : "INT", m->n);
 			sd_notify(0, "STOPPING=1");
 			/* Once the workers close theirs, new clients are refused. */
-			listen_fds_close(&m->we.listen);
+			listen_fds_close(&m->we->listen);
 			signal_workers(m, (int)si->ssi_signo, 0);
 		} else {
 			/* A second one is for the master: the workers stop now. A
@@ -272,38 +308,19 @@ static void supervise(struct master *m)
 
 /* ---- setup ---- */
 
-static bool bind_everything(struct master *m)
+/* Queue mode: ids committed by workers 1..N-1 go to worker 0. */
+static bool open_handoff(struct master *m)
 {
-	const struct relay_cfg *r = &m->cfg->relay;
-	char err[512];
+	int fds[2];
 
-	if (config_uses_spool(m->cfg) && (m->we.spool = spool_open(r->spool, err, sizeof(err))) == NULL) {
-		log_error("spool: %s", err);
+	if (!config_uses_spool(m->cfg))
+		return true;
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+		log_error("handoff pipe: %s", strerror(errno));
 		return false;
 	}
-	if (!listen_fds_bind(r, m->n, &m->we.listen))
-		return false;
-	if (r->control != NULL && r->control[0] != '\0') {
-		if (!control_bind(r->control, &m->we.control, err, sizeof(err))) {
-			log_error("control socket %s: %s", r->control, err);
-			return false;
-		}
-		m->control_path = strdup(r->control);
-		log_info("control socket path=%s", r->control);
-	}
-	if (r->metrics_on && (m->we.metrics_fd = metrics_bind(&r->metrics, err, sizeof(err))) < 0) {
-		log_error("metrics: cannot listen: %s", err);
-		return false;
-	}
-	if (config_uses_spool(m->cfg)) {
-		int fds[2];
-		if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
-			log_error("handoff pipe: %s", strerror(errno));
-			return false;
-		}
-		m->we.handoff_rd = fds[0];
-		m->we.handoff_wr = fds[1];
-	}
+	m->we->handoff_rd = fds[0];
+	m->we->handoff_wr = fds[1];
 	return true;
 }
 
@@ -328,7 +345,7 @@ static bool setup_master(struct master *m)
 		return false;
 	}
 	m->ready_rd = fds[0];
-	m->we.ready_fd = fds[1];
+	m->ready_wr = fds[1];
 	return true;
 }
 
@@ -339,28 +356,28 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-int workers_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls_ctx, unsigned n)
+int workers_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls_ctx, struct worker_env *we)
 {
 	struct master m = {
 		.args = *args,
 		.cfg = cfg,
 		.ctx = tls_ctx,
-		.n = n,
+		.n = we->nworkers,
+		.we = we,
 		.sigfd = -1,
 		.ready_rd = -1,
-		.we = { .nworkers = n, .master = getpid(), .control = { .fd = -1 }, .metrics_fd = -1,
-		    .handoff_rd = -1, .handoff_wr = -1, .ready_fd = -1 },
+		.ready_wr = -1,
 	};
 	int status = 1;
 
-	log_info("workers=%u delivery=%s: this process supervises, the workers serve", n, config_delivery_name(cfg));
+	/* Before the first fork, so that every worker counts into one block. */
 	if (!metrics_init_shared())
 		log_warn("metrics: no shared memory (%s): /metrics counts worker 0 only", strerror(errno));
-	m.w = calloc(n, sizeof(*m.w));
-	if (m.w != NULL && bind_everything(&m) &&
-	    daemon_drop_privileges(cfg->relay.user, config_uses_spool(cfg) ? cfg->relay.spool : NULL) &&
-	    setup_master(&m)) {
-		for (unsigned k = 0; k < n; k++)
+	we->parent = &forked;
+	we->parent_arg = &m;
+	m.w = calloc(m.n, sizeof(*m.w));
+	if (m.w != NULL && open_handoff(&m) && setup_master(&m)) {
+		for (unsigned k = 0; k < m.n; k++)
 			start_worker(&m, k);
 		supervise(&m);
 		status = m.stopping && !m.failed ? 0 : 1;
@@ -369,23 +386,17 @@ int workers_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tl
 		log_error("out of memory");
 	}
 	/* Only after a failure: normally every worker has exited. */
-	for (unsigned k = 0; m.w != NULL && k < n; k++) {
+	for (unsigned k = 0; m.w != NULL && k < m.n; k++) {
 		if (m.w[k].pid > 0) {
 			kill(m.w[k].pid, SIGKILL);
 			waitpid(m.w[k].pid, NULL, 0);
 		}
 	}
-	listen_fds_close(&m.we.listen);
-	if (m.control_path != NULL)
-		control_socket_remove(m.control_path, &m.we.control);
-	free(m.control_path);
-	close_fd(&m.we.metrics_fd);
-	close_fd(&m.we.handoff_rd);
-	close_fd(&m.we.handoff_wr);
-	close_fd(&m.we.ready_fd);
+	close_fd(&we->handoff_rd);
+	close_fd(&we->handoff_wr);
+	close_fd(&m.ready_wr);
 	close_fd(&m.ready_rd);
 	close_fd(&m.sigfd);
-	spool_close(m.we.spool);
 	free(m.w);
 	runtime_free_tls_contexts(m.cfg, m.ctx);
 	config_free(m.cfg);

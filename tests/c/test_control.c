@@ -98,6 +98,29 @@ static const struct control_ops ops = {
 	.remove = st_remove, .reload = st_reload, .stats = st_stats,
 };
 
+/* The daemon's two steps: the startup binds, a worker serves. NULL with
+ * the reason in err. */
+static struct control *open_ctl(struct ev_loop *loop, const char *path, const struct control_ops *o,
+    struct control_socket *cs, char *err, size_t errlen)
+{
+	if (!control_bind(path, cs, err, errlen))
+		return NULL;
+	struct control *c = control_serve(loop, cs, o, NULL);
+	CHECK(c == NULL || cs->fd == -1); /* the descriptor is the control's now */
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		control_socket_remove(path, cs);
+	}
+	return c;
+}
+
+/* The worker stops serving, then the startup removes the file at exit. */
+static void close_ctl(struct control *c, const char *path, struct control_socket *cs)
+{
+	control_close(c);
+	control_socket_remove(path, cs);
+}
+
 /* ---- a client in the loop ---- */
 
 struct client {
@@ -463,6 +486,7 @@ static void test_files(struct ev_loop *loop, const char *dir)
 	char path[128], err[512], want[200];
 	struct stat st;
 	struct control *a, *b;
+	struct control_socket csa, csb;
 
 	/* A stale socket file (nobody listening) is replaced. */
 	snprintf(path, sizeof(path), "%s/stale.sock", dir);
@@ -474,36 +498,39 @@ static void test_files(struct ev_loop *loop, const char *dir)
 		close(fd);
 	}
 	CHECK(stat(path, &st) == 0 && S_ISSOCK(st.st_mode));
-	a = control_open(loop, path, &ops, NULL, err, sizeof(err));
+	a = open_ctl(loop, path, &ops, &csa, err, sizeof(err));
 	CHECK(a != NULL);
 	if (a == NULL)
-		fprintf(stderr, "control_open: %s\n", err);
+		fprintf(stderr, "open_ctl: %s\n", err);
 	CHECK_STR(request(loop, path, "stats\n"), "ok\nmessages_total 5\n");
 	CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600);
 
 	/* A live one is refused and keeps working. */
-	b = control_open(loop, path, &ops, NULL, err, sizeof(err));
+	b = open_ctl(loop, path, &ops, &csb, err, sizeof(err));
 	CHECK(b == NULL);
 	snprintf(want, sizeof(want), "another daemon is listening on %s", path);
 	CHECK_STR(err, want);
 	CHECK_STR(request(loop, path, "stats\n"), "ok\nmessages_total 5\n");
 
-	/* control_close removes its own file... */
+	/* control_close leaves the file to whoever bound it... */
 	control_close(a);
+	CHECK(access(path, F_OK) == 0);
+	/* ...which removes its own file... */
+	control_socket_remove(path, &csa);
 	CHECK(access(path, F_OK) < 0 && errno == ENOENT);
 	/* ...but not one that replaced it. */
-	a = control_open(loop, path, &ops, NULL, err, sizeof(err));
+	a = open_ctl(loop, path, &ops, &csa, err, sizeof(err));
 	CHECK(a != NULL);
 	CHECK(unlink(path) == 0);
 	FILE *f = fopen(path, "w");
 	CHECK(f != NULL);
 	if (f != NULL)
 		fclose(f);
-	control_close(a);
+	close_ctl(a, path, &csa);
 	CHECK(access(path, F_OK) == 0);
 
 	/* A file that is not a socket is left alone. */
-	CHECK(control_open(loop, path, &ops, NULL, err, sizeof(err)) == NULL);
+	CHECK(open_ctl(loop, path, &ops, &csb, err, sizeof(err)) == NULL);
 	snprintf(want, sizeof(want), "%s exists and is not a socket", path);
 	CHECK_STR(err, want);
 	CHECK(access(path, F_OK) == 0);
@@ -514,32 +541,34 @@ static void test_files(struct ev_loop *loop, const char *dir)
 	memset(longpath, 'a', sizeof(longpath) - 1);
 	longpath[0] = '/';
 	longpath[sizeof(longpath) - 1] = '\0';
-	CHECK(control_open(loop, longpath, &ops, NULL, err, sizeof(err)) == NULL);
+	CHECK(open_ctl(loop, longpath, &ops, &csb, err, sizeof(err)) == NULL);
 	CHECK(strstr(err, "too long") != NULL);
 
 	/* A missing grandparent is an error, not a tree of directories. */
 	snprintf(path, sizeof(path), "%s/no/such/control.sock", dir);
-	CHECK(control_open(loop, path, &ops, NULL, err, sizeof(err)) == NULL);
+	CHECK(open_ctl(loop, path, &ops, &csb, err, sizeof(err)) == NULL);
 	CHECK(strstr(err, "cannot create directory") != NULL);
 
 	/* Callbacks left NULL: the command says it is not available. */
 	static const struct control_ops few = { .status = st_status };
 	snprintf(path, sizeof(path), "%s/few.sock", dir);
-	a = control_open(loop, path, &few, NULL, err, sizeof(err));
+	a = open_ctl(loop, path, &few, &csa, err, sizeof(err));
 	CHECK(a != NULL);
 	CHECK_STR(request(loop, path, "queue\n"), "error: there is no queue (delivery = passthrough)\n");
 	CHECK_STR(request(loop, path, "reload\n"), "error: reload is not available\n");
 	CHECK_STR(request(loop, path, "status\n"), "ok\nstate=running\nsessions=2\n");
-	control_close(a);
+	close_ctl(a, path, &csa);
 
 	/* A callback may close the control that called it: the reply still
-	 * goes out, the socket file is gone. */
+	 * goes out, and the socket is closed. */
 	snprintf(path, sizeof(path), "%s/closing.sock", dir);
-	a = control_open(loop, path, &ops, NULL, err, sizeof(err));
+	a = open_ctl(loop, path, &ops, &csa, err, sizeof(err));
 	CHECK(a != NULL);
 	close_on_reload = a;
 	CHECK_STR(request(loop, path, "reload\n"), "ok\nconfiguration reloaded\n");
 	CHECK(close_on_reload == NULL);
+	CHECK(connect_to(path) < 0 && errno == ECONNREFUSED);
+	control_socket_remove(path, &csa);
 	CHECK(access(path, F_OK) < 0);
 }
 
@@ -562,10 +591,11 @@ int main(int argc, char **argv)
 
 	/* The socket's directory does not exist yet: it is made 0700. */
 	snprintf(sock, sizeof(sock), "%s/run/control.sock", dir);
-	struct control *c = control_open(loop, sock, &ops, NULL, err, sizeof(err));
+	struct control_socket cs;
+	struct control *c = open_ctl(loop, sock, &ops, &cs, err, sizeof(err));
 	CHECK(c != NULL);
 	if (c == NULL) {
-		fprintf(stderr, "control_open: %s\n", err);
+		fprintf(stderr, "open_ctl: %s\n", err);
 		return check_summary("test_control");
 	}
 	CHECK(stat(sock, &st) == 0 && S_ISSOCK(st.st_mode));
@@ -586,7 +616,7 @@ int main(int argc, char **argv)
 	else
 		printf("subrelayctl not found (set SUBRELAYCTL): its checks skipped\n");
 
-	control_close(c);
+	close_ctl(c, sock, &cs);
 	CHECK(access(sock, F_OK) < 0 && errno == ENOENT);
 
 	test_files(loop, dir);

@@ -1,0 +1,51 @@
+/*
+ * privdrop.c: see privdrop.h.
+ */
+#include "privdrop.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* The spool must stay writable by the user we become. */
+static void chown_spool(const char *spool, const struct passwd *pw)
+{
+	static const char *const subdirs[] = { "", "/tmp", "/queue", "/failed" };
+
+	for (size_t i = 0; spool != NULL && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s%s", spool, subdirs[i]);
+		if (chown(path, pw->pw_uid, pw->pw_gid) < 0)
+			log_warn("cannot chown %s to %s: %s", path, pw->pw_name, strerror(errno));
+	}
+}
+
+bool privdrop(const char *user, const char *spool)
+{
+	if (user == NULL || user[0] == '\0') {
+		if (geteuid() == 0)
+			log_warn("running as root: set relay.user to drop privileges after binding");
+		return true;
+	}
+	if (geteuid() != 0) {
+		log_warn("relay.user=%s ignored: not started as root", user);
+		return true;
+	}
+	struct passwd *pw = getpwnam(user);
+	if (pw == NULL) {
+		log_error("relay.user: no such user \"%s\"", user);
+		return false;
+	}
+	chown_spool(spool, pw);
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_error("cannot drop privileges to %s: %s", user, strerror(errno));
+		return false;
+	}
+	log_info("privileges dropped user=%s uid=%u", user, (unsigned)pw->pw_uid);
+	return true;
+}

@@ -1,0 +1,17 @@
+/*
+ * privdrop: becoming relay.user once everything that needs root is
+ * bound. The startup (daemon.c) calls it once, before any worker runs
+ * and before any client data is read; nothing else changes credentials.
+ */
+#ifndef SUBRELAY_PRIVDROP_H
+#define SUBRELAY_PRIVDROP_H
+
+#include <stdbool.h>
+
+/* user empty: no change (a warning when root). Otherwise chowns the
+ * spool directories (spool may be NULL: none), then setgroups/setgid/
+ * setuid. False, with the reason logged, when the user does not exist
+ * or the change fails; not being root only warns. */
+bool privdrop(const char *user, const char *spool);
+
+#endif
