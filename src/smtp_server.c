@@ -9,33 +9,32 @@
  * backend events) runs under session_enter()/session_leave(), so a
  * handler may close the session and the memory goes only when the
  * outermost call returns.
+ *
+ * What needs no session lives beside it: smtp_line.c cuts the command
+ * lines, reply.c writes the replies, body_pump.c moves the body and
+ * backend.c picks the backend; this file decides what happens when.
  */
 #include "smtp_server.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
-#include "hybrid.h"
+#include "backend.h"
+#include "body_pump.h"
 #include "io.h"
 #include "log.h"
 #include "metrics.h"
-#include "relay.h"
+#include "reply.h"
 #include "smtp_data.h"
+#include "smtp_line.h"
 #include "smtp_parse.h"
-#include "spooler.h"
 #include "tx.h"
 
 #define CLIENT_IN_LIMIT (16 * 1024)
 #define CLIENT_OUT_LIMIT (8 * 1024)
-/* Stop taking commands while less than this is free for their replies. */
-#define REPLY_RESERVE 1200
-/* The longest reply line reply() writes: room kept for each one owed. */
-#define REPLY_LINE_MAX 600
 #define MAX_ERRORS 10
-#define COMMAND_LINE_MAX 2048
 
 #define SESSION_STATES(X) \
 	X(GREET)    /* no HELO/EHLO yet */ \
@@ -70,9 +69,7 @@ struct session {
 	struct io *io;
 	char id[ID_LEN + 1];
 	char peer[64];
-	char helo[128];
-	bool esmtp;
-	bool skipping_line;        /* discarding the rest of an over-long line */
+	struct smtp_line line;     /* the command line being read */
 	bool peer_eof;             /* the client shut its side: answer what it sent, then close */
 	unsigned errors;
 	int depth;
@@ -162,56 +159,19 @@ static void close_after_replies(struct session *s, const char *reason)
 
 /* ---- replies ---- */
 
-static void reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void reply(struct session *s, const char *fmt, ...)
-{
-	char line[REPLY_LINE_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 3)
-		n = sizeof(line) - 3;
-	memcpy(line + n, "\r\n", 2);
-	/* REPLY_RESERVE guarantees the room: commands stop before it runs out. */
-	buf_append(io_out(s->io), line, (size_t)n + 2);
-	io_update(s->io);
-}
-
 /* A locally generated error; too many of them end the session. */
 static void reply_error(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply_error(struct session *s, const char *fmt, ...)
 {
-	char line[600];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	reply_v(s->io, fmt, ap);
 	va_end(ap);
-	reply(s, "%s", line);
 	if (++s->errors >= MAX_ERRORS) {
-		reply(s, "421 4.7.0 %s Too many errors, closing connection", s->cfg->relay.hostname);
+		reply(s->io, "421 4.7.0 %s Too many errors, closing connection", s->cfg->relay.hostname);
 		close_after_replies(s, "too_many_errors");
 	}
-}
-
-/* A backend's answer, with an enhanced code added when it has none. */
-static void reply_answer(struct session *s, const struct smtp_reply *r, const char *default_detail)
-{
-	char enh[16];
-
-	if (r->code / 100 == 3) {
-		reply(s, "%d %s", r->code, r->text); /* intermediate: no enhanced code (RFC 2034) */
-		return;
-	}
-	if (r->enhanced[0])
-		snprintf(enh, sizeof(enh), "%s", r->enhanced);
-	else
-		snprintf(enh, sizeof(enh), "%d.%s", r->code / 100, default_detail);
-	reply(s, "%d %s %s", r->code, enh, r->text);
 }
 
 /* ---- the transaction ---- */
@@ -237,9 +197,9 @@ static void refuse_piped(struct session *s)
 {
 	while (s->owed.n > 0) {
 		if (tx_pay(&s->owed) == TX_CMD_RCPT)
-			reply(s, "503 5.5.1 Need MAIL before RCPT");
+			reply(s->io, "503 5.5.1 Need MAIL before RCPT");
 		else
-			reply(s, "503 5.5.1 Need MAIL and RCPT before DATA");
+			reply(s->io, "503 5.5.1 Need MAIL and RCPT before DATA");
 	}
 }
 
@@ -259,7 +219,7 @@ static void on_answer(void *arg, const struct smtp_reply *r)
 	session_enter(s);
 	switch (tx_pay(&s->owed)) {
 	case TX_CMD_MAIL:
-		reply_answer(s, r, "1.0");
+		reply_answer(s->io, r, "1.0");
 		if (!ok) {
 			refuse_piped(s);
 			tx_end(s);
@@ -268,10 +228,10 @@ static void on_answer(void *arg, const struct smtp_reply *r)
 	case TX_CMD_RCPT:
 		s->tx.rcpts[s->tx.nrcpts - s->owed.rcpts - 1].state = ok ? TX_RCPT_ACCEPTED : TX_RCPT_REFUSED;
 		s->tx.accepted += ok;
-		reply_answer(s, r, "1.5");
+		reply_answer(s->io, r, "1.5");
 		break;
 	case TX_CMD_DATA:
-		reply_answer(s, r, "0.0");
+		reply_answer(s->io, r, "0.0");
 		if (r->code == 354) {
 			smtp_data_init(&s->data);
 			enter_state(s, S_BODY);
@@ -280,11 +240,8 @@ static void on_answer(void *arg, const struct smtp_reply *r)
 		}
 		break;
 	case TX_CMD_END:
-		reply_answer(s, r, "0.0");
-		tx_end(s);
-		break;
 	case TX_CMD_RSET:
-		reply_answer(s, r, "0.0");
+		reply_answer(s->io, r, "0.0");
 		tx_end(s);
 		break;
 	}
@@ -306,7 +263,7 @@ static void on_failure(void *arg, const struct smtp_reply *r)
 		/* Every command handed over is owed its answer, in order. */
 		while (s->owed.n > 0) {
 			tx_pay(&s->owed);
-			reply(s, "%s", line);
+			reply(s->io, "%s", line);
 		}
 		tx_end(s);
 	}
@@ -352,23 +309,22 @@ static bool joins_flight(struct session *s, const char *line, size_t len)
 static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 {
 	const struct relay_cfg *r = &s->cfg->relay;
+	char helo[128];
 
-	snprintf(s->helo, sizeof(s->helo), "%.*s", (int)c->arglen, c->arg);
 	if (s->state == S_TX)
 		s->backend.ops->abort(s->backend.impl, &s->tx); /* EHLO resets the transaction */
 	tx_end(s);
 	if (c->verb == SMTP_VERB_HELO) {
-		s->esmtp = false;
-		reply(s, "250 %s", r->hostname);
+		reply(s->io, "250 %s", r->hostname);
 		return;
 	}
-	s->esmtp = true;
-	reply(s, "250-%s Hello %s", r->hostname, s->helo);
-	reply(s, "250-PIPELINING");
-	reply(s, "250-SIZE %llu", (unsigned long long)r->max_message_size);
-	reply(s, "250-8BITMIME");
-	reply(s, "250-ENHANCEDSTATUSCODES");
-	reply(s, "250 SMTPUTF8");
+	snprintf(helo, sizeof(helo), "%.*s", (int)c->arglen, c->arg);
+	reply(s->io, "250-%s Hello %s", r->hostname, helo);
+	reply(s->io, "250-PIPELINING");
+	reply(s->io, "250-SIZE %llu", (unsigned long long)r->max_message_size);
+	reply(s->io, "250-8BITMIME");
+	reply(s->io, "250-ENHANCEDSTATUSCODES");
+	reply(s->io, "250 SMTPUTF8");
 }
 
 static void cmd_mail(struct session *s, const struct smtp_cmd *c)
@@ -400,7 +356,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 {
 	if (s->rcpts_tried >= s->cfg->relay.max_recipients) {
-		reply(s, "452 4.5.3 Too many recipients");
+		reply(s->io, "452 4.5.3 Too many recipients");
 		return;
 	}
 	if (!s->tx.smtputf8 && !smtp_path_is_ascii(c->path)) {
@@ -408,7 +364,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		return;
 	}
 	if (!tx_add_rcpt(&s->tx, c->path)) {
-		reply(s, "452 4.3.1 Out of memory; try again later");
+		reply(s->io, "452 4.3.1 Out of memory; try again later");
 		return;
 	}
 	s->rcpts_tried++;
@@ -440,32 +396,32 @@ static void cmd_rset(struct session *s, const struct smtp_cmd *c)
 	tx_end(s);
 	if (s->state != S_GREET)
 		enter_state(s, S_IDLE);
-	reply(s, "250 2.0.0 Ok");
+	reply(s->io, "250 2.0.0 Ok");
 }
 
 static void cmd_noop(struct session *s, const struct smtp_cmd *c)
 {
 	(void)c;
-	reply(s, "250 2.0.0 Ok");
+	reply(s->io, "250 2.0.0 Ok");
 }
 
 static void cmd_vrfy(struct session *s, const struct smtp_cmd *c)
 {
 	(void)c;
-	reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+	reply(s->io, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
 }
 
 static void cmd_help(struct session *s, const struct smtp_cmd *c)
 {
 	(void)c;
-	reply(s, "214-2.0.0 subrelay: commands HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
-	reply(s, "214 2.0.0 See RFC 5321");
+	reply(s->io, "214-2.0.0 subrelay: commands HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+	reply(s->io, "214 2.0.0 See RFC 5321");
 }
 
 static void cmd_quit(struct session *s, const struct smtp_cmd *c)
 {
 	(void)c;
-	reply(s, "221 2.0.0 %s Bye", s->cfg->relay.hostname);
+	reply(s->io, "221 2.0.0 %s Bye", s->cfg->relay.hostname);
 	close_after_replies(s, "quit");
 }
 
@@ -543,14 +499,16 @@ static void body_done(struct session *s)
 		s->backend.ops->end(s->backend.impl, &s->tx);
 		return;
 	}
-	reply(s, "%s", s->discard_reply);
+	reply(s->io, "%s", s->discard_reply);
 	tx_end(s);
 }
 
-/* The size limit counts the client's bytes; past it the message is dropped. */
-static void body_too_large(struct session *s)
+/* The size limit counts the client's bytes; past it the message is
+ * dropped. Only a body still going to the backend is checked: the
+ * backend may have failed inside body_commit. */
+static void check_body_size(struct session *s)
 {
-	if (s->data.in_bytes <= s->cfg->relay.max_message_size)
+	if (s->state != S_BODY || s->data.in_bytes <= s->cfg->relay.max_message_size)
 		return;
 	snprintf(s->discard_reply, sizeof(s->discard_reply),
 	    "552 5.3.4 Message size exceeds fixed maximum message size (%llu)",
@@ -564,55 +522,19 @@ static void body_too_large(struct session *s)
  * Returns false when it has to wait for room in the backend or for input. */
 static bool pump_body(struct session *s)
 {
-	struct buf *in = io_in(s->io);
-	char scratch[16384];
+	const struct backend *to = s->state == S_BODY ? &s->backend : NULL;
 
-	while (!buf_empty(in) && !s->data.done) {
-		size_t room, produced;
-		char *out;
-		if (s->state == S_BODY) {
-			out = s->backend.ops->body_space(s->backend.impl, SMTP_DATA_MAX_EXPANSION, &room);
-			if (room < SMTP_DATA_MAX_EXPANSION)
-				return false; /* the backend is slower: wait for resume */
-		} else {
-			out = scratch;
-			room = sizeof(scratch);
-		}
-		size_t used = smtp_data_feed(&s->data, buf_peek(in), buf_len(in), out, room, &produced);
-		buf_consume(in, used);
-		s->tx.bytes = s->data.out_bytes;
-		if (s->state == S_BODY)
-			s->backend.ops->body_commit(s->backend.impl, &s->tx, produced);
-		if (s->state == S_BODY)
-			body_too_large(s);
+	switch (body_pump(&s->data, io_in(s->io), to, &s->tx)) {
+	case BODY_PUMP_WAIT:
+		break;
+	case BODY_PUMP_MOVED:
+		check_body_size(s);
+		return true;
+	case BODY_PUMP_END:
+		body_done(s);
+		return true;
 	}
-	if (!s->data.done)
-		return false;
-	body_done(s);
-	return true;
-}
-
-/* The next complete line of the input: its length in *len (without the
- * line end), with it in *used, and a NUL-terminated copy in line unless it
- * is too long (*len >= COMMAND_LINE_MAX; handlers may use the argument as
- * a string). False if no line is complete. */
-static bool peek_line(struct session *s, char line[COMMAND_LINE_MAX + 1], size_t *len, size_t *used)
-{
-	struct buf *in = io_in(s->io);
-	const char *p = buf_peek(in);
-	const char *nl = buf_empty(in) ? NULL : memchr(p, '\n', buf_len(in));
-
-	if (nl == NULL)
-		return false;
-	*used = (size_t)(nl - p) + 1;
-	*len = *used - 1;
-	if (*len > 0 && p[*len - 1] == '\r')
-		(*len)--;
-	if (*len < COMMAND_LINE_MAX) {
-		memcpy(line, p, *len);
-		line[*len] = '\0';
-	}
-	return true;
+	return false;
 }
 
 /* Handles one command line from the input; false when none is complete
@@ -621,29 +543,25 @@ static bool take_command(struct session *s)
 {
 	struct buf *in = io_in(s->io);
 	char line[COMMAND_LINE_MAX + 1];
-	size_t len, used;
+	size_t len;
+	enum smtp_line_status st = smtp_line_next(&s->line, in, line, &len);
 
-	if (!peek_line(s, line, &len, &used)) {
-		if (buf_len(in) >= COMMAND_LINE_MAX) {
-			buf_consume(in, buf_len(in));
-			if (!s->skipping_line)
-				reply_error(s, "500 5.5.2 Line too long");
-			s->skipping_line = true;
-		}
+	switch (st) {
+	case SMTP_LINE_WAIT:
 		return false;
-	}
-	if (s->skipping_line) {
-		s->skipping_line = false;
-	} else if (len >= COMMAND_LINE_MAX) {
+	case SMTP_LINE_LONG:
+	case SMTP_LINE_LONG_WAIT:
 		reply_error(s, "500 5.5.2 Line too long");
-	} else {
-		if (s->owed.n > 0 && !joins_flight(s, line, len))
-			return false; /* resumed by the backend's answers */
-		buf_consume(in, used);
-		run_command(s, line, len);
+		return st == SMTP_LINE_LONG; /* a line after it may be complete */
+	case SMTP_LINE_SKIPPED:
 		return true;
+	case SMTP_LINE_READY:
+		break;
 	}
-	buf_consume(in, used);
+	if (s->owed.n > 0 && !joins_flight(s, line, len))
+		return false; /* resumed by the backend's answers */
+	smtp_line_consume(&s->line, in);
+	run_command(s, line, len);
 	return true;
 }
 
@@ -664,7 +582,7 @@ static void session_process(struct session *s)
 				break;
 			continue;
 		}
-		if (buf_room(io_out(s->io)) < REPLY_RESERVE + REPLY_LINE_MAX * s->owed.n)
+		if (!reply_has_room(s->io, s->owed.n))
 			return; /* resumed on IO_EV_DRAINED */
 		if (buf_empty(io_in(s->io)) || !take_command(s))
 			break;
@@ -698,7 +616,7 @@ static void on_client_io(struct io *io, enum io_event ev, void *arg)
 			session_process(s);
 		break;
 	case IO_EV_TIMEOUT:
-		reply(s, "421 4.4.2 %s Timeout waiting for the client, closing connection", s->cfg->relay.hostname);
+		reply(s->io, "421 4.4.2 %s Timeout waiting for the client, closing connection", s->cfg->relay.hostname);
 		log_info("timeout id=%s client=%s state=%s", s->id, s->peer, session_state_names[s->state]);
 		close_after_replies(s, "timeout");
 		break;
@@ -726,21 +644,6 @@ static void on_client_io(struct io *io, enum io_event ev, void *arg)
 	session_leave(s);
 }
 
-static bool backend_open(struct session *s)
-{
-	struct server_env *env = s->env;
-
-	switch (s->cfg->relay.delivery) {
-	case DELIVERY_QUEUE:
-		return spooler_open(&s->backend, env->loop, env->queue, env->spool, s->id, &session_events, s);
-	case DELIVERY_HYBRID:
-		return hybrid_open(&s->backend, s->rt, env->queue, env->spool, s->id, &session_events, s);
-	case DELIVERY_PASSTHROUGH:
-		break;
-	}
-	return relay_open(&s->backend, s->rt, s->id, &session_events, s);
-}
-
 void server_session_start(struct server_env *env, int fd, const struct sockaddr *peer, const char *reject)
 {
 	struct session *s = calloc(1, sizeof(*s));
@@ -756,7 +659,8 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 	id_new(s->id);
 	sockaddr_format(s->peer, sizeof(s->peer), peer);
 	s->io = io_new(env->loop, fd, CLIENT_IN_LIMIT, CLIENT_OUT_LIMIT, on_client_io, s);
-	if (s->io == NULL || !backend_open(s)) {
+	if (s->io == NULL ||
+	    !backend_open(&s->backend, s->rt, env->queue, env->spool, s->id, &session_events, s)) {
 		io_free(s->io);
 		if (s->io == NULL)
 			close(fd);
@@ -773,11 +677,11 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 	env->sessions = s;
 	log_info("connect id=%s client=%s%s", s->id, s->peer, reject ? " rejected=yes" : "");
 	if (reject != NULL) {
-		reply(s, "%s", reject);
+		reply(s->io, "%s", reject);
 		close_after_replies(s, "rejected");
 		return;
 	}
-	reply(s, "220 %s ESMTP subrelay", s->cfg->relay.hostname);
+	reply(s->io, "220 %s ESMTP subrelay", s->cfg->relay.hostname);
 	io_timeout(s->io, s->cfg->relay.timeout);
 }
 

@@ -4,14 +4,15 @@
  *
  * It knows the dialogue with its client and nothing of what carries the
  * message: each command that concerns the message goes to the delivery
- * backend of relay.delivery (tx.h: relay.c for passthrough, spooler.c
- * for queue), which answers it. Commands are taken from the client's
- * input one at a time and answered in order; while an answer is owed,
- * later pipelined commands stay in the (bounded) input buffer, except
- * RCPTs and DATA the backend can send on at once. The body is
- * canonicalised by smtp_data.c straight into the backend's buffer: when
- * the provider (or disk) is slow, the client's input buffer fills and
- * reading from the client stops. A session never holds a whole message.
+ * backend of relay.delivery (tx.h, chosen by backend.c: relay.c for
+ * passthrough, spooler.c for queue, hybrid.c for both), which answers
+ * it. Commands are taken from the client's input one at a time and
+ * answered in order; while an answer is owed, later pipelined commands
+ * stay in the (bounded) input buffer, except RCPTs and DATA the backend
+ * can send on at once. The body is canonicalised by smtp_data.c straight
+ * into the backend's buffer (body_pump.c): when the provider (or disk)
+ * is slow, the client's input buffer fills and reading from the client
+ * stops. A session never holds a whole message.
  */
 #ifndef SUBRELAY_SMTP_SERVER_H
 #define SUBRELAY_SMTP_SERVER_H
