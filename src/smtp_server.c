@@ -393,9 +393,8 @@ static void cmd_rset(struct session *s, const struct smtp_cmd *c)
 		s->backend.ops->reset(s->backend.impl, &s->tx);
 		return;
 	}
-	tx_end(s);
-	if (s->state != S_GREET)
-		enter_state(s, S_IDLE);
+	if (s->state != S_GREET) /* RSET never stands in for the greeting */
+		tx_end(s);
 	reply(s->io, "250 2.0.0 Ok");
 }
 
