@@ -71,10 +71,8 @@ typedef bool (*cmd_fn)(const struct control *c, const char *arg, FILE *out, char
 static bool cmd_status(const struct control *c, const char *arg, FILE *out, char *err, size_t errlen)
 {
 	(void)arg;
-	if (c->ops.status == NULL) {
-		snprintf(err, errlen, "status is not available");
-		return false;
-	}
+	(void)err;
+	(void)errlen;
 	c->ops.status(out, c->arg);
 	return true;
 }
@@ -82,20 +80,14 @@ static bool cmd_status(const struct control *c, const char *arg, FILE *out, char
 static bool cmd_queue(const struct control *c, const char *arg, FILE *out, char *err, size_t errlen)
 {
 	(void)arg;
-	if (c->ops.queue_list == NULL) {
-		snprintf(err, errlen, "there is no queue (delivery = passthrough)");
-		return false;
-	}
+	(void)err;
+	(void)errlen;
 	c->ops.queue_list(out, c->arg);
 	return true;
 }
 
 static bool cmd_show(const struct control *c, const char *id, FILE *out, char *err, size_t errlen)
 {
-	if (c->ops.show == NULL) {
-		snprintf(err, errlen, "there is no queue (delivery = passthrough)");
-		return false;
-	}
 	if (!c->ops.show(id, out, c->arg)) {
 		snprintf(err, errlen, "no message %s", id);
 		return false;
@@ -105,10 +97,6 @@ static bool cmd_show(const struct control *c, const char *id, FILE *out, char *e
 
 static bool cmd_flush(const struct control *c, const char *id, FILE *out, char *err, size_t errlen)
 {
-	if (c->ops.flush == NULL) {
-		snprintf(err, errlen, "there is no queue (delivery = passthrough)");
-		return false;
-	}
 	int n = c->ops.flush(id, c->arg);
 	if (n < 0) {
 		snprintf(err, errlen, "no message %s", id != NULL ? id : "to flush");
@@ -120,10 +108,6 @@ static bool cmd_flush(const struct control *c, const char *id, FILE *out, char *
 
 static bool cmd_delete(const struct control *c, const char *id, FILE *out, char *err, size_t errlen)
 {
-	if (c->ops.remove == NULL) {
-		snprintf(err, errlen, "there is no queue (delivery = passthrough)");
-		return false;
-	}
 	if (!c->ops.remove(id, c->arg)) {
 		snprintf(err, errlen, "no message %s", id);
 		return false;
@@ -158,10 +142,6 @@ static bool cmd_reload(const struct control *c, const char *arg, FILE *out, char
 	char why[1024] = "", joined[1024];
 
 	(void)arg;
-	if (c->ops.reload == NULL) {
-		snprintf(err, errlen, "reload is not available");
-		return false;
-	}
 	if (!c->ops.reload(why, sizeof(why), c->arg)) {
 		why[sizeof(why) - 1] = '\0';
 		join_lines(joined, sizeof(joined), why);
@@ -176,10 +156,8 @@ static bool cmd_reload(const struct control *c, const char *arg, FILE *out, char
 static bool cmd_stats(const struct control *c, const char *arg, FILE *out, char *err, size_t errlen)
 {
 	(void)arg;
-	if (c->ops.stats == NULL) {
-		snprintf(err, errlen, "stats are not available");
-		return false;
-	}
+	(void)err;
+	(void)errlen;
 	c->ops.stats(out, c->arg);
 	return true;
 }

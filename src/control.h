@@ -20,6 +20,8 @@
 #include <sys/types.h>
 #include <ev.h>
 
+/* Every operation is set: the daemon answers each command in every
+ * delivery mode (passthrough has an empty queue). */
 struct control_ops {
 	void (*status)(FILE *out, void *arg);
 	void (*queue_list)(FILE *out, void *arg);

@@ -234,8 +234,11 @@ static void on_relay_verdict(struct hybrid *h, const struct smtp_reply *r)
 
 	if (r->code / 100 == 2 && all_live) {
 		h->spool.ops->abort(h->spool.impl, h->tx); /* dropped unsynced: no fsync paid */
-		log_info("message id=%s session=%s delivery=live", h->tx->id, h->session_id);
+		relay_log_message(&h->relay, "delivered", r, " delivery=live");
+		metrics_message("accepted");
+		metrics_message("delivered");
 		metrics_message("delivered_live");
+		metrics_delivery_seconds(ev_now(h->rt->path.loop) - h->tx->started);
 		reset(h);
 		pass(h, r);
 		return;
@@ -255,6 +258,9 @@ static void on_relay_verdict(struct hybrid *h, const struct smtp_reply *r)
 		spool_end(h);
 		return;
 	}
+	/* A 5xx: the provider's refusal is the client's. */
+	relay_log_message(&h->relay, "rejected", r, "");
+	metrics_message("failed");
 	h->spool.ops->abort(h->spool.impl, h->tx);
 	reset(h);
 	pass(h, r);
@@ -503,7 +509,7 @@ bool hybrid_open(struct backend *b, struct runtime *rt, struct queue *q, struct 
 
 	if (h == NULL)
 		return false;
-	if (!relay_open(&h->relay, rt, session_id, &relay_events, h)) {
+	if (!relay_open(&h->relay, rt, session_id, &relay_events, h, false)) {
 		free(h);
 		return false;
 	}

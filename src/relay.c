@@ -43,6 +43,7 @@ struct relay {
 	unsigned owed;             /* commands handed to us and not answered */
 	struct upstream_info info; /* the session of this transaction, kept for log lines */
 	bool have_info;
+	bool owns_outcome;         /* see relay_open() */
 	char lost[200];            /* a provider lost between commands: the next one's answer */
 };
 
@@ -95,15 +96,38 @@ static void fail_all(struct relay *r, const char *fmt, ...)
 	r->events->failure(r->session, &reply);
 }
 
-static void log_message(struct relay *r, const char *result, const struct smtp_reply *reply)
+static void write_message_line(const struct relay *r, const char *result, const struct smtp_reply *reply,
+    const char *suffix)
 {
 	char from[SMTP_PATH_MAX + 8], text[300], where[300];
 	const struct tx *tx = r->tx;
 
 	upstream_info_format(r->have_info ? &r->info : NULL, where, sizeof(where));
-	log_info("message id=%s session=%s from=%s rcpts=%u size=%llu %s result=%s reply=%s duration=%.3fs", tx->id,
+	log_info("message id=%s session=%s from=%s rcpts=%u size=%llu %s result=%s reply=%s duration=%.3fs%s", tx->id,
 	    r->session_id, log_quote(from, sizeof(from), tx->from), tx->accepted, (unsigned long long)tx->bytes, where,
-	    result, log_quote(text, sizeof(text), reply ? reply->text : ""), ev_now(r->rt->path.loop) - tx->started);
+	    result, log_quote(text, sizeof(text), reply ? reply->text : ""), ev_now(r->rt->path.loop) - tx->started,
+	    suffix);
+}
+
+/* The message's outcome, when it is the relay's to tell: its line and
+ * its metric ("deferred" and "failed" are the client's to retry or not). */
+static void message_outcome(struct relay *r, const char *result, const char *metric, const struct smtp_reply *reply)
+{
+	if (!r->owns_outcome)
+		return;
+	write_message_line(r, result, reply, "");
+	if (strcmp(metric, "delivered") == 0) {
+		metrics_message("accepted");
+		metrics_delivery_seconds(ev_now(r->rt->path.loop) - r->tx->started);
+	}
+	if (metric[0] != '\0')
+		metrics_message(metric);
+}
+
+void relay_log_message(const struct backend *b, const char *result, const struct smtp_reply *reply,
+    const char *suffix)
+{
+	write_message_line(b->impl, result, reply, suffix);
 }
 
 /* One line per recipient: the provider's answer to its RCPT. */
@@ -142,8 +166,9 @@ static void on_mail(void *arg, const struct smtp_reply *reply, const char *error
 		answer(r, reply);
 		return;
 	}
-	log_warn("message id=%s session=%s result=%s reason=%s", r->tx->id, r->session_id,
-	    reply != NULL && reply->code >= 500 ? "rejected" : "deferred", reply != NULL ? "mail_refused" : "no_path");
+	if (r->owns_outcome || (reply != NULL && reply->code >= 500))
+		log_warn("message id=%s session=%s result=%s reason=%s", r->tx->id, r->session_id,
+		    reply != NULL && reply->code >= 500 ? "rejected" : "deferred", reply != NULL ? "mail_refused" : "no_path");
 	end_utx(r);
 	enter_state(r, R_IDLE);
 	r->owed = 1; /* MAIL's answer; the session answers what was piped behind it */
@@ -187,16 +212,15 @@ static void on_end(void *arg, const struct smtp_reply *reply)
 	enter_state(r, R_IDLE);
 	end_utx(r);
 	if (reply->code / 100 == 2) {
-		log_message(r, "delivered", reply);
-		metrics_message("accepted");
-		metrics_message("delivered");
-		metrics_delivery_seconds(ev_now(r->rt->path.loop) - r->tx->started);
+		message_outcome(r, "delivered", "delivered", reply);
 		answer_text(r, reply->code, reply->enhanced[0] ? reply->enhanced : "2.0.0", "Ok: queued as %s (provider: %s)",
 		    r->tx->id, reply->text);
 		return;
 	}
-	log_message(r, reply->code >= 500 ? "rejected" : "deferred", reply);
-	metrics_message(reply->code >= 500 ? "failed" : "deferred");
+	if (reply->code >= 500)
+		message_outcome(r, "rejected", "failed", reply);
+	else
+		message_outcome(r, "deferred", "deferred", reply);
 	answer(r, reply);
 }
 
@@ -221,12 +245,12 @@ static void on_failed(void *arg, enum upstream_fail cls, const char *reason)
 	    state_names[r->state], log_quote(quoted, sizeof(quoted), reason));
 	end_utx(r);
 	if (r->state == R_BODY) {
-		log_message(r, "deferred", NULL);
+		message_outcome(r, "deferred", "", NULL);
 		fail_all(r, "Connection to provider lost during data (%s); try again later", name);
 	} else if (r->owed > 0) {
 		/* Every command handed over is owed its answer, in order. */
 		if (r->state == R_DOT_WAIT)
-			log_message(r, "deferred", NULL);
+			message_outcome(r, "deferred", "", NULL);
 		fail_all(r, "Connection to provider lost (%s); try again later", name);
 	} else if (r->state == R_TX) {
 		/* Between commands: the client hears of it in the answer to its
@@ -393,7 +417,7 @@ static const struct backend_ops relay_ops = {
 };
 
 bool relay_open(struct backend *b, struct runtime *rt, const char *session_id, const struct tx_events *events,
-    void *session)
+    void *session, bool owns_outcome)
 {
 	struct relay *r = calloc(1, sizeof(*r));
 
@@ -403,6 +427,7 @@ bool relay_open(struct backend *b, struct runtime *rt, const char *session_id, c
 	r->events = events;
 	r->session = session;
 	r->session_id = session_id;
+	r->owns_outcome = owns_outcome;
 	b->ops = &relay_ops;
 	b->impl = r;
 	return true;

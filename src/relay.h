@@ -23,8 +23,15 @@
 #include "tx.h"
 
 /* Fills b; false when out of memory. session_id (kept) names the client
- * session in log lines. */
+ * session in log lines. owns_outcome: the relay's answers are the
+ * client's, so it logs each message's line and counts it in the message
+ * metrics; false inside hybrid delivery, which decides the outcome and
+ * reports it (with relay_log_message() for a live one). */
 bool relay_open(struct backend *b, struct runtime *rt, const char *session_id, const struct tx_events *events,
-    void *session);
+    void *session, bool owns_outcome);
+/* The message line of b's last transaction (a relay backend), with the
+ * provider's reply and `suffix` (" key=value ...", may be ""). */
+void relay_log_message(const struct backend *b, const char *result, const struct smtp_reply *reply,
+    const char *suffix);
 
 #endif

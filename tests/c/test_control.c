@@ -549,16 +549,6 @@ static void test_files(struct ev_loop *loop, const char *dir)
 	CHECK(open_ctl(loop, path, &ops, &csb, err, sizeof(err)) == NULL);
 	CHECK(strstr(err, "cannot create directory") != NULL);
 
-	/* Callbacks left NULL: the command says it is not available. */
-	static const struct control_ops few = { .status = st_status };
-	snprintf(path, sizeof(path), "%s/few.sock", dir);
-	a = open_ctl(loop, path, &few, &csa, err, sizeof(err));
-	CHECK(a != NULL);
-	CHECK_STR(request(loop, path, "queue\n"), "error: there is no queue (delivery = passthrough)\n");
-	CHECK_STR(request(loop, path, "reload\n"), "error: reload is not available\n");
-	CHECK_STR(request(loop, path, "status\n"), "ok\nstate=running\nsessions=2\n");
-	close_ctl(a, path, &csa);
-
 	/* A callback may close the control that called it: the reply still
 	 * goes out, and the socket is closed. */
 	snprintf(path, sizeof(path), "%s/closing.sock", dir);
