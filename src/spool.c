@@ -96,6 +96,36 @@ static void clean_tmp(struct spool *sp)
 		closedir(d);
 }
 
+/* Removes what a crash left in queue/: a state file written for a
+ * message that was never committed (hybrid saves the state first, so
+ * that the recipients delivered live are never sent again), and a state
+ * file cut short before its rename. Only at open: a running daemon
+ * writes them a moment before the commit. */
+static void clean_queue_debris(struct spool *sp)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/queue", sp->dir);
+	DIR *d = opendir(path);
+	struct dirent *e;
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		const char *name = e->d_name;
+		size_t n = strlen(name);
+		bool partial = n > 4 && strcmp(name + n - 4, ".new") == 0;
+		bool orphan = n == ID_LEN + 3 && strcmp(name + ID_LEN, ".st") == 0;
+		if (orphan) {
+			char id[ID_LEN + 1];
+			memcpy(id, name, ID_LEN);
+			id[ID_LEN] = '\0';
+			orphan = faccessat(sp->queue_fd, id, F_OK, 0) != 0 && errno == ENOENT;
+		}
+		if (partial || orphan)
+			unlinkat(sp->queue_fd, name, 0);
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
 /* One daemon per spool: a second would clean tmp/ under the first's
  * feet and deliver its messages twice. The lock is on the directory's
  * open file description, so forked workers hold it too. */
@@ -149,6 +179,7 @@ struct spool *spool_open(const char *dir, char *err, size_t errlen)
 		return NULL;
 	}
 	clean_tmp(sp);
+	clean_queue_debris(sp);
 	return sp;
 }
 

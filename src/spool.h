@@ -29,8 +29,9 @@
 
 struct spool;
 
-/* Creates the directories if needed, removes tmp/ debris. NULL with the
- * reason in err on failure. */
+/* Creates the directories if needed, removes what a crash left (tmp/,
+ * state files without their message). NULL with the reason in err on
+ * failure. */
 struct spool *spool_open(const char *dir, char *err, size_t errlen);
 void spool_close(struct spool *sp);
 const char *spool_dir(const struct spool *sp);
