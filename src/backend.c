@@ -18,5 +18,5 @@ bool backend_open(struct backend *b, struct runtime *rt, struct queue *q, struct
 	case DELIVERY_PASSTHROUGH:
 		break;
 	}
-	return relay_open(b, rt, session_id, events, session, true);
+	return relay_open(b, rt, session_id, events, session, (struct relay_role){ .owns_outcome = true });
 }

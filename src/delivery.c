@@ -276,7 +276,7 @@ struct delivery *delivery_start(struct runtime *rt, struct spool *sp, struct spo
 	};
 	/* The whole envelope at once: it goes in one flight when the provider
 	 * pipelines (behind MAIL on a pooled session too). */
-	d->utx = utx_start(&rt->path, providers, nproviders, &mp, m->id, &delivery_events, d);
+	d->utx = utx_start(&rt->path, providers, nproviders, 0, &mp, m->id, &delivery_events, d);
 	bool ok = d->utx != NULL;
 	unsigned n = 0;
 	for (unsigned i = 0; ok && i < m->nrcpts; i++)

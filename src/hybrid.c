@@ -14,6 +14,8 @@
 #include "relay.h"
 #include "spooler.h"
 
+#define HYBRID_SESSION_WAIT 1.0
+
 #define HYBRID_STATES(X) \
 	X(IDLE)     /* no transaction */ \
 	X(LIVE)     /* the relay carries it (the body also goes to the spool file) */ \
@@ -509,7 +511,10 @@ bool hybrid_open(struct backend *b, struct runtime *rt, struct queue *q, struct 
 
 	if (h == NULL)
 		return false;
-	if (!relay_open(&h->relay, rt, session_id, &relay_events, h, false)) {
+	/* A client waits at most HYBRID_SESSION_WAIT in line for a provider
+	 * session (a burst holds them all): then the spool takes it. */
+	struct relay_role role = { .owns_outcome = false, .max_session_wait = HYBRID_SESSION_WAIT };
+	if (!relay_open(&h->relay, rt, session_id, &relay_events, h, role)) {
 		free(h);
 		return false;
 	}

@@ -83,6 +83,7 @@ struct path_search {
 	struct attempt pooled;     /* a session taken from the pool */
 	struct attempt *handed;    /* the one with the caller, or NULL */
 	unsigned running;
+	double max_wait;           /* > 0: caps max_connections_wait */
 	struct dns_query *query;
 	struct pool_waiter *waiter;
 	ev_timer stagger;
@@ -617,6 +618,12 @@ static bool try_idle(struct path_search *ps)
 	return true;
 }
 
+static double session_wait(const struct path_search *ps)
+{
+	double wait = cur_provider(ps)->max_connections_wait;
+	return ps->max_wait > 0 && ps->max_wait < wait ? ps->max_wait : wait;
+}
+
 /* max_connections sessions to this provider are open: wait in line for
  * one to be given up or pooled, at most max_connections_wait. */
 static void on_session_free(void *arg, bool woken)
@@ -638,7 +645,7 @@ static void on_session_free(void *arg, bool woken)
 		return;
 	}
 	log_warn("upstream failed id=%s provider=%s class=busy reason=\"max_connections (%u) sessions open for %gs\"",
-	    ps->log_id, p->name, p->max_connections, p->max_connections_wait);
+	    ps->log_id, p->name, p->max_connections, session_wait(ps));
 	snprintf(ps->last_error, sizeof(ps->last_error), "%s: busy", p->name);
 	ps->have_last_reply = true;
 	ps->last_reply = (struct smtp_reply){ .code = 451, .enhanced = "4.4.5", .complete = true };
@@ -653,17 +660,18 @@ static void wait_for_session(struct path_search *ps)
 
 	enter_state(ps, PS_WAITING);
 	log_info("path wait id=%s provider=%s max_connections=%u", ps->log_id, p->name, p->max_connections);
-	ps->waiter = pool_wait(ps->env->pool, p, p->max_connections_wait, on_session_free, ps);
+	ps->waiter = pool_wait(ps->env->pool, p, session_wait(ps), on_session_free, ps);
 	if (ps->waiter == NULL)
 		on_session_free(ps, false);
 }
 
 struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
-    unsigned nproviders, const char *log_id, path_ready_cb ready, path_failed_cb failed, void *arg)
+    unsigned nproviders, double max_wait, const char *log_id, path_ready_cb ready, path_failed_cb failed, void *arg)
 {
 	struct path_search *ps = search_new(env, providers, nproviders, log_id);
 	if (ps == NULL)
 		return NULL;
+	ps->max_wait = max_wait;
 	ps->ready = ready;
 	ps->failed = failed;
 	ps->arg = arg;

@@ -79,9 +79,11 @@ typedef void (*path_failed_cb)(const struct smtp_reply *reply, const char *error
 
 /* nproviders must be at least 1. An idle pooled session is tried first
  * and may be handed over from inside path_search_start(); `failed` is
- * only ever called from the loop. NULL means out of memory. */
+ * only ever called from the loop. max_wait > 0 shortens the wait in line
+ * for a session (the provider's max_connections_wait). NULL means out
+ * of memory. */
 struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
-    unsigned nproviders, const char *log_id, path_ready_cb ready, path_failed_cb failed, void *arg);
+    unsigned nproviders, double max_wait, const char *log_id, path_ready_cb ready, path_failed_cb failed, void *arg);
 /* MAIL was accepted on the session handed over: it is the caller's, the
  * pair is remembered, the other attempts are closed and ps is freed. */
 void path_search_accepted(struct path_search *ps);

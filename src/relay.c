@@ -43,7 +43,7 @@ struct relay {
 	unsigned owed;             /* commands handed to us and not answered */
 	struct upstream_info info; /* the session of this transaction, kept for log lines */
 	bool have_info;
-	bool owns_outcome;         /* see relay_open() */
+	struct relay_role role;
 	char lost[200];            /* a provider lost between commands: the next one's answer */
 };
 
@@ -113,7 +113,7 @@ static void write_message_line(const struct relay *r, const char *result, const 
  * its metric ("deferred" and "failed" are the client's to retry or not). */
 static void message_outcome(struct relay *r, const char *result, const char *metric, const struct smtp_reply *reply)
 {
-	if (!r->owns_outcome)
+	if (!r->role.owns_outcome)
 		return;
 	write_message_line(r, result, reply, "");
 	if (strcmp(metric, "delivered") == 0) {
@@ -166,7 +166,7 @@ static void on_mail(void *arg, const struct smtp_reply *reply, const char *error
 		answer(r, reply);
 		return;
 	}
-	if (r->owns_outcome || (reply != NULL && reply->code >= 500))
+	if (r->role.owns_outcome || (reply != NULL && reply->code >= 500))
 		log_warn("message id=%s session=%s result=%s reason=%s", r->tx->id, r->session_id,
 		    reply != NULL && reply->code >= 500 ? "rejected" : "deferred", reply != NULL ? "mail_refused" : "no_path");
 	end_utx(r);
@@ -297,7 +297,8 @@ static void relay_mail(void *b, struct tx *tx)
 		.smtputf8 = tx->smtputf8,
 	};
 	enter_state(r, R_PATH);
-	r->utx = utx_start(&r->rt->path, providers, nproviders, &mp, tx->id, &relay_events, r);
+	r->utx = utx_start(&r->rt->path, providers, nproviders, r->role.max_session_wait, &mp, tx->id, &relay_events,
+	    r);
 	if (r->utx == NULL) {
 		enter_state(r, R_IDLE);
 		answer_text(r, 451, "4.3.0", "Out of memory; try again later");
@@ -417,7 +418,7 @@ static const struct backend_ops relay_ops = {
 };
 
 bool relay_open(struct backend *b, struct runtime *rt, const char *session_id, const struct tx_events *events,
-    void *session, bool owns_outcome)
+    void *session, struct relay_role role)
 {
 	struct relay *r = calloc(1, sizeof(*r));
 
@@ -427,7 +428,7 @@ bool relay_open(struct backend *b, struct runtime *rt, const char *session_id, c
 	r->events = events;
 	r->session = session;
 	r->session_id = session_id;
-	r->owns_outcome = owns_outcome;
+	r->role = role;
 	b->ops = &relay_ops;
 	b->impl = r;
 	return true;

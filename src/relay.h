@@ -22,13 +22,22 @@
 #include "runtime.h"
 #include "tx.h"
 
+/* How the relay is used: alone (passthrough), or inside hybrid delivery,
+ * which decides each message's outcome and has the spool to fall back on. */
+struct relay_role {
+	/* The relay's answers are the client's: it logs each message's line
+	 * and counts it in the message metrics. Hybrid reports them itself
+	 * (with relay_log_message() for a live message). */
+	bool owns_outcome;
+	/* > 0: the longest wait in line for a provider session (see
+	 * path_search_start()), for a caller with a better fallback. */
+	double max_session_wait;
+};
+
 /* Fills b; false when out of memory. session_id (kept) names the client
- * session in log lines. owns_outcome: the relay's answers are the
- * client's, so it logs each message's line and counts it in the message
- * metrics; false inside hybrid delivery, which decides the outcome and
- * reports it (with relay_log_message() for a live one). */
+ * session in log lines. */
 bool relay_open(struct backend *b, struct runtime *rt, const char *session_id, const struct tx_events *events,
-    void *session, bool owns_outcome);
+    void *session, struct relay_role role);
 /* The message line of b's last transaction (a relay backend), with the
  * provider's reply and `suffix` (" key=value ...", may be ""). */
 void relay_log_message(const struct backend *b, const char *result, const struct smtp_reply *reply,

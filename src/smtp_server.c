@@ -668,6 +668,8 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 		return;
 	}
 	env->nclients++;
+	if (env->nclients > env->clients_peak)
+		env->clients_peak = env->nclients;
 	metrics_worker_sessions(env->nclients);
 	metrics_session_opened();
 	s->next = env->sessions;

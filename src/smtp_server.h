@@ -31,6 +31,7 @@ struct server_env {
 	struct queue *queue;       /* queue mode; NULL in passthrough */
 	struct spool *spool;
 	unsigned nclients;         /* sessions alive in this process */
+	unsigned clients_peak;     /* the most since the last memory trim (worker.c) */
 	unsigned nworkers;         /* relay.workers: max_clients counts every worker's sessions */
 	struct session *sessions;  /* every session alive */
 };

@@ -256,14 +256,15 @@ static const struct upstream_callbacks utx_callbacks = {
 /* ---- public ---- */
 
 struct utx *utx_start(const struct path_env *env, struct provider_cfg *const *providers, unsigned nproviders,
-    const struct upstream_mail_params *mail, const char *log_id, const struct utx_events *events, void *arg)
+    double max_wait, const struct upstream_mail_params *mail, const char *log_id, const struct utx_events *events,
+    void *arg)
 {
 	struct utx *t = utx_new(mail, log_id, events, arg);
 
 	if (t == NULL)
 		return NULL;
 	/* A pooled session may be handed over (and MAIL sent) right here. */
-	struct path_search *ps = path_search_start(env, providers, nproviders, log_id, on_path_ready, on_no_path, t);
+	struct path_search *ps = path_search_start(env, providers, nproviders, max_wait, log_id, on_path_ready, on_no_path, t);
 	if (ps == NULL) {
 		free(t);
 		return NULL;

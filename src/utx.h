@@ -54,10 +54,12 @@ struct utx_events {
 
 struct utx;
 
-/* Starts the search for a session along providers (nproviders >= 1).
- * Events come from the loop only. NULL when out of memory. */
+/* Starts the search for a session along providers (nproviders >= 1);
+ * max_wait as in path_search_start(). Events come from the loop only.
+ * NULL when out of memory. */
 struct utx *utx_start(const struct path_env *env, struct provider_cfg *const *providers, unsigned nproviders,
-    const struct upstream_mail_params *mail, const char *log_id, const struct utx_events *events, void *arg);
+    double max_wait, const struct upstream_mail_params *mail, const char *log_id, const struct utx_events *events,
+    void *arg);
 /* Sends MAIL on up, a ready session the caller hands over. */
 struct utx *utx_start_on(struct upstream *up, const struct upstream_mail_params *mail, const char *log_id,
     const struct utx_events *events, void *arg);

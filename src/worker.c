@@ -4,6 +4,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,9 @@
 #define RESCAN_INTERVAL 60.
 /* Each worker publishes its gauges for worker 0's /metrics this often. */
 #define GAUGE_INTERVAL 1.
+/* A burst of at least this many clients leaves enough freed memory behind
+ * to be worth giving back once it has passed (an eighth of it is left). */
+#define TRIM_AFTER_CLIENTS 256
 
 struct worker {
 	struct daemon_args args;
@@ -361,12 +365,25 @@ static void on_rescan(struct ev_loop *loop, ev_timer *w, int revents)
 	queue_rescan(wk->env.queue);
 }
 
+/* The allocator keeps what a burst of clients freed (their sessions,
+ * buffers and TLS state) for reuse; give it back to the system once the
+ * burst is over, so the daemon's size returns to its quiet size. */
+static void trim_after_burst(struct server_env *env)
+{
+	if (env->clients_peak < TRIM_AFTER_CLIENTS || env->nclients > env->clients_peak / 8)
+		return;
+	malloc_trim(0);
+	log_debug("memory trimmed after a burst of %u clients", env->clients_peak);
+	env->clients_peak = env->nclients;
+}
+
 static void on_gauges(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct worker *wk = w->data;
 	(void)loop;
 	(void)revents;
 	metrics_worker_set(wk->env.nclients, pool_idle_count(wk->env.rt->path.pool));
+	trim_after_burst(&wk->env);
 }
 
 /* Worker 0 watches the others' hand-offs, and queue/ for any it missed. */
