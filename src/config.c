@@ -18,6 +18,7 @@
 #endif
 #include "config.h"
 #include "config_keys.h"
+#include "presets.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -501,8 +502,40 @@ static void apply_defaults(struct loader *ld, enum sect_kind kind, void *obj)
 			parse_value(ld, k, obj, k->def, (struct loc){ FROM_FILE, 0 }, false);
 }
 
+/* The settings of a provider's preset, or false (reported) when it has
+ * none that resolves. */
+static bool section_preset(struct loader *ld, const struct section *s, struct preset_values *pv, bool report)
+{
+	const struct raw *r = s->kind == SECT_PROVIDER ? raw_of(s, "preset") : NULL;
+	char err[ERR_MAX] = "out of memory", *spec;
+	bool ok;
+
+	if (r == NULL || r->text == NULL)
+		return false;
+	/* A bad ${VAR} is reported when the key itself is parsed. */
+	if ((spec = cfg_expand_env(r->text, err, sizeof(err))) == NULL)
+		return false;
+	ok = preset_resolve(cfg_trim(spec), pv, err, sizeof(err));
+	if (!ok && report)
+		add_error(ld, r->at, "preset: %s", err);
+	free(spec);
+	return ok;
+}
+
+static const struct key_def *provider_key(const char *name)
+{
+	return &config_keys[config_key_find(SECT_PROVIDER, name)];
+}
+
+/* Defaults, then the preset's settings, then what is written. */
 static void apply_values(struct loader *ld, const struct section *s)
 {
+	struct preset_values pv;
+
+	if (section_preset(ld, s, &pv, true))
+		for (unsigned i = 0; i < pv.n; i++)
+			parse_value(ld, provider_key(pv.settings[i].key), s->obj, pv.settings[i].value,
+			    raw_of(s, "preset")->at, false);
 	for (size_t i = 0; i < config_nkeys; i++)
 		if (s->vals[i].text != NULL)
 			parse_value(ld, &config_keys[i], s->obj, s->vals[i].text, s->vals[i].at, true);
@@ -525,8 +558,8 @@ static void check_provider(struct loader *ld, const struct section *s, const str
 	bool has_pw = raw_of(s, "password")->text != NULL;
 	const char *pw_key = has_file ? "password_file" : "password";
 
-	if (raw_of(s, "host")->text == NULL)
-		add_error(ld, s->at, "[provider %s]: host is required", p->name);
+	if (raw_of(s, "host")->text == NULL && raw_of(s, "preset")->text == NULL)
+		add_error(ld, s->at, "[provider %s]: host is required (or a preset)", p->name);
 	/* Checked here, not in the parser: allow_plaintext may come after ports. */
 	for (unsigned i = 0; i < p->nports; i++)
 		if (p->ports[i].mode == TLS_MODE_PLAIN && !p->allow_plaintext)
@@ -665,7 +698,54 @@ static void free_loader(struct loader *ld)
 	free(ld->errs);
 }
 
-struct config *config_load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs)
+/* ---- the effective configuration as text (--print-config) ---- */
+
+/* One "SECTION.KEY = VALUE" line: the written value (${ENV} expanded),
+ * else the preset's, else the default; nothing when there is none. */
+static void print_key(struct loader *ld, FILE *out, const struct section *s, const char *title, size_t i,
+    const struct preset_values *pv)
+{
+	const struct key_def *k = &config_keys[i];
+	const char *text = k->def;
+	char err[ERR_MAX], *expanded = NULL;
+
+	for (unsigned j = 0; pv != NULL && j < pv->n; j++)
+		if (strcmp(pv->settings[j].key, k->name) == 0)
+			text = pv->settings[j].value;
+	if (s != NULL && s->vals[i].text != NULL)
+		text = expanded = cfg_expand_env(s->vals[i].text, err, sizeof(err));
+	if (k->kind == SECT_RELAY && strcmp(k->name, "hostname") == 0 && text == NULL)
+		text = ld->cfg->relay.hostname; /* the machine's name, found at load */
+	if (text != NULL)
+		fprintf(out, "%s.%s =%s%s\n", title, k->name, text[0] ? " " : "", k->secret ? "<secret>" : text);
+	config_wipe_free(expanded);
+}
+
+static void print_section(struct loader *ld, FILE *out, enum sect_kind kind, const struct section *s)
+{
+	char title[NAME_MAX_LEN + 16];
+	struct preset_values pv;
+	bool preset = s != NULL && section_preset(ld, s, &pv, false);
+
+	sect_title(kind, s != NULL ? s->name : NULL, title, sizeof(title));
+	for (size_t i = 0; i < config_nkeys; i++)
+		if (config_keys[i].kind == kind)
+			print_key(ld, out, s, title, i, preset ? &pv : NULL);
+}
+
+static void print_config(struct loader *ld, FILE *out)
+{
+	print_section(ld, out, SECT_RELAY, find_section(ld, SECT_RELAY, NULL));
+	for (unsigned i = 0; i < ld->nsects; i++)
+		if (ld->sects[i]->kind == SECT_PROVIDER)
+			print_section(ld, out, SECT_PROVIDER, ld->sects[i]);
+	for (unsigned i = 0; i < ld->nsects; i++)
+		if (ld->sects[i]->kind == SECT_ROUTE)
+			print_section(ld, out, SECT_ROUTE, ld->sects[i]);
+	print_section(ld, out, SECT_QUEUE, find_section(ld, SECT_QUEUE, NULL));
+}
+
+static struct config *load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs, FILE *print)
 {
 	struct loader ld = { .file = file };
 	struct config *cfg = NULL;
@@ -680,8 +760,23 @@ struct config *config_load(const char *file, char *const *overrides, unsigned no
 		config_free(cfg);
 		cfg = NULL;
 	}
+	if (cfg != NULL && print != NULL)
+		print_config(&ld, print);
 	free_loader(&ld);
 	return cfg;
+}
+
+struct config *config_load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs)
+{
+	return load(file, overrides, noverrides, errs, NULL);
+}
+
+bool config_print(const char *file, char *const *overrides, unsigned noverrides, FILE *out, FILE *errs)
+{
+	struct config *cfg = load(file, overrides, noverrides, errs, out);
+
+	config_free(cfg);
+	return cfg != NULL;
 }
 
 void config_free(struct config *cfg)
@@ -691,6 +786,7 @@ void config_free(struct config *cfg)
 	for (unsigned i = 0; cfg->providers != NULL && i < cfg->nproviders; i++) {
 		struct provider_cfg *p = &cfg->providers[i];
 		free(p->name);
+		free(p->preset);
 		free(p->host);
 		free(p->ports);
 		free(p->username);

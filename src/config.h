@@ -27,6 +27,7 @@ enum bounce_mode { BOUNCE_NONE, BOUNCE_SENDER };
 
 struct provider_cfg {
 	char *name;
+	char *preset;             /* NAME[:REGION] as written; NULL when none */
 	char *host;
 	struct port_mode *ports;
 	unsigned nports;
@@ -102,6 +103,10 @@ struct config {
  * there was any. Defaults are those of DESIGN.md.
  */
 struct config *config_load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs);
+/* Loads like config_load() and prints the effective configuration to
+ * out: one "SECTION.KEY = VALUE" line per setting (written, else from
+ * the preset, else the default), secrets as <secret>. */
+bool config_print(const char *file, char *const *overrides, unsigned noverrides, FILE *out, FILE *errs);
 void config_free(struct config *cfg);
 
 struct provider_cfg *config_provider(const struct config *cfg, const char *name);

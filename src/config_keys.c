@@ -514,10 +514,11 @@ const struct key_def config_keys[] = {
 	{ RELAY("log", p_log, log_syslog, "stderr") },
 	{ RELAY("log_level", p_enum, log_level, "info"), .words = level_words },
 
+	{ PROV("preset", p_string, preset, NULL) },
 	{ PROV("host", p_host, host, NULL) },
 	{ PROV("ports", p_list, ports, "587"), LIST(provider_cfg, port_items, nports) },
 	{ PROV("username", p_string, username, NULL) },
-	{ PROV("password", p_password, password, NULL) },
+	{ PROV("password", p_password, password, NULL), .secret = true },
 	{ PROV("password_file", p_secret_file, password, NULL) },
 	{ PROV("auth", p_enum, auth, "auto"), .words = auth_words },
 	{ PROV("tls_verify", p_bool, tls_verify, "yes") },

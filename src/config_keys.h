@@ -46,6 +46,7 @@ struct key_def {
 	bool empty_ok;                  /* lists: may be empty */
 	const char *const *words;       /* enums: accepted words, in enum order */
 	unsigned long min, max;         /* integers */
+	bool secret;                    /* printed as <secret> (--print-config) */
 };
 
 extern const char *const config_delivery_words[];

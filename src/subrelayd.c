@@ -30,6 +30,7 @@
 struct options {
 	const char *config_file;
 	bool test_only;
+	bool print_config;
 	char **overrides;
 	unsigned noverrides;
 	bool probe;
@@ -39,13 +40,15 @@ struct options {
 static void usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: subrelayd [-c FILE] [-o SECTION.KEY=VALUE]... [-t]\n"
+	    "usage: subrelayd [-c FILE] [-o SECTION.KEY=VALUE]... [-t | --print-config]\n"
 	    "       subrelayd [-c FILE] [-o ...] --probe [PROVIDER] [--all-ports] [--json] [--send-test ADDRESS]\n"
 	    "       subrelayd -V | -h\n"
 	    "\n"
 	    "  -c FILE   configuration file (default %s)\n"
 	    "  -o S.K=V  override one setting, e.g. -o relay.listen=127.0.0.1:2600 (repeatable)\n"
 	    "  -t        check the configuration and exit (0 valid, 1 invalid)\n"
+	    "  --print-config      print the effective configuration (presets and defaults\n"
+	    "            filled in, secrets as <secret>) and exit (0 valid, 1 invalid)\n"
 	    "  --probe [PROVIDER]  test every path to the providers from this host and exit\n"
 	    "            (0 every provider has a working path, 1 not, 2 configuration error)\n"
 	    "  --all-ports         also probe 587, 465, 2525 and 25\n"
@@ -66,6 +69,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "all-ports", no_argument, NULL, 'A' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "send-test", required_argument, NULL, 'S' },
+		{ "print-config", no_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -87,6 +91,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'P':
 			o->probe = true;
+			break;
+		case 'C':
+			o->print_config = true;
 			break;
 		case 'A':
 			o->probe_opts.all_ports = true;
@@ -125,8 +132,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "subrelayd: --all-ports, --json and --send-test go with --probe (see -h)\n");
 		exit(2);
 	}
-	if (o->probe && o->test_only) {
-		fprintf(stderr, "subrelayd: -t and --probe do not go together (see -h)\n");
+	if (o->probe + o->test_only + o->print_config > 1) {
+		fprintf(stderr, "subrelayd: -t, --probe and --print-config do not go together (see -h)\n");
 		exit(2);
 	}
 }
@@ -136,6 +143,11 @@ int main(int argc, char **argv)
 	struct options o = { 0 };
 
 	parse_args(argc, argv, &o);
+	if (o.print_config) {
+		bool ok = config_print(o.config_file, o.overrides, o.noverrides, stdout, stderr);
+		free(o.overrides);
+		return ok ? 0 : 1;
+	}
 	tls_init();
 	struct config *cfg = config_load(o.config_file, o.overrides, o.noverrides, stderr);
 	SSL_CTX **ctx = cfg ? runtime_tls_contexts(cfg, stderr) : NULL;
