@@ -44,6 +44,8 @@ struct provider_cfg {
 	double recheck_interval;  /* how soon a remembered fallback pair is re-checked against the preferred ones */
 	unsigned max_connections;  /* sessions open at once to this provider */
 	double max_connections_wait; /* how long a transaction waits for one of them */
+	uint64_t max_message_size; /* 0: none of its own (its EHLO SIZE still counts) */
+	unsigned max_recipients;   /* per transaction; 0: no limit */
 	unsigned line;            /* line of the section header, for messages */
 };
 

@@ -531,6 +531,8 @@ const struct key_def config_keys[] = {
 	{ PROV("recheck_interval", p_duration, recheck_interval, "10m") },
 	{ PROV("max_connections", p_uint, max_connections, "8"), .min = 1, .max = 1000 },
 	{ PROV("max_connections_wait", p_duration, max_connections_wait, "30s") },
+	{ PROV("max_message_size", p_size, max_message_size, "0"), .zero_ok = true },
+	{ PROV("max_recipients", p_uint, max_recipients, "0"), .min = 0, .max = 100000 },
 
 	{ ROUTE("from", p_list, from, NULL), LIST(route_cfg, pattern_items, nfrom) },
 	{ ROUTE("providers", p_list, providers, NULL), LIST(route_cfg, provider_items, nproviders) },

@@ -36,11 +36,14 @@ struct delivery {
 	struct spool *sp;
 	struct spool_msg *m;
 	struct utx *utx;           /* this attempt's transaction with the provider */
-	bool *accepted;            /* per recipient, this attempt */
+	bool *accepted;            /* per recipient, this round */
+	bool *again;               /* per recipient: "452 4.5.3", for the next round */
 	bool *logged;              /* per recipient: its line for this attempt is written */
 	struct upstream_info info; /* the session of this attempt, kept for log lines */
 	bool have_info;
 	unsigned *sent;            /* recipient indices in the order their RCPTs were given */
+	struct provider_cfg *const *providers;
+	unsigned nproviders;
 	bool finished;             /* done() was called */
 	FILE *data;
 	ev_tstamp started;
@@ -143,6 +146,9 @@ static void pump_data(struct delivery *d)
 
 /* ---- the transaction's events ---- */
 
+static bool any_again(const struct delivery *d);
+static void next_round(struct delivery *d);
+
 static void on_mail(void *arg, const struct smtp_reply *r, const char *error)
 {
 	struct delivery *d = arg;
@@ -173,6 +179,10 @@ static void on_rcpt(void *arg, unsigned n, const struct smtp_reply *r)
 
 	if (r->code / 100 == 2) {
 		d->accepted[i] = true;
+		return;
+	}
+	if (r->code == 452 && strcmp(r->enhanced, "4.5.3") == 0) {
+		d->again[i] = true; /* too many for one transaction: the next round */
 		return;
 	}
 	set_error_from_reply(d, rc->addr, r);
@@ -220,6 +230,10 @@ static void on_end(void *arg, const struct smtp_reply *r)
 	char verdict[SMTP_REPLY_TEXT_MAX + 8];
 	snprintf(verdict, sizeof(verdict), "%d %s", r->code, r->text);
 	log_accepted(d, verdict);
+	if (r->code / 100 == 2 && any_again(d)) {
+		next_round(d);
+		return;
+	}
 	finish(d);
 }
 
@@ -245,6 +259,61 @@ static const struct utx_events delivery_events = {
 	.failed = on_failed,
 };
 
+/* ---- rounds: one transaction each ---- */
+
+/* A transaction for the pending recipients (the first round) or for those
+ * the provider could not take in the last one; false when out of memory. */
+static bool start_round(struct delivery *d, bool first)
+{
+	struct spool_msg *m = d->m;
+	struct upstream_mail_params mp = {
+		.from = m->from,
+		.size = m->size,
+		.body_8bitmime = m->body_8bit,
+		.smtputf8 = m->smtputf8,
+	};
+
+	/* The whole envelope at once: it goes in one flight when the provider
+	 * pipelines (behind MAIL on a pooled session too). */
+	d->utx = utx_start(&d->rt->path, d->providers, d->nproviders, 0, &mp, m->id, &delivery_events, d);
+	bool ok = d->utx != NULL;
+	unsigned n = 0;
+	for (unsigned i = 0; ok && i < m->nrcpts; i++) {
+		bool wanted = m->rcpts[i].state == RCPT_PENDING && (first || d->again[i]);
+		d->accepted[i] = d->again[i] = false;
+		if (wanted && (ok = utx_rcpt(d->utx, m->rcpts[i].addr)))
+			d->sent[n++] = i;
+	}
+	if (ok)
+		utx_data(d->utx);
+	return ok;
+}
+
+static bool any_again(const struct delivery *d)
+{
+	for (unsigned i = 0; i < d->m->nrcpts; i++)
+		if (d->again[i] && d->m->rcpts[i].state == RCPT_PENDING)
+			return true;
+	return false;
+}
+
+/* The provider took part of the envelope: the rest goes in another
+ * transaction at once, on the session just given back to the pool. */
+static void next_round(struct delivery *d)
+{
+	utx_free(d->utx, d->rt->path.pool);
+	d->utx = NULL;
+	if (d->data != NULL) {
+		fclose(d->data);
+		d->data = NULL;
+	}
+	enter_state(d, D_PATH);
+	if (!start_round(d, false)) {
+		snprintf(d->error, sizeof(d->error), "out of memory");
+		finish(d);
+	}
+}
+
 /* ---- public ---- */
 
 struct delivery *delivery_start(struct runtime *rt, struct spool *sp, struct spool_msg *m,
@@ -252,42 +321,24 @@ struct delivery *delivery_start(struct runtime *rt, struct spool *sp, struct spo
 {
 	struct delivery *d = calloc(1, sizeof(*d));
 
-	if (d == NULL || (d->accepted = calloc(m->nrcpts + 1, sizeof(bool))) == NULL ||
-	    (d->logged = calloc(m->nrcpts + 1, sizeof(bool))) == NULL ||
-	    (d->sent = calloc(m->nrcpts + 1, sizeof(unsigned))) == NULL) {
-		if (d != NULL) {
-			free(d->accepted);
-			free(d->logged);
-		}
-		free(d);
+	if (d == NULL)
 		return NULL;
-	}
 	d->rt = runtime_ref(rt);
 	d->sp = sp;
 	d->m = m;
+	d->providers = providers;
+	d->nproviders = nproviders;
 	d->done = done;
 	d->done_arg = arg;
 	d->started = ev_now(rt->path.loop);
-	struct upstream_mail_params mp = {
-		.from = m->from,
-		.size = m->size,
-		.body_8bitmime = m->body_8bit,
-		.smtputf8 = m->smtputf8,
-	};
-	/* The whole envelope at once: it goes in one flight when the provider
-	 * pipelines (behind MAIL on a pooled session too). */
-	d->utx = utx_start(&rt->path, providers, nproviders, 0, &mp, m->id, &delivery_events, d);
-	bool ok = d->utx != NULL;
-	unsigned n = 0;
-	for (unsigned i = 0; ok && i < m->nrcpts; i++)
-		if (m->rcpts[i].state == RCPT_PENDING && (ok = utx_rcpt(d->utx, m->rcpts[i].addr)))
-			d->sent[n++] = i;
-	if (!ok) {
+	if ((d->accepted = calloc(m->nrcpts + 1, sizeof(bool))) == NULL ||
+	    (d->again = calloc(m->nrcpts + 1, sizeof(bool))) == NULL ||
+	    (d->logged = calloc(m->nrcpts + 1, sizeof(bool))) == NULL ||
+	    (d->sent = calloc(m->nrcpts + 1, sizeof(unsigned))) == NULL || !start_round(d, true)) {
 		d->finished = true;
 		delivery_free(d);
 		return NULL;
 	}
-	utx_data(d->utx);
 	return d;
 }
 
@@ -319,6 +370,7 @@ void delivery_free(struct delivery *d)
 		fclose(d->data);
 	runtime_unref(d->rt);
 	free(d->accepted);
+	free(d->again);
 	free(d->logged);
 	free(d->sent);
 	free(d);

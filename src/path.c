@@ -28,6 +28,7 @@ struct path_memory {
 	const struct path_env *env;
 	unsigned provider;
 	int pair;                  /* the pair that last worked, -1 = none yet */
+	uint64_t announced_size;   /* the provider's EHLO SIZE, once seen (0: none) */
 	ev_timer recheck;
 	struct path_search *rechecking;
 };
@@ -359,6 +360,7 @@ static void on_attempt_ready(struct upstream *up, void *arg)
 	log_attempt("ready", a, "tls=%s cipher=%s auth=%s resumed=%s", info.tls_version, info.tls_cipher, info.auth,
 	    info.tls_resumed ? "yes" : "no");
 	metrics_attempt(info.provider, info.port, info.mode, "ok");
+	cur_memory(ps)->announced_size = upstream_size_limit(up);
 	if (ps->recheck) {
 		on_recheck_done(ps, up);
 		return;
@@ -732,6 +734,25 @@ void path_search_cancel(struct path_search *ps)
 	free(ps->cands);
 	free(ps->attempts);
 	free(ps);
+}
+
+/* ---- limits ---- */
+
+void path_limits(const struct path_env *env, const char *sender, struct path_limits *out)
+{
+	unsigned n;
+	const char *route;
+	struct provider_cfg *const *providers = config_route_for(env->cfg, sender, &n, &route);
+	const struct provider_cfg *p = n > 0 ? providers[0] : NULL;
+	uint64_t announced = p != NULL ? env->memory[p - env->cfg->providers].announced_size : 0;
+
+	*out = (struct path_limits){ .size = env->cfg->relay.max_message_size };
+	if (p == NULL)
+		return;
+	if (p->max_message_size > 0 && p->max_message_size < out->size)
+		*out = (struct path_limits){ .size = p->max_message_size, .size_by = p->name };
+	if (announced > 0 && announced < out->size)
+		*out = (struct path_limits){ .size = announced, .size_by = p->name };
 }
 
 /* ---- background re-check of preferred pairs ---- */

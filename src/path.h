@@ -52,6 +52,15 @@ struct path_env {
 	void *memory_arg;
 };
 
+/* The size limit of a message from `sender`: relay.max_message_size, or
+ * less when the first provider of its route has a smaller limit (its
+ * max_message_size, or the SIZE it announced in EHLO once seen). */
+struct path_limits {
+	uint64_t size;
+	const char *size_by;       /* the provider whose limit it is; NULL: the relay's */
+};
+void path_limits(const struct path_env *env, const char *sender, struct path_limits *out);
+
 struct path_memory *path_memory_new(const struct path_env *env);
 void path_memory_free(struct path_memory *m, unsigned nproviders);
 /* The memory as text, "PROVIDER PORT MODE" per line (malloc'd), and back

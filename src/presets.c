@@ -49,28 +49,33 @@ static const struct region zoho_regions[] = {
 
 static const struct preset presets[] = {
 	/* https://docs.aws.amazon.com/ses/latest/dg/smtp-connect.html: STARTTLS on 25, 587, 2587;
-	 * TLS wrapper on 465, 2465. Credentials are the SMTP user, not the IAM keys. */
+	 * TLS wrapper on 465, 2465. Credentials are the SMTP user, not the IAM keys.
+	 * https://docs.aws.amazon.com/ses/latest/dg/quotas.html: messages up to 40 MB. */
 	{ "ses", "email-smtp.{region}.amazonaws.com", ses_regions, true,
-	    { { "ports", "587/starttls, 2587/starttls, 465/implicit, 2465/implicit" } } },
+	    { { "ports", "587/starttls, 2587/starttls, 465/implicit, 2465/implicit" }, { "max_message_size", "40M" } } },
 	/* https://www.twilio.com/docs/sendgrid/for-developers/sending-email/integrating-with-the-smtp-api:
-	 * 587 and 2525 (STARTTLS), 465 (TLS); the user is literally "apikey". */
+	 * 587 and 2525 (STARTTLS), 465 (TLS); the user is literally "apikey"; messages up to 30 MB. */
 	{ "sendgrid", "smtp.sendgrid.net", NULL, false,
-	    { { "ports", "587/starttls, 2525/starttls, 465/implicit" }, { "username", "apikey" } } },
+	    { { "ports", "587/starttls, 2525/starttls, 465/implicit" }, { "username", "apikey" },
+	        { "max_message_size", "30M" } } },
 	/* Mailgun (above): 587 and 2525 STARTTLS, 465 TLS. */
 	{ "mailgun", NULL, mailgun_regions, false,
 	    { { "ports", "587/starttls, 2525/starttls, 465/implicit" } } },
 	/* https://postmarkapp.com/developer/user-guide/send-email-with-smtp: 587 and 2525 with
-	 * STARTTLS; no implicit TLS port. */
+	 * STARTTLS; no implicit TLS port. https://postmarkapp.com/support/article/1071: 10 MB per
+	 * message, 50 recipients (To, Cc and Bcc together). */
 	{ "postmark", "smtp.postmarkapp.com", NULL, false,
-	    { { "ports", "587/starttls, 2525/starttls" } } },
+	    { { "ports", "587/starttls, 2525/starttls" }, { "max_message_size", "10M" },
+	        { "max_recipients", "50" } } },
 	/* https://learn.microsoft.com/exchange/mail-flow-best-practices/how-to-set-up-a-multifunction-device-
 	 * or-application-to-send-email-using-microsoft-365-or-office-365: SMTP AUTH client submission
 	 * on smtp.office365.com 587 with STARTTLS. */
 	{ "m365", "smtp.office365.com", NULL, false,
 	    { { "ports", "587/starttls" } } },
-	/* https://support.google.com/a/answer/176600: smtp.gmail.com 587 (STARTTLS), 465 (SSL). */
+	/* https://support.google.com/a/answer/176600: smtp.gmail.com 587 (STARTTLS), 465 (SSL).
+	 * https://support.google.com/mail/answer/6584: messages up to 25 MB. */
 	{ "gmail", "smtp.gmail.com", NULL, false,
-	    { { "ports", "587/starttls, 465/implicit" } } },
+	    { { "ports", "587/starttls, 465/implicit" }, { "max_message_size", "25M" } } },
 	/* The same page, SMTP relay service: smtp-relay.gmail.com 587 (TLS), 465 (SSL). */
 	{ "google-relay", "smtp-relay.gmail.com", NULL, false,
 	    { { "ports", "587/starttls, 465/implicit" } } },

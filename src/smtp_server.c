@@ -26,6 +26,7 @@
 #include "io.h"
 #include "log.h"
 #include "metrics.h"
+#include "path.h"
 #include "reply.h"
 #include "smtp_data.h"
 #include "smtp_line.h"
@@ -81,6 +82,7 @@ struct session {
 	unsigned rcpts_tried;      /* RCPTs counted against max_recipients */
 	struct tx_owed owed;       /* commands handed to the backend, not answered yet */
 	char discard_reply[REPLY_LINE_MAX]; /* the answer once a discarded body ends */
+	struct path_limits limits; /* of the current transaction's route */
 	struct backend backend;
 };
 
@@ -327,13 +329,27 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 	reply(s->io, "250 SMTPUTF8");
 }
 
+/* "552 5.3.4 ..." for a message over the route's size limit. */
+static void too_big(const struct path_limits *lim, char *out, size_t len)
+{
+	if (lim->size_by != NULL)
+		snprintf(out, len, "552 5.3.4 Message too big for provider %s (limit %llu bytes)", lim->size_by,
+		    (unsigned long long)lim->size);
+	else
+		snprintf(out, len, "552 5.3.4 Message size exceeds fixed maximum message size (%llu)",
+		    (unsigned long long)lim->size);
+}
+
 static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
-	const struct relay_cfg *r = &s->cfg->relay;
+	struct path_limits lim;
+	char refusal[REPLY_LINE_MAX];
 
-	if (c->has_size && c->size > r->max_message_size) {
-		reply_error(s, "552 5.3.4 Message size exceeds fixed maximum message size (%llu)",
-		    (unsigned long long)r->max_message_size);
+	/* Refused now rather than accepted and bounced later (queue). */
+	path_limits(&s->rt->path, c->path, &lim);
+	if (c->has_size && c->size > lim.size) {
+		too_big(&lim, refusal, sizeof(refusal));
+		reply_error(s, "%s", refusal);
 		return;
 	}
 	if (!c->smtputf8 && !smtp_path_is_ascii(c->path)) {
@@ -347,6 +363,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 	s->tx.body_8bit = c->body == SMTP_BODY_8BITMIME;
 	s->tx.smtputf8 = c->smtputf8;
 	s->tx.started = ev_now(s->env->loop);
+	s->limits = lim;
 	smtp_data_init(&s->data);
 	enter_state(s, S_TX);
 	tx_owe(&s->owed, TX_CMD_MAIL);
@@ -507,11 +524,9 @@ static void body_done(struct session *s)
  * backend may have failed inside body_commit. */
 static void check_body_size(struct session *s)
 {
-	if (s->state != S_BODY || s->data.in_bytes <= s->cfg->relay.max_message_size)
+	if (s->state != S_BODY || s->data.in_bytes <= s->limits.size)
 		return;
-	snprintf(s->discard_reply, sizeof(s->discard_reply),
-	    "552 5.3.4 Message size exceeds fixed maximum message size (%llu)",
-	    (unsigned long long)s->cfg->relay.max_message_size);
+	too_big(&s->limits, s->discard_reply, sizeof(s->discard_reply));
 	log_message(s, "rejected");
 	s->backend.ops->abort(s->backend.impl, &s->tx);
 	enter_state(s, S_DISCARD);

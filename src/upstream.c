@@ -854,6 +854,15 @@ const struct smtp_reply *upstream_ehlo_reply(const struct upstream *up)
 	return up->ehlo_seen ? &up->ehlo : NULL;
 }
 
+uint64_t upstream_size_limit(const struct upstream *up)
+{
+	char params[64];
+
+	if (!up->ehlo_seen || !ehlo_has(up, "SIZE", params, sizeof(params)))
+		return 0;
+	return strtoull(params, NULL, 10); /* "SIZE" alone or "SIZE 0": no limit */
+}
+
 bool upstream_idle(const struct upstream *up)
 {
 	return up->state == UP_READY && !up->in_tx && up->npending == 0 && !up->freed;

@@ -155,6 +155,8 @@ const struct upstream_facts *upstream_get_facts(const struct upstream *up);
 /* The last EHLO reply (extensions in ->ehlo), or NULL before one. */
 const struct smtp_reply *upstream_ehlo_reply(const struct upstream *up);
 
+/* The message size limit the provider announced (EHLO SIZE), 0 when none. */
+uint64_t upstream_size_limit(const struct upstream *up);
 /* True between transactions: setup done, no command outstanding, no
  * transaction open (a MAIL accepted and not yet ended by the final dot or RSET). */
 bool upstream_idle(const struct upstream *up);

@@ -90,6 +90,24 @@ static void refuse_data(struct utx *t)
 	t->ev->data(t->arg, &r);
 }
 
+/* A recipient past the provider's max_recipients is answered in its turn
+ * (after the replies in flight) as a provider would (RFC 5321 4.5.3.1.10):
+ * the sender sends it again in another transaction. */
+static bool refuse_over_limit(struct utx *t)
+{
+	const struct provider_cfg *p = upstream_provider(t->up);
+	struct smtp_reply r = { .code = 452, .enhanced = "4.5.3", .complete = true };
+
+	if (t->state != UTX_ENVELOPE || t->answered < t->sent)
+		return false;
+	snprintf(r.text, sizeof(r.text), "Too many recipients for provider %s (max_recipients %u)", p->name,
+	    p->max_recipients);
+	unsigned i = t->sent++;
+	t->answered++;
+	t->ev->rcpt(t->arg, i, &r);
+	return true;
+}
+
 /* Writes the recipients given and not written yet, then DATA behind them,
  * as far as the provider lets commands go before their replies. */
 static void pump(struct utx *t)
@@ -98,8 +116,17 @@ static void pump(struct utx *t)
 
 	if (up == NULL || (t->state != UTX_MAIL && t->state != UTX_ENVELOPE))
 		return;
-	while (t->sent < t->nrcpts && upstream_can_send(up))
-		upstream_rcpt(up, t->rcpts[t->sent++]);
+	unsigned limit = upstream_provider(up)->max_recipients;
+	while (t->sent < t->nrcpts) {
+		if (limit > 0 && t->sent >= limit) {
+			if (!refuse_over_limit(t))
+				break;
+		} else if (upstream_can_send(up)) {
+			upstream_rcpt(up, t->rcpts[t->sent++]);
+		} else {
+			break;
+		}
+	}
 	if (!t->data_asked || t->data_sent || t->sent < t->nrcpts)
 		return;
 	if (t->state == UTX_ENVELOPE && t->answered == t->sent && t->accepted == 0) {
