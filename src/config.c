@@ -647,6 +647,8 @@ static struct config *build(struct loader *ld)
 		place_section(ld, ld->sects[i]);
 	for (unsigned i = 0; i < ld->nsects; i++)
 		apply_values(ld, ld->sects[i]);
+	if (cfg->relay.qualify_domain == NULL && (cfg->relay.qualify_domain = strdup(cfg->relay.hostname)) == NULL)
+		ld->oom = true;
 	for (unsigned i = 0; i < ld->nsects; i++)
 		check_section(ld, ld->sects[i]);
 	return cfg;
@@ -700,6 +702,16 @@ static void free_loader(struct loader *ld)
 
 /* ---- the effective configuration as text (--print-config) ---- */
 
+/* Defaults found at load: the machine's name, and what follows from it. */
+static const char *computed_default(const struct relay_cfg *r, const char *key)
+{
+	if (strcmp(key, "hostname") == 0)
+		return r->hostname;
+	if (strcmp(key, "qualify_domain") == 0)
+		return r->qualify_domain;
+	return NULL;
+}
+
 /* One "SECTION.KEY = VALUE" line: the written value (${ENV} expanded),
  * else the preset's, else the default; nothing when there is none. */
 static void print_key(struct loader *ld, FILE *out, const struct section *s, const char *title, size_t i,
@@ -714,8 +726,8 @@ static void print_key(struct loader *ld, FILE *out, const struct section *s, con
 			text = pv->settings[j].value;
 	if (s != NULL && s->vals[i].text != NULL)
 		text = expanded = cfg_expand_env(s->vals[i].text, err, sizeof(err));
-	if (k->kind == SECT_RELAY && strcmp(k->name, "hostname") == 0 && text == NULL)
-		text = ld->cfg->relay.hostname; /* the machine's name, found at load */
+	if (text == NULL && k->kind == SECT_RELAY)
+		text = computed_default(&ld->cfg->relay, k->name);
 	if (text != NULL)
 		fprintf(out, "%s.%s =%s%s\n", title, k->name, text[0] ? " " : "", k->secret ? "<secret>" : text);
 	config_wipe_free(expanded);
@@ -803,6 +815,7 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->relay.listen);
 	free(cfg->relay.hostname);
+	free(cfg->relay.qualify_domain);
 	free(cfg->relay.allow);
 	free(cfg->relay.spool);
 	free(cfg->relay.providers);

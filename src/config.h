@@ -61,6 +61,7 @@ struct relay_cfg {
 	struct sockaddr_any *listen;
 	unsigned nlisten;
 	char *hostname;
+	char *qualify_domain;     /* for addresses without one; default: hostname */
 	struct cidr *allow;
 	unsigned nallow;
 	unsigned max_clients;

@@ -235,9 +235,11 @@ static size_t local_part_len(const char *s, size_t n)
 	return i;
 }
 
-/* Mailbox = Local-part "@" (Domain / address-literal); RCPT may name
- * Postmaster alone (RFC 5321 4.5.1). */
-static bool check_mailbox(const char *s, size_t n, bool rcpt, const char **why)
+/* Mailbox = Local-part "@" (Domain / address-literal). A local part
+ * alone (RCPT TO:<postmaster>, RFC 5321 4.5.1, and what legacy senders
+ * write: MAIL FROM:<root>) is accepted as unqualified: the caller adds
+ * its domain. */
+static bool check_mailbox(const char *s, size_t n, bool *unqualified, const char **why)
 {
 	size_t i = local_part_len(s, n);
 
@@ -245,13 +247,8 @@ static bool check_mailbox(const char *s, size_t n, bool rcpt, const char **why)
 		*why = "invalid local part in address";
 		return false;
 	}
-	if (i == n) {
-		if (rcpt && ascii_ieq(s, n, "postmaster"))
-			return true;
-		*why = "address needs a domain";
-		return false;
-	}
-	if (!valid_domain(s + i + 1, n - i - 1, DOM_UTF8)) {
+	*unqualified = i == n;
+	if (!*unqualified && !valid_domain(s + i + 1, n - i - 1, DOM_UTF8)) {
 		*why = "invalid domain in address";
 		return false;
 	}
@@ -350,7 +347,7 @@ static enum smtp_parse_result parse_path(const char *s, size_t n, bool rcpt, str
 		*why = "address too long";
 		return SMTP_PARSE_SYNTAX;
 	}
-	if (!check_mailbox(box, len, rcpt, why))
+	if (!check_mailbox(box, len, &cmd->unqualified, why))
 		return SMTP_PARSE_SYNTAX;
 	memcpy(cmd->path, box, len);
 	cmd->path[len] = '\0';

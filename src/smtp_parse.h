@@ -37,6 +37,7 @@ struct smtp_cmd {
 	size_t arglen;             /* bytes of arg, trailing spaces and tabs excluded (arg need not be NUL-terminated) */
 	/* MAIL / RCPT only: */
 	char path[SMTP_PATH_MAX + 1]; /* address without <>, "" for the null sender <> */
+	bool unqualified;          /* path is a local part alone ("root"): the caller adds a domain */
 	uint64_t size;             /* SIZE= value, 0 if absent */
 	bool has_size;
 	enum smtp_body body;
@@ -54,7 +55,7 @@ enum smtp_parse_result {
  * Parses one command line (no CRLF). `line` must stay alive while cmd->arg
  * is used. Verbs are case-insensitive. MAIL needs "FROM:<path>" (a space
  * after the colon is tolerated), RCPT "TO:<path>" with a non-empty path
- * (Postmaster without domain allowed). Paths: no control characters, no
+ * (a local part alone is accepted and flagged `unqualified`). Paths: no control characters, no
  * spaces outside a quoted local part, length <= SMTP_PATH_MAX; source
  * routes (@a,@b:user@c) are accepted and stripped. Non-ASCII (valid UTF-8) in a path is
  * accepted here; the caller checks it against SMTPUTF8 with

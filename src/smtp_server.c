@@ -23,10 +23,10 @@
 
 #include "backend.h"
 #include "body_pump.h"
+#include "envelope.h"
 #include "io.h"
 #include "log.h"
 #include "metrics.h"
-#include "path.h"
 #include "reply.h"
 #include "smtp_data.h"
 #include "smtp_line.h"
@@ -329,36 +329,19 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 	reply(s->io, "250 SMTPUTF8");
 }
 
-/* "552 5.3.4 ..." for a message over the route's size limit. */
-static void too_big(const struct path_limits *lim, char *out, size_t len)
-{
-	if (lim->size_by != NULL)
-		snprintf(out, len, "552 5.3.4 Message too big for provider %s (limit %llu bytes)", lim->size_by,
-		    (unsigned long long)lim->size);
-	else
-		snprintf(out, len, "552 5.3.4 Message size exceeds fixed maximum message size (%llu)",
-		    (unsigned long long)lim->size);
-}
-
 static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
+	char from[SMTP_PATH_MAX + 1], refusal[REPLY_LINE_MAX];
 	struct path_limits lim;
-	char refusal[REPLY_LINE_MAX];
 
-	/* Refused now rather than accepted and bounced later (queue). */
-	path_limits(&s->rt->path, c->path, &lim);
-	if (c->has_size && c->size > lim.size) {
-		too_big(&lim, refusal, sizeof(refusal));
+	if (!envelope_address(c, c->smtputf8, s->cfg, from, refusal, sizeof(refusal)) ||
+	    !envelope_mail_size(c, &s->rt->path, from, &lim, refusal, sizeof(refusal))) {
 		reply_error(s, "%s", refusal);
-		return;
-	}
-	if (!c->smtputf8 && !smtp_path_is_ascii(c->path)) {
-		reply_error(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
 		return;
 	}
 	tx_end(s);
 	id_new(s->tx.id);
-	snprintf(s->tx.from, sizeof(s->tx.from), "%s", c->path);
+	snprintf(s->tx.from, sizeof(s->tx.from), "%s", from);
 	s->tx.size = c->size;
 	s->tx.body_8bit = c->body == SMTP_BODY_8BITMIME;
 	s->tx.smtputf8 = c->smtputf8;
@@ -372,15 +355,17 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 {
+	char to[SMTP_PATH_MAX + 1], refusal[REPLY_LINE_MAX];
+
 	if (s->rcpts_tried >= s->cfg->relay.max_recipients) {
 		reply(s->io, "452 4.5.3 Too many recipients");
 		return;
 	}
-	if (!s->tx.smtputf8 && !smtp_path_is_ascii(c->path)) {
-		reply_error(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+	if (!envelope_address(c, s->tx.smtputf8, s->cfg, to, refusal, sizeof(refusal))) {
+		reply_error(s, "%s", refusal);
 		return;
 	}
-	if (!tx_add_rcpt(&s->tx, c->path)) {
+	if (!tx_add_rcpt(&s->tx, to)) {
 		reply(s->io, "452 4.3.1 Out of memory; try again later");
 		return;
 	}
@@ -526,7 +511,7 @@ static void check_body_size(struct session *s)
 {
 	if (s->state != S_BODY || s->data.in_bytes <= s->limits.size)
 		return;
-	too_big(&s->limits, s->discard_reply, sizeof(s->discard_reply));
+	envelope_too_big(&s->limits, s->discard_reply, sizeof(s->discard_reply));
 	log_message(s, "rejected");
 	s->backend.ops->abort(s->backend.impl, &s->tx);
 	enter_state(s, S_DISCARD);

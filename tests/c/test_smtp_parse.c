@@ -148,9 +148,16 @@ static void test_mail(void)
 	SYNTAX("MAIL FROM:<a@b.example>x");
 	CHECK_STR(why, "unexpected text after address");
 	SYNTAX("MAIL FROM:<a@b.example><c@d.example>");
-	SYNTAX("MAIL FROM:<root>");
-	CHECK_STR(why, "address needs a domain");
-	SYNTAX("MAIL FROM:<postmaster>");
+	/* A local part alone is taken, flagged for the caller to qualify. */
+	PATH("MAIL FROM:<root>", "root");
+	CHECK(cmd.unqualified);
+	PATH("MAIL FROM:<\"a b\">", "\"a b\"");
+	CHECK(cmd.unqualified);
+	PATH("MAIL FROM:<a@b.example>", "a@b.example");
+	CHECK(!cmd.unqualified);
+	PATH("MAIL FROM:<>", "");
+	CHECK(!cmd.unqualified);
+	SYNTAX("MAIL FROM:<root@>");
 	SYNTAX("MAIL FROM:<a b@c.example>");
 	SYNTAX("MAIL FROM:<a@b c.example>");
 	SYNTAX("MAIL FROM:<@b.example>");
@@ -211,10 +218,13 @@ static void test_rcpt(void)
 	PATH("rcpt to: <c@d.example> ", "c@d.example");
 	PATH("RCPT TO:<Postmaster>", "Postmaster");
 	PATH("RCPT TO:<postmaster>", "postmaster");
+	CHECK(cmd.unqualified);
 	PATH("RCPT TO:<u@[IPv6:2001:db8::1]>", "u@[IPv6:2001:db8::1]");
 	SYNTAX("RCPT TO:<>");
 	CHECK_STR(why, "empty recipient address");
-	SYNTAX("RCPT TO:<bob>");
+	PATH("RCPT TO:<bob>", "bob");
+	CHECK(cmd.unqualified);
+	SYNTAX("RCPT TO:<bob@@x.example>");
 	SYNTAX("RCPT TO:c@d.example");
 	SYNTAX("RCPT FROM:<c@d.example>");
 	SYNTAX("RCPT");
