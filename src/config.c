@@ -804,6 +804,10 @@ void config_free(struct config *cfg)
 		free(p->username);
 		config_wipe_free(p->password);
 		free(p->tls_ca_file);
+		free(p->sender);
+		for (unsigned j = 0; j < p->nstrip_headers; j++)
+			free(p->strip_headers[j]);
+		free(p->strip_headers);
 	}
 	for (unsigned i = 0; cfg->routes != NULL && i < cfg->nroutes; i++) {
 		struct route_cfg *r = &cfg->routes[i];

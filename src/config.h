@@ -46,6 +46,10 @@ struct provider_cfg {
 	double max_connections_wait; /* how long a transaction waits for one of them */
 	uint64_t max_message_size; /* 0: none of its own (its EHLO SIZE still counts) */
 	unsigned max_recipients;   /* per transaction; 0: no limit */
+	char *sender;             /* the verified envelope sender; NULL: the client's */
+	bool sender_header;       /* From: becomes `sender` too */
+	char **strip_headers;     /* header fields removed on the way out */
+	unsigned nstrip_headers;
 	unsigned line;            /* line of the section header, for messages */
 };
 

@@ -14,6 +14,8 @@
 #include <sys/un.h>
 #include <openssl/ssl.h>
 
+#include "smtp_parse.h"
+
 #define SECRET_MAX 4096    /* a bigger password_file is surely the wrong file */
 #define HOSTNAME_MAX 253
 #define HOSTNAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
@@ -229,6 +231,19 @@ static bool p_hostname(const struct config *cfg, const struct key_def *k, void *
 	return set_str(&FIELD(obj, k, char *), v, false, err, errlen);
 }
 
+/* The verified sender a provider wants: one plain address, as it goes in
+ * MAIL FROM:<...> and in From:. */
+static bool p_sender(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	const char *at = strrchr(v, '@');
+
+	(void)cfg;
+	if (at == NULL || at == v || at[1] == '\0' || strlen(v) > SMTP_PATH_MAX || v[strcspn(v, " \t<>\"(),;:\\")] != '\0')
+		return failf(err, errlen, "bad address \"%.64s\" (use user@example.com)", v);
+	return set_str(&FIELD(obj, k, char *), v, false, err, errlen);
+}
+
 /* A provider's host: a name or an address, resolved later. */
 static bool p_host(const struct config *cfg, const struct key_def *k, void *obj, char *v,
     char *err, size_t errlen)
@@ -382,6 +397,19 @@ static void drop_pattern(void *item)
 	free(*(char **)item);
 }
 
+/* A header field name (RFC 5322 2.2: printable ASCII but the colon). */
+static bool item_header(const struct config *cfg, const char *s, void *out,
+    char *err, size_t errlen)
+{
+	(void)cfg;
+	for (const char *p = s; *p; p++)
+		if (*p <= ' ' || *p >= 127 || *p == ':')
+			return failf(err, errlen, "bad header field name \"%.64s\"", s);
+	if ((*(char **)out = strdup(s)) == NULL)
+		return failf(err, errlen, "out of memory");
+	return true;
+}
+
 /* Provider names resolve at once: every [provider] exists before values are parsed. */
 static bool item_provider(const struct config *cfg, const char *s, void *out,
     char *err, size_t errlen)
@@ -405,6 +433,8 @@ static const struct item_kind cidr_items = ITEMS("network", struct cidr, item_ci
 static const struct item_kind port_items = ITEMS("port", struct port_mode, item_port, same_port, NULL);
 static const struct item_kind pattern_items =
     ITEMS("sender pattern", char *, item_pattern, same_pattern, drop_pattern);
+static const struct item_kind header_items =
+    ITEMS("header field name", char *, item_header, same_pattern, drop_pattern);
 static const struct item_kind provider_items =
     ITEMS("provider", struct provider_cfg *, item_provider, same_pointer, NULL);
 
@@ -534,6 +564,10 @@ const struct key_def config_keys[] = {
 	{ PROV("max_connections_wait", p_duration, max_connections_wait, "30s") },
 	{ PROV("max_message_size", p_size, max_message_size, "0"), .zero_ok = true },
 	{ PROV("max_recipients", p_uint, max_recipients, "0"), .min = 0, .max = 100000 },
+	{ PROV("sender", p_sender, sender, NULL) },
+	{ PROV("sender_header", p_bool, sender_header, "yes") },
+	{ PROV("strip_headers", p_list, strip_headers, ""), LIST(provider_cfg, header_items, nstrip_headers),
+	  .empty_ok = true },
 
 	{ ROUTE("from", p_list, from, NULL), LIST(route_cfg, pattern_items, nfrom) },
 	{ ROUTE("providers", p_list, providers, NULL), LIST(route_cfg, provider_items, nproviders) },

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "headers.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
@@ -54,6 +55,11 @@ struct utx {
 	struct upstream_info info;  /* where MAIL was accepted */
 	bool have_info;
 	char log_id[32];
+	/* The provider's sender identity (headers.h): From: and fields to strip. */
+	struct header_rules rules;
+	struct header_sink sink;
+	struct header_filter *headers; /* NULL: the body goes straight out */
+	bool end_waiting;           /* the end of data waits for the filter's last bytes */
 };
 
 static const struct upstream_callbacks utx_callbacks;
@@ -139,12 +145,22 @@ static void pump(struct utx *t)
 	}
 }
 
-/* MAIL on a session: from here on its replies are ours. */
+/* MAIL on a session: from here on its replies are ours. A provider that
+ * accepts only its verified sender gets it in MAIL (a bounce's null
+ * sender stays null) and, with sender_header, in From:. */
 static void begin(struct utx *t, struct upstream *up)
 {
+	const struct provider_cfg *p = upstream_provider(up);
+
 	t->up = up;
 	t->sent = t->answered = t->accepted = 0;
 	t->data_sent = false;
+	t->mail.from = p->sender != NULL && t->from[0] != '\0' ? p->sender : t->from;
+	t->rules = (struct header_rules){
+		.from = p->sender_header ? p->sender : NULL,
+		.strip = p->strip_headers,
+		.nstrip = p->nstrip_headers,
+	};
 	upstream_set_callbacks(up, &utx_callbacks, t);
 	enter_state(t, UTX_MAIL);
 	upstream_mail(up, &t->mail);
@@ -201,6 +217,31 @@ static void on_mail_reply(struct utx *t, const struct smtp_reply *r)
 	path_search_refused(ps, r);
 }
 
+static void on_failed(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason);
+
+static char *sink_space(void *up, size_t need, size_t *room)
+{
+	return upstream_body_space(up, need, room);
+}
+
+static void sink_commit(void *up, size_t n)
+{
+	upstream_body_commit(up, n);
+}
+
+/* The body is about to flow: through the header filter when the
+ * provider's rules change anything. False when the session is lost. */
+static bool start_headers(struct utx *t)
+{
+	if (!header_rules_active(&t->rules))
+		return true;
+	t->sink = (struct header_sink){ .space = sink_space, .commit = sink_commit, .ctx = t->up };
+	if ((t->headers = header_filter_new(&t->rules, &t->sink)) != NULL)
+		return true;
+	on_failed(t->up, t, UPSTREAM_FAIL_PROTOCOL, "out of memory for the header filter");
+	return false;
+}
+
 static void on_envelope_reply(struct utx *t, const struct smtp_reply *r)
 {
 	/* Replies come back in the order the commands went: RCPTs, DATA. */
@@ -212,8 +253,11 @@ static void on_envelope_reply(struct utx *t, const struct smtp_reply *r)
 		return;
 	}
 	t->data_asked = t->data_sent = false;
-	if (r->code == 354)
+	if (r->code == 354) {
+		if (!start_headers(t))
+			return;
 		enter_state(t, UTX_BODY);
+	}
 	t->ev->data(t->arg, r);
 }
 
@@ -251,8 +295,14 @@ static void on_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
 static void on_writable(struct upstream *up, void *arg)
 {
 	struct utx *t = arg;
-	(void)up;
 
+	if (t->end_waiting) {
+		if (header_filter_end(t->headers)) {
+			t->end_waiting = false;
+			upstream_body_end(up);
+		}
+		return;
+	}
 	t->ev->writable(t->arg);
 }
 
@@ -338,17 +388,26 @@ bool utx_can_pipe(const struct utx *t)
 
 char *utx_body_space(struct utx *t, size_t need, size_t *room)
 {
+	if (t->headers != NULL)
+		return header_filter_space(t->headers, need, room);
 	return upstream_body_space(t->up, need, room);
 }
 
 void utx_body_commit(struct utx *t, size_t n)
 {
-	upstream_body_commit(t->up, n);
+	if (t->headers != NULL)
+		header_filter_commit(t->headers, n);
+	else
+		upstream_body_commit(t->up, n);
 }
 
 void utx_end(struct utx *t)
 {
 	enter_state(t, UTX_DOT);
+	if (t->headers != NULL && !header_filter_end(t->headers)) {
+		t->end_waiting = true; /* on_writable ends it */
+		return;
+	}
 	upstream_body_end(t->up);
 }
 
@@ -378,6 +437,7 @@ void utx_free(struct utx *t, struct pool *pool)
 		pool_put(pool, t->up); /* closed there unless between transactions */
 	else
 		upstream_close(t->up);
+	header_filter_free(t->headers);
 	free(t->rcpts);
 	free(t);
 }
