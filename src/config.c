@@ -19,6 +19,7 @@
 #include "config.h"
 #include "config_keys.h"
 #include "presets.h"
+#include "oauth2_jwt.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -551,6 +552,78 @@ static void default_hostname(struct loader *ld, struct relay_cfg *r)
 		ld->oom = true;
 }
 
+static bool is_set(const struct section *s, const char *name)
+{
+	return raw_of(s, name)->text != NULL;
+}
+
+/* A token endpoint is HTTPS: the client secret and the tokens cross it. */
+static void check_token_url(struct loader *ld, struct loc at, const char *key, const char *url)
+{
+	if (strncasecmp(url, "https://", 8) != 0 || url[8] == '\0')
+		add_error(ld, at, "%s: \"%.80s\" is not an https:// URL (token endpoints must use HTTPS)", key, url);
+}
+
+/* The jwt_bearer key file: valid JSON key, and the token URL it may give. */
+static void check_oauth2_key(struct loader *ld, const struct section *s, const struct provider_cfg *p)
+{
+	struct oauth2_key key;
+	char err[200];
+
+	if (p->oauth2.key.text == NULL)
+		return; /* unset (reported by the caller) or unreadable (reported) */
+	if (!oauth2_key_load(p->oauth2.key.text, &key, err, sizeof(err))) {
+		add_error(ld, loc_of(s, "oauth2_key_file"), "oauth2_key_file: \"%s\": %s", p->oauth2.key.path, err);
+		return;
+	}
+	if (p->oauth2.token_url == NULL && key.token_uri == NULL)
+		add_error(ld, loc_of(s, "oauth2_key_file"), "oauth2_key_file: no \"token_uri\" in it; set oauth2_token_url");
+	else if (p->oauth2.token_url == NULL)
+		check_token_url(ld, loc_of(s, "oauth2_key_file"), "oauth2_key_file: token_uri", key.token_uri);
+	oauth2_key_free(&key);
+}
+
+/* auth = xoauth2: what each grant needs; oauth2_* keys without it. */
+static void check_oauth2(struct loader *ld, const struct section *s, const struct provider_cfg *p)
+{
+	static const char *const keys[] = { "oauth2_token_url", "oauth2_client_id", "oauth2_client_secret",
+		"oauth2_client_secret_file", "oauth2_scope", "oauth2_refresh_token_file", "oauth2_key_file",
+		"oauth2_ca_file", "oauth2_grant" };
+	const struct oauth2_cfg *o = &p->oauth2;
+	enum oauth2_grant g = o->grant;
+
+	if (p->auth != AUTH_CHOICE_XOAUTH2) {
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (is_set(s, keys[i]))
+				add_error(ld, loc_of(s, keys[i]), "%s: only used with auth = xoauth2", keys[i]);
+		return;
+	}
+	if (p->username == NULL)
+		add_error(ld, loc_of(s, "auth"), "auth: xoauth2 needs username (the mailbox to send as)");
+	if (is_set(s, "password") || is_set(s, "password_file"))
+		add_error(ld, loc_of(s, is_set(s, "password") ? "password" : "password_file"),
+		    "%s: not used with auth = xoauth2 (the token is)", is_set(s, "password") ? "password" : "password_file");
+	if (o->token_url != NULL)
+		check_token_url(ld, loc_of(s, "oauth2_token_url"), "oauth2_token_url", o->token_url);
+	else if (g != OAUTH2_GRANT_JWT_BEARER)
+		add_error(ld, loc_of(s, "auth"), "auth: xoauth2 needs oauth2_token_url");
+	if (g != OAUTH2_GRANT_JWT_BEARER && !is_set(s, "oauth2_client_id"))
+		add_error(ld, loc_of(s, "auth"), "auth: xoauth2 needs oauth2_client_id");
+	if (is_set(s, "oauth2_client_secret") && is_set(s, "oauth2_client_secret_file"))
+		add_error(ld, loc_of(s, "oauth2_client_secret_file"),
+		    "oauth2_client_secret_file: oauth2_client_secret is set too (use one of them)");
+	if (g == OAUTH2_GRANT_CLIENT_CREDENTIALS && !is_set(s, "oauth2_client_secret") &&
+	    !is_set(s, "oauth2_client_secret_file"))
+		add_error(ld, loc_of(s, "oauth2_grant"),
+		    "oauth2_grant: client_credentials needs oauth2_client_secret or oauth2_client_secret_file");
+	if (g == OAUTH2_GRANT_REFRESH_TOKEN && !is_set(s, "oauth2_refresh_token_file"))
+		add_error(ld, loc_of(s, "oauth2_grant"), "oauth2_grant: refresh_token needs oauth2_refresh_token_file");
+	if (g == OAUTH2_GRANT_JWT_BEARER && !is_set(s, "oauth2_key_file"))
+		add_error(ld, loc_of(s, "oauth2_grant"), "oauth2_grant: jwt_bearer needs oauth2_key_file");
+	if (g == OAUTH2_GRANT_JWT_BEARER)
+		check_oauth2_key(ld, s, p);
+}
+
 static void check_provider(struct loader *ld, const struct section *s, const struct provider_cfg *p)
 {
 	/* Whether set, not whether it worked: a bad password_file was reported already. */
@@ -567,7 +640,8 @@ static void check_provider(struct loader *ld, const struct section *s, const str
 			    "set allow_plaintext = yes to permit it", p->ports[i].port);
 	if (has_file && has_pw)
 		add_error(ld, loc_of(s, "password_file"), "password_file: password is set too (use one of them)");
-	if (p->auth == AUTH_CHOICE_NONE)
+	check_oauth2(ld, s, p);
+	if (p->auth == AUTH_CHOICE_NONE || p->auth == AUTH_CHOICE_XOAUTH2)
 		return;
 	if (p->username != NULL && !has_file && !has_pw)
 		add_error(ld, loc_of(s, "username"), "username: no password or password_file for it");
@@ -808,6 +882,15 @@ void config_free(struct config *cfg)
 		for (unsigned j = 0; j < p->nstrip_headers; j++)
 			free(p->strip_headers[j]);
 		free(p->strip_headers);
+		free(p->oauth2.token_url);
+		free(p->oauth2.client_id);
+		config_wipe_free(p->oauth2.client_secret);
+		free(p->oauth2.scope);
+		free(p->oauth2.refresh_token.path);
+		config_wipe_free(p->oauth2.refresh_token.text);
+		free(p->oauth2.key.path);
+		config_wipe_free(p->oauth2.key.text);
+		free(p->oauth2.ca_file);
 	}
 	for (unsigned i = 0; cfg->routes != NULL && i < cfg->nroutes; i++) {
 		struct route_cfg *r = &cfg->routes[i];

@@ -22,8 +22,28 @@
 #include "log.h"
 
 enum delivery_mode { DELIVERY_QUEUE, DELIVERY_PASSTHROUGH, DELIVERY_HYBRID };
-enum auth_choice { AUTH_CHOICE_AUTO, AUTH_CHOICE_PLAIN, AUTH_CHOICE_LOGIN, AUTH_CHOICE_NONE };
+enum auth_choice { AUTH_CHOICE_AUTO, AUTH_CHOICE_PLAIN, AUTH_CHOICE_LOGIN, AUTH_CHOICE_NONE, AUTH_CHOICE_XOAUTH2 };
 enum bounce_mode { BOUNCE_NONE, BOUNCE_SENDER };
+
+enum oauth2_grant { OAUTH2_GRANT_CLIENT_CREDENTIALS, OAUTH2_GRANT_REFRESH_TOKEN, OAUTH2_GRANT_JWT_BEARER };
+
+/* A file named in the configuration and its text, read at load. */
+struct cfg_file {
+	char *path;
+	char *text;
+};
+
+/* auth = xoauth2: how the access token is fetched (oauth2.h). */
+struct oauth2_cfg {
+	enum oauth2_grant grant;
+	char *token_url;           /* NULL: the key file's token_uri (jwt_bearer) */
+	char *client_id;
+	char *client_secret;       /* oauth2_client_secret or _file; NULL when unset */
+	char *scope;
+	struct cfg_file refresh_token; /* refresh_token grant; written back when rotated */
+	struct cfg_file key;       /* jwt_bearer: the service account's JSON key */
+	char *ca_file;             /* extra trust anchors for the token endpoint */
+};
 
 struct provider_cfg {
 	char *name;
@@ -50,6 +70,7 @@ struct provider_cfg {
 	bool sender_header;       /* From: becomes `sender` too */
 	char **strip_headers;     /* header fields removed on the way out */
 	unsigned nstrip_headers;
+	struct oauth2_cfg oauth2;
 	unsigned line;            /* line of the section header, for messages */
 };
 

@@ -128,6 +128,7 @@ static int pick(const char *s, const char *const *words, char *err, size_t errle
 
 /* The enums are stored as int: the word's index is the enum value. */
 _Static_assert(sizeof(enum delivery_mode) == sizeof(int) && sizeof(enum auth_choice) == sizeof(int) &&
+    sizeof(enum oauth2_grant) == sizeof(int) &&
     sizeof(enum bounce_mode) == sizeof(int) && sizeof(enum log_level) == sizeof(int),
     "p_enum stores an int");
 
@@ -322,6 +323,56 @@ static bool p_secret_file(const struct config *cfg, const struct key_def *k, voi
 	return ok;
 }
 
+/* A file kept with its path (written back, or parsed later): a one-line
+ * secret (oauth2_refresh_token_file), read as password_file is. */
+static bool p_secret_path(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	struct cfg_file *f = &FIELD(obj, k, struct cfg_file);
+	struct key_def text = *k;
+
+	text.off += offsetof(struct cfg_file, text);
+	return p_secret_file(cfg, &text, obj, v, err, errlen) && set_str(&f->path, v, false, err, errlen);
+}
+
+#define TEXT_FILE_MAX (64 * 1024)
+
+/* The same for a whole text file (oauth2_key_file, JSON). */
+static bool p_text_path(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	char *buf = calloc(1, TEXT_FILE_MAX + 1);
+	FILE *fp = NULL;
+	size_t n = 0;
+	bool ok = false;
+
+	(void)cfg;
+	if (*v == '\0')
+		failf(err, errlen, "empty path");
+	else if (buf == NULL)
+		failf(err, errlen, "out of memory");
+	else if ((fp = fopen(v, "r")) == NULL)
+		failf(err, errlen, "cannot read \"%s\": %s", v, strerror(errno));
+	if (fp != NULL) {
+		setvbuf(fp, NULL, _IONBF, 0); /* no copy of the key in a stdio buffer */
+		n = fread(buf, 1, TEXT_FILE_MAX + 1, fp);
+		if (ferror(fp))
+			failf(err, errlen, "cannot read \"%s\"", v);
+		else if (n > TEXT_FILE_MAX)
+			failf(err, errlen, "\"%s\" is larger than %d bytes (the wrong file?)", v, TEXT_FILE_MAX);
+		else if (n == 0 || strlen(buf) != n)
+			failf(err, errlen, "\"%s\" is empty or not text", v);
+		else
+			ok = set_str(&FIELD(obj, k, struct cfg_file).text, buf, false, err, errlen) &&
+			    set_str(&FIELD(obj, k, struct cfg_file).path, v, false, err, errlen);
+		fclose(fp);
+	}
+	if (buf != NULL)
+		explicit_bzero(buf, TEXT_FILE_MAX + 1);
+	free(buf);
+	return ok;
+}
+
 /* ---- lists: one generic parser, element types below ---- */
 
 /* The element type of a list key. */
@@ -513,7 +564,8 @@ static bool p_list(const struct config *cfg, const struct key_def *k, void *obj,
 
 const char *const config_delivery_words[] = { "queue", "passthrough", "hybrid", NULL };
 static const char *const level_words[] = { "error", "warn", "info", "debug", NULL };
-static const char *const auth_words[] = { "auto", "plain", "login", "none", NULL };
+static const char *const auth_words[] = { "auto", "plain", "login", "none", "xoauth2", NULL };
+static const char *const grant_words[] = { "client_credentials", "refresh_token", "jwt_bearer", NULL };
 static const char *const bounce_words[] = { "none", "sender", NULL };
 
 #define KEY(sect, type, n, fn, f, d) \
@@ -568,6 +620,15 @@ const struct key_def config_keys[] = {
 	{ PROV("sender_header", p_bool, sender_header, "yes") },
 	{ PROV("strip_headers", p_list, strip_headers, ""), LIST(provider_cfg, header_items, nstrip_headers),
 	  .empty_ok = true },
+	{ PROV("oauth2_grant", p_enum, oauth2.grant, "client_credentials"), .words = grant_words },
+	{ PROV("oauth2_token_url", p_string, oauth2.token_url, NULL) },
+	{ PROV("oauth2_client_id", p_string, oauth2.client_id, NULL) },
+	{ PROV("oauth2_client_secret", p_password, oauth2.client_secret, NULL), .secret = true },
+	{ PROV("oauth2_client_secret_file", p_secret_file, oauth2.client_secret, NULL) },
+	{ PROV("oauth2_scope", p_string, oauth2.scope, NULL) },
+	{ PROV("oauth2_refresh_token_file", p_secret_path, oauth2.refresh_token, NULL) },
+	{ PROV("oauth2_key_file", p_text_path, oauth2.key, NULL) },
+	{ PROV("oauth2_ca_file", p_ca_file, oauth2.ca_file, NULL) },
 
 	{ ROUTE("from", p_list, from, NULL), LIST(route_cfg, pattern_items, nfrom) },
 	{ ROUTE("providers", p_list, providers, NULL), LIST(route_cfg, provider_items, nproviders) },

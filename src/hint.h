@@ -1,7 +1,8 @@
 /*
  * hint: plain-words advice when a failure shows a common mistake
  * (STARTTLS spoken to an implicit-TLS port, implicit TLS to a STARTTLS
- * port, port 25 blocked from a cloud host, STARTTLS stripped). Shared by
+ * port, port 25 blocked from a cloud host, STARTTLS stripped, the known
+ * OAuth2 refusals of Microsoft 365 and Google). Shared by
  * the path chooser's log lines and the probe report. Pure function.
  */
 #ifndef SUBRELAY_HINT_H

@@ -22,6 +22,8 @@
 #define REQUEST_TIMEOUT 5.0
 /* Distinct (provider, port, mode, result) label sets; more are not counted. */
 #define ATTEMPTS_MAX 256
+/* Providers with auth = xoauth2 whose token expiry is shown. */
+#define OAUTH2_MAX 64
 
 static const char *const message_results[] = { "accepted", "delivered", "deferred", "failed", "delivered_live" };
 #define NRESULTS (sizeof(message_results) / sizeof(message_results[0]))
@@ -35,6 +37,11 @@ struct attempt_counter {
 	char mode[12];
 	char result[24];
 	uint64_t count;
+};
+
+struct oauth2_expiry {
+	char provider[64];
+	int64_t expiry;
 };
 
 /*
@@ -53,6 +60,8 @@ struct metrics_shared {
 	uint32_t lock;
 	uint32_t nattempts;
 	struct attempt_counter attempts[ATTEMPTS_MAX];
+	uint32_t noauth2;
+	struct oauth2_expiry oauth2[OAUTH2_MAX];
 	struct metrics_worker_gauges gauges[METRICS_WORKERS_MAX];
 };
 
@@ -170,6 +179,24 @@ void metrics_attempt(const char *provider, uint16_t port, const char *mode, cons
 	add(&a->count, 1);
 }
 
+void metrics_oauth2_expiry(const char *provider, double timestamp)
+{
+	struct oauth2_expiry *e = NULL;
+
+	lock_attempts();
+	for (uint32_t i = 0; e == NULL && i < shm->noauth2; i++)
+		if (strcmp(shm->oauth2[i].provider, provider) == 0)
+			e = &shm->oauth2[i];
+	if (e == NULL && shm->noauth2 < OAUTH2_MAX) {
+		e = &shm->oauth2[shm->noauth2];
+		snprintf(e->provider, sizeof(e->provider), "%s", provider);
+		__atomic_store_n(&shm->noauth2, shm->noauth2 + 1, __ATOMIC_RELEASE);
+	}
+	if (e != NULL)
+		__atomic_store_n(&e->expiry, (int64_t)timestamp, __ATOMIC_RELAXED);
+	unlock_attempts();
+}
+
 void metrics_worker_set(unsigned sessions, unsigned idle)
 {
 	__atomic_store_n(&shm->gauges[my_slot].sessions, sessions, __ATOMIC_RELAXED);
@@ -226,6 +253,13 @@ void metrics_write(FILE *out, metrics_gauges_fn gauges, void *arg)
 	fprintf(out, "subrelay_delivery_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)get(&shm->latency_count));
 	fprintf(out, "subrelay_delivery_seconds_sum %.6f\nsubrelay_delivery_seconds_count %llu\n",
 	    (double)get(&shm->latency_sum_us) / 1e6, (unsigned long long)get(&shm->latency_count));
+	uint32_t noauth2 = __atomic_load_n(&shm->noauth2, __ATOMIC_ACQUIRE);
+	if (noauth2 > 0)
+		fputs("# HELP subrelay_oauth2_token_expiry_timestamp_seconds When the provider's OAuth2 access token expires.\n"
+		      "# TYPE subrelay_oauth2_token_expiry_timestamp_seconds gauge\n", out);
+	for (uint32_t i = 0; i < noauth2; i++)
+		fprintf(out, "subrelay_oauth2_token_expiry_timestamp_seconds{provider=\"%s\"} %lld\n", shm->oauth2[i].provider,
+		    (long long)__atomic_load_n(&shm->oauth2[i].expiry, __ATOMIC_RELAXED));
 	if (gauges != NULL)
 		gauges(out, arg);
 }

@@ -34,6 +34,8 @@ void metrics_attempt(const char *provider, uint16_t port, const char *mode, cons
 void metrics_session_opened(void);
 /* One fsync of a spool file or directory (safe from the commit thread). */
 void metrics_spool_fsync(void);
+/* auth = xoauth2: when the provider's current access token expires (Unix time). */
+void metrics_oauth2_expiry(const char *provider, double timestamp);
 
 /* Moves the counters into memory that survives fork as shared (before
  * forking workers). False when the mapping fails: counting stays local. */

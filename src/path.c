@@ -269,7 +269,7 @@ static void log_attempt(const char *what, struct attempt *a, const char *fmt, ..
 {
 	struct path_search *ps = a->ps;
 	struct upstream_info info;
-	char extra[600];
+	char extra[1200];
 	va_list ap;
 
 	upstream_get_info(a->up, &info);
@@ -314,7 +314,7 @@ static void attempt_failed(struct attempt *a, struct upstream *up, enum upstream
 {
 	struct path_search *ps = a->ps;
 	struct provider_cfg *p = cur_provider(ps);
-	char quoted[400], hint[200], qhint[240] = "";
+	char quoted[520], hint[480], qhint[540] = "";
 	const struct port_mode *pm = &p->ports[a->pair];
 
 	if (hint_for_failure(pm->port, pm->mode, cls, reason, hint, sizeof(hint)) != NULL)
@@ -331,6 +331,9 @@ static void attempt_failed(struct attempt *a, struct upstream *up, enum upstream
 	upstream_abort(up);
 	attempt_done(a);
 	a->ready = false;
+	/* No token for this provider: its other pairs would fail the same way. */
+	if (cls == UPSTREAM_FAIL_OAUTH2)
+		ps->next = ps->ncands;
 	if (a == ps->handed) {
 		ps->handed = NULL;
 		enter_state(ps, PS_ATTEMPTING);
@@ -394,6 +397,7 @@ static bool open_attempt(struct path_search *ps, const struct candidate *c)
 	struct upstream_params params = {
 		.loop = ps->env->loop,
 		.provider = p,
+		.oauth2 = ps->env->oauth2 ? ps->env->oauth2[provider_index(ps)] : NULL,
 		.tls_ctx = ps->env->tls_ctx[provider_index(ps)],
 		.addr = (struct sockaddr *)&ss,
 		.addrlen = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),

@@ -34,6 +34,7 @@
 #include "dns.h"
 #include "upstream.h"
 
+struct oauth2;
 struct path_memory;
 struct pool;
 
@@ -47,6 +48,7 @@ struct path_env {
 	SSL_CTX **tls_ctx;
 	struct path_memory *memory;
 	struct pool *pool;         /* idle sessions, tried before any new connection */
+	struct oauth2 **oauth2;    /* per provider: its token cache (auth = xoauth2), else NULL */
 	/* Called when a remembered pair changes (queue mode persists it). */
 	void (*memory_changed)(const struct path_env *env, void *arg);
 	void *memory_arg;

@@ -69,13 +69,21 @@ static const struct preset presets[] = {
 	        { "max_recipients", "50" } } },
 	/* https://learn.microsoft.com/exchange/mail-flow-best-practices/how-to-set-up-a-multifunction-device-
 	 * or-application-to-send-email-using-microsoft-365-or-office-365: SMTP AUTH client submission
-	 * on smtp.office365.com 587 with STARTTLS. */
+	 * on smtp.office365.com 587 with STARTTLS. Basic authentication goes away (DESIGN.md): OAuth2,
+	 * https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-
+	 * imap-pop-smtp-application-by-using-oauth: the application scope for SMTP. The token URL
+	 * names the tenant: the user writes it. */
 	{ "m365", "smtp.office365.com", NULL, false,
-	    { { "ports", "587/starttls" } } },
+	    { { "ports", "587/starttls" }, { "auth", "xoauth2" },
+	        { "oauth2_scope", "https://outlook.office365.com/.default" } } },
 	/* https://support.google.com/a/answer/176600: smtp.gmail.com 587 (STARTTLS), 465 (SSL).
-	 * https://support.google.com/mail/answer/6584: messages up to 25 MB. */
+	 * https://support.google.com/mail/answer/6584: messages up to 25 MB.
+	 * https://developers.google.com/gmail/imap/xoauth2-protocol: with auth = xoauth2, the token
+	 * endpoint and the scope for SMTP (app passwords work with the default auth). */
 	{ "gmail", "smtp.gmail.com", NULL, false,
-	    { { "ports", "587/starttls, 465/implicit" }, { "max_message_size", "25M" } } },
+	    { { "ports", "587/starttls, 465/implicit" }, { "max_message_size", "25M" },
+	        { "oauth2_token_url", "https://oauth2.googleapis.com/token" },
+	        { "oauth2_scope", "https://mail.google.com/" } } },
 	/* The same page, SMTP relay service: smtp-relay.gmail.com 587 (TLS), 465 (SSL). */
 	{ "google-relay", "smtp-relay.gmail.com", NULL, false,
 	    { { "ports", "587/starttls, 465/implicit" } } },

@@ -16,6 +16,7 @@
 #include "dns.h"
 #include "hint.h"
 #include "id.h"
+#include "oauth2.h"
 #include "upstream.h"
 #include "utx.h"
 
@@ -50,6 +51,7 @@ struct probe_row {
 	struct smtp_reply ehlo;
 	bool have_ehlo;
 	char test_result[SMTP_REPLY_TEXT_MAX + 48];
+	const char *token_result;  /* "ok" once a token was had (xoauth2), else NULL */
 };
 
 struct probe_run {
@@ -57,6 +59,7 @@ struct probe_run {
 	struct dns *dns;
 	const struct config *cfg;
 	SSL_CTX **tls_ctx;
+	struct oauth2 **oauth2;    /* per provider, auth = xoauth2 */
 	const struct probe_options *opts;
 	struct probe_row *rows;
 	unsigned nrows, pending;
@@ -71,6 +74,9 @@ static void row_next_address(struct probe_row *row);
 
 static void row_keep_facts(struct probe_row *row)
 {
+	struct oauth2 *o = row->run->oauth2[row->provider_index];
+	if (o != NULL && oauth2_last_result(o) != NULL && strcmp(oauth2_last_result(o), "ok") == 0)
+		row->token_result = "ok";
 	const struct smtp_reply *ehlo = upstream_ehlo_reply(row->up);
 	row->facts = *upstream_get_facts(row->up);
 	if (ehlo != NULL) {
@@ -279,6 +285,7 @@ static void row_next_address(struct probe_row *row)
 	struct upstream_params params = {
 		.loop = run->loop,
 		.provider = row->provider,
+		.oauth2 = run->oauth2[row->provider_index],
 		.tls_ctx = run->tls_ctx[row->provider_index],
 		.addr = (struct sockaddr *)&ss,
 		.addrlen = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
@@ -370,6 +377,8 @@ static double deadline_for(const struct config *cfg)
 	for (unsigned i = 0; i < cfg->nproviders; i++) {
 		const struct provider_cfg *p = &cfg->providers[i];
 		double t = p->connect_timeout * 2 + p->greeting_timeout * 6;
+		if (p->auth == AUTH_CHOICE_XOAUTH2) /* a token fetch, and one more after a refusal */
+			t += 2 * (p->connect_timeout + p->greeting_timeout);
 		if (t > worst)
 			worst = t;
 	}
@@ -426,6 +435,23 @@ static const char *auth_word(const struct probe_row *row)
 	}
 }
 
+static const char *auth_method(const struct provider_cfg *p)
+{
+	static const char *const names[] = { "auto", "plain", "login", "none", "xoauth2" };
+
+	return p->username == NULL ? "none" : names[p->auth];
+}
+
+/* The token fetch as this row saw it: "ok", the endpoint's error, or NULL. */
+static const char *oauth2_word(const struct probe_row *row)
+{
+	if (row->provider->auth != AUTH_CHOICE_XOAUTH2)
+		return NULL;
+	if (row->cls != NULL && strcmp(row->cls, "oauth2") == 0)
+		return row->error;
+	return row->token_result;
+}
+
 static const char *tcp_word(const struct probe_row *row, char *buf, size_t len)
 {
 	if (row->facts.connect_seconds >= 0) {
@@ -447,7 +473,7 @@ static const char *tcp_word(const struct probe_row *row, char *buf, size_t len)
 
 static const char *row_hint(const struct probe_row *row, char *buf, size_t len)
 {
-	for (int f = 0; row->cls != NULL && f <= UPSTREAM_FAIL_TIMEOUT; f++)
+	for (int f = 0; row->cls != NULL && f <= UPSTREAM_FAIL_TIMEOUT; f++) /* TIMEOUT: the last class */
 		if (strcmp(upstream_fail_name((enum upstream_fail)f), row->cls) == 0)
 			return hint_for_failure(row->pm.port, row->pm.mode, (enum upstream_fail)f, row->error, buf,
 			    len);
@@ -499,7 +525,7 @@ static void json_extensions(FILE *out, const struct probe_row *row)
 
 static void print_json_row(FILE *out, const struct probe_row *row, bool last)
 {
-	char tcp[32], hint[200];
+	char tcp[32], hint[480];
 	const struct upstream_facts *f = &row->facts;
 	const bool tls = f->tls_seen;
 
@@ -525,6 +551,8 @@ static void print_json_row(FILE *out, const struct probe_row *row, bool last)
 	json_field(out, "cert_verify", tls ? f->tls.verify : NULL, true);
 	json_field(out, "auth_mechanisms", f->auth_mechs[0] ? f->auth_mechs : NULL, true);
 	json_field(out, "auth", auth_word(row), true);
+	json_field(out, "auth_method", auth_method(row->provider), true);
+	json_field(out, "oauth2_token", oauth2_word(row), true);
 	fprintf(out, "\"ok\": %s, ", row->ok ? "true" : "false");
 	json_field(out, "class", row->cls, true);
 	json_field(out, "error", row->cls ? row->error : NULL, true);
@@ -536,7 +564,7 @@ static void print_json_row(FILE *out, const struct probe_row *row, bool last)
 
 static void print_table(FILE *out, const struct probe_run *run)
 {
-	char tcp[32], hint[200];
+	char tcp[32], hint[480];
 
 	fprintf(out, "%-12s %-5s %-8s %-10s %-9s %-8s %-4s %-7s %-10s %s\n", "PROVIDER", "PORT", "MODE", "TCP",
 	    "GREETING", "STARTTLS", "TLS", "CERT", "AUTH", "RESULT");
@@ -574,6 +602,8 @@ static void print_table(FILE *out, const struct probe_run *run)
 		}
 		if (f->auth_mechs[0])
 			fprintf(out, "  auth: %s (credentials %s)\n", f->auth_mechs, auth_word(row));
+		if (row->provider->auth == AUTH_CHOICE_XOAUTH2)
+			fprintf(out, "  auth = xoauth2, token: %s\n", oauth2_word(row) ? oauth2_word(row) : "not fetched");
 		if (row->cls)
 			fprintf(out, "  error: %s: %s\n", row->cls, row->error);
 		if (row_hint(row, hint, sizeof(hint)) != NULL)
@@ -609,6 +639,8 @@ static void run_free(struct probe_run *run)
 	}
 	free(run->rows);
 	free(run->test_sent);
+	if (run->cfg != NULL)
+		oauth2_caches_free(run->oauth2, run->cfg->nproviders);
 	if (run->lingering)
 		ev_ref(run->loop);
 	ev_timer_stop(run->loop, &run->deadline);
@@ -625,7 +657,8 @@ int probe_run(const struct config *cfg, SSL_CTX **tls_ctx, const struct probe_op
 	}
 	run.loop = ev_default_loop(EVFLAG_AUTO);
 	run.dns = dns_new(run.loop);
-	if (run.dns == NULL || !build_rows(&run)) {
+	run.oauth2 = oauth2_caches_new(run.loop, cfg);
+	if (run.dns == NULL || run.oauth2 == NULL || !build_rows(&run)) {
 		fprintf(stderr, "subrelayd: --probe: out of memory\n");
 		run_free(&run);
 		return 1;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "oauth2.h"
 #include "pool.h"
 #include "tls.h"
 
@@ -50,9 +51,11 @@ struct runtime *runtime_new(struct ev_loop *loop, struct dns *dns, struct config
 	rt->path.tls_ctx = tls_ctx;
 	rt->path.memory = path_memory_new(&rt->path);
 	rt->path.pool = pool_new(loop);
-	if (rt->path.memory == NULL || rt->path.pool == NULL) {
+	rt->path.oauth2 = oauth2_caches_new(loop, cfg);
+	if (rt->path.memory == NULL || rt->path.pool == NULL || rt->path.oauth2 == NULL) {
 		path_memory_free(rt->path.memory, cfg->nproviders);
 		pool_free(rt->path.pool);
+		oauth2_caches_free(rt->path.oauth2, cfg->nproviders);
 		free(rt);
 		return NULL;
 	}
@@ -80,6 +83,7 @@ void runtime_unref(struct runtime *rt)
 	struct config *cfg = (struct config *)rt->path.cfg;
 	pool_free(rt->path.pool);
 	path_memory_free(rt->path.memory, cfg->nproviders);
+	oauth2_caches_free(rt->path.oauth2, cfg->nproviders);
 	runtime_free_tls_contexts(cfg, rt->path.tls_ctx);
 	config_free(cfg);
 	free(rt);

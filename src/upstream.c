@@ -15,6 +15,7 @@
 
 #include "io.h"
 #include "log.h"
+#include "oauth2.h"
 #include "tls.h"
 
 #define UPSTREAM_IN_LIMIT (16 * 1024)
@@ -23,10 +24,14 @@
 #define COMMAND_TIMEOUT 300.0
 #define BODY_TIMEOUT 180.0
 #define DOT_TIMEOUT 600.0
+/* An AUTH line: RFC 4954 lets it exceed the command line limit (a XOAUTH2
+ * response carries an access token of a few kilobytes). */
+#define AUTH_LINE_MAX 12288
 
 #define UPSTREAM_STATES(X) \
 	X(CONNECTING) X(TLS_IMPLICIT) X(GREETING) X(EHLO) X(STARTTLS) X(TLS_STARTTLS) X(EHLO_TLS) \
 	X(AUTH_PLAIN) X(AUTH_LOGIN) X(AUTH_LOGIN_USER) X(AUTH_LOGIN_PASS) \
+	X(AUTH_TOKEN) X(AUTH_XOAUTH2) X(AUTH_XOAUTH2_ERROR) \
 	X(READY) X(BODY) X(DOT) X(QUIT) X(DEAD)
 
 enum upstream_state {
@@ -81,6 +86,10 @@ struct upstream {
 	unsigned rcpts_ok;         /* RCPTs accepted since the last MAIL */
 	struct upstream_facts facts;
 	const char *auth_used;
+	struct oauth2 *oauth2;     /* the provider's token cache (xoauth2) */
+	struct oauth2_wait *token_wait; /* waiting for a token (AUTH_TOKEN) */
+	unsigned token_generation; /* of the token sent */
+	bool token_retried;        /* a refused token was fetched again once */
 	bool in_tx;                /* MAIL accepted, transaction not ended yet */
 	int depth;                 /* >0 while dispatching an io event */
 	bool freed;                /* upstream_abort() called during dispatch */
@@ -132,7 +141,7 @@ static void upstream_fail(struct upstream *up, enum upstream_fail cls, const cha
  * credentials. */
 static bool append_line(struct upstream *up, const char *fmt, va_list ap)
 {
-	char line[SMTP_LINE_MAX + 600];
+	char line[AUTH_LINE_MAX];
 	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
 
 	if (n < 0 || (size_t)n >= sizeof(line) - 2)
@@ -234,7 +243,7 @@ static bool base64(char *dst, size_t len, const unsigned char *src, size_t n)
 static void send_secret_base64(struct upstream *up, enum upstream_state next, const char *prefix,
     const unsigned char *raw, size_t n)
 {
-	char b64[1400];
+	char b64[AUTH_LINE_MAX - 32];
 
 	if (!base64(b64, sizeof(b64), raw, n)) {
 		upstream_fail(up, UPSTREAM_FAIL_AUTH_UNAVAILABLE, "credentials too long");
@@ -242,6 +251,79 @@ static void send_secret_base64(struct upstream *up, enum upstream_state next, co
 	}
 	send_line(up, next, up->provider->greeting_timeout, "%s%s", prefix, b64);
 	OPENSSL_cleanse(b64, sizeof(b64));
+}
+
+/* ---- XOAUTH2 ---- */
+
+static void send_xoauth2(struct upstream *up, const char *token)
+{
+	char raw[AUTH_LINE_MAX / 2];
+	size_t n = oauth2_sasl_response(raw, sizeof(raw), up->provider->username, token);
+
+	if (n == 0) {
+		upstream_fail(up, UPSTREAM_FAIL_AUTH_UNAVAILABLE, "access token too long");
+		return;
+	}
+	up->auth_used = "XOAUTH2";
+	send_secret_base64(up, UP_AUTH_XOAUTH2, "AUTH XOAUTH2 ", (const unsigned char *)raw, n);
+	OPENSSL_cleanse(raw, n);
+}
+
+static void dispatch_end(struct upstream *up);
+static void start_auth_xoauth2(struct upstream *up);
+
+static void on_token(void *arg, const char *token, const char *error)
+{
+	struct upstream *up = arg;
+
+	if (up->magic != UPSTREAM_MAGIC)
+		abort();
+	up->token_wait = NULL;
+	up->depth++;
+	if (token == NULL) {
+		upstream_fail(up, UPSTREAM_FAIL_OAUTH2, "%s", error);
+	} else {
+		/* Another session may have had it refused meanwhile: then wait again. */
+		start_auth_xoauth2(up);
+	}
+	dispatch_end(up);
+}
+
+/* The cached token at once, else a wait (the io timer is off meanwhile:
+ * the fetch has its own timeout). */
+static void start_auth_xoauth2(struct upstream *up)
+{
+	const char *token = oauth2_token(up->oauth2, &up->token_generation);
+
+	if (token != NULL) {
+		send_xoauth2(up, token);
+		return;
+	}
+	enter_state(up, UP_AUTH_TOKEN);
+	io_timeout(up->io, 0);
+	if ((up->token_wait = oauth2_wait(up->oauth2, on_token, up)) == NULL)
+		upstream_fail(up, UPSTREAM_FAIL_OAUTH2, "out of memory");
+}
+
+/* The final reply to AUTH XOAUTH2 (after the error challenge, if any). */
+static void xoauth2_reply(struct upstream *up, const struct smtp_reply *r)
+{
+	up->facts.auth = r->code == 235 ? UPSTREAM_AUTH_ACCEPTED : UPSTREAM_AUTH_REJECTED;
+	if (r->code == 235) {
+		become_ready(up);
+		return;
+	}
+	bool refused = r->code == 535 || r->code == 454 || up->state == UP_AUTH_XOAUTH2_ERROR;
+	if (refused && !up->token_retried) {
+		up->token_retried = true;
+		log_info("upstream token refused id=%s upstream=%s provider=%s reply=\"%d %s\" action=refetch", up->log_id,
+		    up->address, up->provider->name, r->code, r->enhanced);
+		oauth2_invalidate(up->oauth2, up->token_generation);
+		start_auth_xoauth2(up);
+		return;
+	}
+	upstream_fail(up, refused || r->code >= 500 ? UPSTREAM_FAIL_AUTH_REJECTED : UPSTREAM_FAIL_REPLY_TEMPFAIL,
+	    "AUTH XOAUTH2: %d %s%s%s", r->code, r->enhanced, r->enhanced[0] ? " " : "", r->text);
 }
 
 static void start_auth_plain(struct upstream *up)
@@ -286,6 +368,13 @@ static void after_ehlo(struct upstream *up)
 	}
 	if (!ehlo_has(up, "AUTH", mechs, sizeof(mechs))) {
 		upstream_fail(up, UPSTREAM_FAIL_AUTH_UNAVAILABLE, "provider offers no AUTH");
+		return;
+	}
+	if (p->auth == AUTH_CHOICE_XOAUTH2) {
+		if (!mech_listed(mechs, "XOAUTH2") || up->oauth2 == NULL)
+			upstream_fail(up, UPSTREAM_FAIL_AUTH_UNAVAILABLE, "XOAUTH2 not offered (offered: %s)", mechs);
+		else
+			start_auth_xoauth2(up);
 		return;
 	}
 	bool plain = mech_listed(mechs, "PLAIN"), login = mech_listed(mechs, "LOGIN");
@@ -380,6 +469,12 @@ static void on_setup_reply(struct upstream *up)
 			    "AUTH %s: %d %s", up->auth_used, r->code, r->text);
 		become_ready(up);
 		return;
+	case UP_AUTH_XOAUTH2:
+		if (r->code == 334) /* the error challenge (JSON): an empty line gets the final reply */
+			return send_line(up, UP_AUTH_XOAUTH2_ERROR, p->greeting_timeout, "%s", "");
+		/* fall through */
+	case UP_AUTH_XOAUTH2_ERROR:
+		return xoauth2_reply(up, r);
 	case UP_AUTH_LOGIN:
 		if (r->code != 334)
 			return fail_reply(up, "AUTH LOGIN");
@@ -603,6 +698,11 @@ static void on_io(struct io *io, enum io_event ev, void *arg)
 		abort();
 	up->depth++;
 	dispatch(up, ev);
+	dispatch_end(up);
+}
+
+static void dispatch_end(struct upstream *up)
+{
 	if (--up->depth == 0 && up->freed) {
 		up->magic = 0;
 		free(up);
@@ -673,6 +773,7 @@ struct upstream *upstream_open(const struct upstream_params *params, const struc
 	up->magic = UPSTREAM_MAGIC;
 	up->loop = params->loop;
 	up->provider = params->provider;
+	up->oauth2 = params->oauth2;
 	up->tls_ctx = params->tls_ctx;
 	up->pm = params->port_mode;
 	up->cbs = cbs;
@@ -707,6 +808,8 @@ static void release(struct upstream *up)
 {
 	if (up->freed)
 		return;
+	oauth2_cancel(up->token_wait);
+	up->token_wait = NULL;
 	io_free(up->io);
 	up->freed = true;
 }
@@ -730,6 +833,7 @@ void upstream_abort(struct upstream *up)
 		release(up);
 		return;
 	}
+	oauth2_cancel(up->token_wait);
 	io_free(up->io);
 	up->magic = 0;
 	free(up);

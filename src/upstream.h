@@ -7,8 +7,12 @@
  *
  * Setup: connect, TLS first for implicit mode, greeting, EHLO,
  * STARTTLS + handshake + EHLO again for starttls mode (never continuing
- * in clear text when STARTTLS is missing), AUTH PLAIN or LOGIN only over
- * TLS (or on an explicitly allowed plain port). Then `ready`.
+ * in clear text when STARTTLS is missing), AUTH PLAIN, LOGIN or XOAUTH2
+ * only over TLS (or on an explicitly allowed plain port). Then `ready`.
+ * XOAUTH2 takes the provider's access token from its cache (oauth2.h),
+ * waiting for a fetch when needed; a refused token (535, 454, or the 334
+ * error challenge) is dropped from the cache and the AUTH retried once
+ * with a fresh one before the session fails with auth_rejected.
  *
  * Transactions: MAIL, RCPT, DATA, body, end of data, RSET; each command
  * gets exactly one `reply` callback, in the order sent. When the provider
@@ -43,6 +47,7 @@
 	X(STARTTLS_MISSING, "starttls_missing") \
 	X(AUTH_UNAVAILABLE, "auth_unavailable") \
 	X(AUTH_REJECTED, "auth_rejected") \
+	X(OAUTH2, "oauth2")  /* no access token: the token endpoint is down, slow or said no */ \
 	X(REPLY_TEMPFAIL, "reply_4xx") \
 	X(REPLY_PERMFAIL, "reply_5xx") \
 	X(PROTOCOL, "protocol") \
@@ -73,9 +78,12 @@ struct upstream_callbacks {
 	void (*failed)(struct upstream *up, void *arg, enum upstream_fail cls, const char *reason);
 };
 
+struct oauth2;
+
 struct upstream_params {
 	struct ev_loop *loop;
 	const struct provider_cfg *provider;
+	struct oauth2 *oauth2;     /* the provider's token cache (auth = xoauth2), else NULL */
 	SSL_CTX *tls_ctx;
 	const struct sockaddr *addr;
 	socklen_t addrlen;

@@ -94,7 +94,7 @@ if {$in_netns && [catch {exec ip link set lo up} err]} {
     exit 99
 }
 
-foreach f {util certs provider daemon client} {
+foreach f {util certs provider oauth2 daemon client} {
     source [file join $srcdir tests support $f.tcl]
 }
 

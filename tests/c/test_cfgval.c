@@ -703,7 +703,7 @@ static void test_value_errors(void)
 	    "retry_max = 30s\n",
 	    NULL, 0,
 	    "conf.ini:3: ports: \"587/implicit\" is listed twice\n"
-	    "conf.ini:4: auth: bad value \"cram-md5\" (use auto, plain, login or none)\n"
+	    "conf.ini:4: auth: bad value \"cram-md5\" (use auto, plain, login, none or xoauth2)\n"
 	    "conf.ini:5: tls_verify: bad boolean \"sometimes\" (use yes or no)\n"
 	    "conf.ini:6: tls_min_version: bad value \"1.4\" (use 1.0, 1.1, 1.2 or 1.3)\n"
 	    "conf.ini:7: connect_timeout: bad duration \"5parsecs\" (use a number with ms, s, m, h or d)\n"

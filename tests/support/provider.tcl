@@ -7,8 +7,15 @@
 #     -cert server|untrusted|expired|wronghost, or a dict {cert F key F}
 #     -auth {PLAIN LOGIN}     mechanisms advertised after TLS (plain and
 #                             implicit modes: always); {} for no AUTH. Only
-#                             PLAIN and LOGIN work; others are advertised only
+#                             PLAIN, LOGIN and XOAUTH2 work; others are
+#                             advertised only
 #     -user U -pass P         then MAIL needs AUTH with exactly these
+#     -token T                XOAUTH2 accepts user U (when -user is set) with
+#                             the bearer token T only (provider::set_token P T)
+#     -xoauth2-refusal R      the reply to a wrong token (default
+#                             "535 5.7.3 Authentication unsuccessful"), or
+#                             "challenge": the 334 error challenge (base64
+#                             JSON), then 535 5.7.8 after the client's empty line
 #     -auth-in-clear 1        starttls mode: offer and accept AUTH before TLS
 #                             too (a careless server; for leak tests)
 #     -no-starttls 1          stripping middlebox: no STARTTLS, and it gets 502
@@ -46,11 +53,13 @@
 #   provider::conn P CONN         dict about one connection: tls tls_version
 #                                 cipher helo auth_mech auth_user closed
 #   provider::auths P             AUTH attempts: dicts {conn mech user ok tls}
+#   provider::bearers P           XOAUTH2 attempts: dicts {conn user token ok}
 #   provider::tls_errors P        failed TLS handshakes: {CONN MESSAGE} pairs
 #   provider::wait_messages P N ?TIMEOUT_MS? -> the messages
 #   provider::wait_connections P N ?TIMEOUT_MS?
 #   provider::wait_command P GLOB ?TIMEOUT_MS?  -> first matching line
 #   provider::set_reply P VERB REPLY ?COUNT?  (REPLY "" removes the script)
+#   provider::drop_connections P  closes every open connection (the listener stays)
 # Lines end only at CRLF: a bare LF is data, as a strict RFC 5321 server
 # sees it; only CRLF.CRLF ends DATA.
 
@@ -71,6 +80,7 @@ proc provider::start {args} {
         -no-starttls 0 -greeting-delay 0 -silent 0 -pipelining 1
         -size 52428800 -rcpt-reply {} -tls-protocols {}
         -host 127.0.0.1 -hostname provider.test -auth-in-clear 0 -port 0
+        -token "" -xoauth2-refusal "535 5.7.3 Authentication unsuccessful"
     }
     set o(-extensions) default
     set script {}
@@ -114,6 +124,7 @@ proc provider::start {args} {
     set P($p,transcript) {}
     set P($p,flights) {}
     set P($p,auths) {}
+    set P($p,bearers) {}
     set P($p,tls_errors) {}
     set P($p,timers) {}
     set P($p,listener) [socket -server [list provider::accept $p] -myaddr $o(-host) $o(-port)]
@@ -164,6 +175,12 @@ proc provider::host {p} { return $provider::P($p,host) }
 proc provider::connections {p} { return $provider::P($p,connections) }
 proc provider::transcript {p} { return $provider::P($p,transcript) }
 proc provider::auths {p} { return $provider::P($p,auths) }
+proc provider::bearers {p} { return $provider::P($p,bearers) }
+proc provider::set_token {p token} { set provider::P($p,token) $token }
+# Closes every open connection, as a provider dropping idle sessions does.
+proc provider::drop_connections {p} {
+    foreach ch $provider::P($p,chans) { drop $ch }
+}
 proc provider::tls_errors {p} { return $provider::P($p,tls_errors) }
 
 proc provider::messages {p {all ""}} {
@@ -669,13 +686,15 @@ proc provider::cmd_auth {ch arg} {
     }
     if {![llength $P($p,auth)]} { reply $ch "502 5.5.1 AUTH not available"; return }
     if {$C($ch,authed)} { reply $ch "503 5.5.1 Already authenticated"; return }
-    if {$mech ni $P($p,auth) || $mech ni {PLAIN LOGIN}} {
+    if {$mech ni $P($p,auth) || $mech ni {PLAIN LOGIN XOAUTH2}} {
         reply $ch "504 5.5.4 Unrecognized authentication type"
         return
     }
     set C($ch,auth_try) $mech
     set C($ch,auth_login_user) ""
-    if {$mech eq "PLAIN"} {
+    if {$mech eq "XOAUTH2"} {
+        auth_xoauth2 $ch $initial
+    } elseif {$mech eq "PLAIN"} {
         if {$initial ne ""} { auth_plain $ch $initial; return }
         set C($ch,auth_step) plain
         set C($ch,state) auth
@@ -699,6 +718,7 @@ proc provider::auth_continue {ch line {log 1}} {
     set C($ch,state) cmd
     if {$line eq "*"} { reply $ch "501 5.7.0 Authentication cancelled"; return }
     switch -- $C($ch,auth_step) {
+        xoauth2_error { reply $ch "535 5.7.8 Username and Password not accepted" }
         plain { auth_plain $ch $line }
         user {
             if {[catch {binary decode base64 -strict $line} u]} {
@@ -728,6 +748,36 @@ proc provider::auth_plain {ch b64} {
         return
     }
     auth_check $ch PLAIN [lindex $parts 1] [lindex $parts 2]
+}
+
+# SASL XOAUTH2: "user=U\x01auth=Bearer T\x01\x01", base64, as the initial response.
+proc provider::auth_xoauth2 {ch b64} {
+    variable P; variable C
+    set p $C($ch,p)
+    if {[catch {binary decode base64 -strict $b64} raw]
+            || ![regexp {^user=([^\x01]*)\x01auth=Bearer ([^\x01]*)\x01\x01$} $raw -> user token]} {
+        reply $ch "501 5.5.2 Cannot decode response"
+        return
+    }
+    set ok [expr {$token eq $P($p,token) && ($P($p,user) eq "" || $user eq $P($p,user))}]
+    lappend P($p,bearers) [dict create conn $C($ch,n) user $user token $token ok $ok]
+    if {$ok} {
+        set C($ch,authed) 1
+        set C($ch,auth_mech) XOAUTH2
+        set C($ch,auth_user) $user
+        info_set $ch auth_mech XOAUTH2 auth_user $user
+        record_auth $ch XOAUTH2 $user 1
+        reply $ch "235 2.7.0 Authentication successful"
+        return
+    }
+    record_auth $ch XOAUTH2 $user 0
+    if {$P($p,xoauth2-refusal) eq "challenge"} {
+        set C($ch,auth_step) xoauth2_error
+        set C($ch,state) auth
+        reply $ch "334 [binary encode base64 {{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}}]"
+        return
+    }
+    reply $ch $P($p,xoauth2-refusal)
 }
 
 proc provider::auth_check {ch mech user pass} {
