@@ -46,6 +46,10 @@ struct provider_cfg {
 	double max_connections_wait; /* how long a transaction waits for one of them */
 	uint64_t max_message_size; /* 0: none of its own (its EHLO SIZE still counts) */
 	unsigned max_recipients;   /* per transaction; 0: no limit */
+	unsigned rate_count;       /* rate: transactions per rate_period (pace.h); 0: none */
+	double rate_period;        /* seconds: 1, 60 or 3600 */
+	double rate_wait;          /* passthrough: the longest wait for a turn */
+	unsigned daily_quota;      /* transactions per rolling 24 hours; 0: none */
 	unsigned line;            /* line of the section header, for messages */
 };
 

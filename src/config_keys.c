@@ -307,6 +307,40 @@ static bool p_secret_file(const struct config *cfg, const struct key_def *k, voi
 	return ok;
 }
 
+/* A provider's pace (pace.h): "none", or N/s, N/m, N/h. */
+static bool p_rate(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	struct provider_cfg *p = obj;
+	char *slash = strchr(v, '/');
+	unsigned long n;
+
+	(void)cfg;
+	if (strcasecmp(v, "none") == 0) {
+		p->rate_count = 0;
+		return true;
+	}
+	if (slash == NULL || slash[1] == '\0' || slash[2] != '\0' || strchr("smh", slash[1]) == NULL)
+		return failf(err, errlen, "bad rate \"%.64s\" (use N/s, N/m, N/h or none)", v);
+	*slash = '\0';
+	if (!cfg_parse_uint(v, k->min, k->max, &n, err, errlen))
+		return false;
+	p->rate_count = (unsigned)n;
+	p->rate_period = slash[1] == 's' ? 1.0 : slash[1] == 'm' ? 60.0 : 3600.0;
+	return true;
+}
+
+/* A count where "none" (stored as 0) means no limit. */
+static bool p_uint_none(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	if (strcasecmp(v, "none") == 0) {
+		FIELD(obj, k, unsigned) = 0;
+		return true;
+	}
+	return p_uint(cfg, k, obj, v, err, errlen);
+}
+
 /* ---- lists: one generic parser, element types below ---- */
 
 /* The element type of a list key. */
@@ -533,6 +567,9 @@ const struct key_def config_keys[] = {
 	{ PROV("max_connections_wait", p_duration, max_connections_wait, "30s") },
 	{ PROV("max_message_size", p_size, max_message_size, "0"), .zero_ok = true },
 	{ PROV("max_recipients", p_uint, max_recipients, "0"), .min = 0, .max = 100000 },
+	{ PROV("rate", p_rate, rate_count, "none"), .min = 1, .max = 1000000 },
+	{ PROV("rate_wait", p_duration, rate_wait, "5s"), .zero_ok = true },
+	{ PROV("daily_quota", p_uint_none, daily_quota, "none"), .min = 1, .max = 100000000 },
 
 	{ ROUTE("from", p_list, from, NULL), LIST(route_cfg, pattern_items, nfrom) },
 	{ ROUTE("providers", p_list, providers, NULL), LIST(route_cfg, provider_items, nproviders) },

@@ -69,9 +69,11 @@ static const struct preset presets[] = {
 	        { "max_recipients", "50" } } },
 	/* https://learn.microsoft.com/exchange/mail-flow-best-practices/how-to-set-up-a-multifunction-device-
 	 * or-application-to-send-email-using-microsoft-365-or-office-365: SMTP AUTH client submission
-	 * on smtp.office365.com 587 with STARTTLS. */
+	 * on smtp.office365.com 587 with STARTTLS.
+	 * https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/
+	 * exchange-online-limits (Sending limits): SMTP AUTH client submission, 30 messages per minute. */
 	{ "m365", "smtp.office365.com", NULL, false,
-	    { { "ports", "587/starttls" } } },
+	    { { "ports", "587/starttls" }, { "rate", "30/m" } } },
 	/* https://support.google.com/a/answer/176600: smtp.gmail.com 587 (STARTTLS), 465 (SSL).
 	 * https://support.google.com/mail/answer/6584: messages up to 25 MB. */
 	{ "gmail", "smtp.gmail.com", NULL, false,

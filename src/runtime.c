@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "pace.h"
 #include "pool.h"
 #include "tls.h"
 
@@ -50,9 +51,12 @@ struct runtime *runtime_new(struct ev_loop *loop, struct dns *dns, struct config
 	rt->path.tls_ctx = tls_ctx;
 	rt->path.memory = path_memory_new(&rt->path);
 	rt->path.pool = pool_new(loop);
-	if (rt->path.memory == NULL || rt->path.pool == NULL) {
+	/* Pacing outlives reloads: counts and back-offs are the provider's. */
+	rt->path.pace = previous != NULL ? pace_table_ref(previous->path.pace) : pace_table_new();
+	if (rt->path.memory == NULL || rt->path.pool == NULL || rt->path.pace == NULL) {
 		path_memory_free(rt->path.memory, cfg->nproviders);
 		pool_free(rt->path.pool);
+		pace_table_unref(rt->path.pace);
 		free(rt);
 		return NULL;
 	}
@@ -80,6 +84,7 @@ void runtime_unref(struct runtime *rt)
 	struct config *cfg = (struct config *)rt->path.cfg;
 	pool_free(rt->path.pool);
 	path_memory_free(rt->path.memory, cfg->nproviders);
+	pace_table_unref(rt->path.pace);
 	runtime_free_tls_contexts(cfg, rt->path.tls_ctx);
 	config_free(cfg);
 	free(rt);
