@@ -782,7 +782,7 @@ static void test_cross_checks(void)
 	    "password_file = two.txt\n"
 	    "[route r]\n",
 	    NULL, 0,
-	    "conf.ini:1: [provider a]: host is required\n"
+	    "conf.ini:1: [provider a]: host is required (or a preset)\n"
 	    "conf.ini:2: ports: 1025/plain sends mail in clear text; set allow_plaintext = yes to permit it\n"
 	    "conf.ini:3: username: no password or password_file for it\n"
 	    "conf.ini:7: password_file: password is set too (use one of them)\n"
@@ -840,7 +840,7 @@ static void test_overrides(void)
 		"relay.timeout=${SUBRELAY_T_UNSET}",
 	};
 
-	EXPECT_ERRORS(ini, NULL, 0, "conf.ini:4: [provider p]: host is required\n"
+	EXPECT_ERRORS(ini, NULL, 0, "conf.ini:4: [provider p]: host is required (or a preset)\n"
 	    "conf.ini:5: ports: 1025/plain sends mail in clear text; set allow_plaintext = yes to permit it\n");
 	EXPECT_OK(cfg, ini, fix, 6);
 	if (cfg != NULL) {
@@ -860,7 +860,7 @@ static void test_overrides(void)
 	    "-o:3: unknown key \"nosuchkey\" in [relay]\n"
 	    "-o:4: unknown section [nosuchsection] (use relay, provider NAME, route NAME or queue)\n"
 	    "-o:5: max_clients: bad number \"lots\"\n"
-	    "-o:6: [provider q]: host is required\n"
+	    "-o:6: [provider q]: host is required (or a preset)\n"
 	    "-o:7: timeout: environment variable ${SUBRELAY_T_UNSET} is not set\n");
 }
 
