@@ -192,16 +192,25 @@ void pace_release(struct pace_table *t, const struct provider_cfg *p, double now
 
 /* ---- throttling ---- */
 
+static bool says_any(const char *text, const char *const *words, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasestr(text, words[i]) != NULL)
+			return true;
+	return false;
+}
+
 bool pace_is_throttling(const struct smtp_reply *r)
 {
 	static const char *const words[] = { "rate", "throttl", "too many", "quota" };
+	/* A limit of this session alone ("421 Too many messages on this
+	 * connection"): a new session is the answer, not a back-off. */
+	static const char *const session_only[] = { "this connection", "per connection", "this session", "per session" };
 
 	if (r->code != 421 && r->code != 450 && r->code != 451 && r->code != 454)
 		return false;
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		if (strcasestr(r->text, words[i]) != NULL)
-			return true;
-	return false;
+	return says_any(r->text, words, sizeof(words) / sizeof(words[0])) &&
+	    !says_any(r->text, session_only, sizeof(session_only) / sizeof(session_only[0]));
 }
 
 double pace_throttled(struct pace_table *t, const struct provider_cfg *p, const struct smtp_reply *r, double now,

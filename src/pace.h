@@ -62,7 +62,9 @@ bool pace_take(struct pace_table *t, const struct provider_cfg *p, double now);
  * in the quota's window. */
 void pace_release(struct pace_table *t, const struct provider_cfg *p, double now, bool accepted);
 
-/* A 421, 450, 451 or 454 whose text says rate, throttl, too many or quota. */
+/* A 421, 450, 451 or 454 whose text says rate, throttl, too many or
+ * quota (any case), unless it says the limit is this session's alone
+ * ("this connection", "per connection", "this session", "per session"). */
 bool pace_is_throttling(const struct smtp_reply *r);
 /* Backs p off after the throttling reply r; returns the back-off left. */
 double pace_throttled(struct pace_table *t, const struct provider_cfg *p, const struct smtp_reply *r, double now,

@@ -487,6 +487,16 @@ static void log_paced(const struct path_search *ps, const struct provider_cfg *p
 	log_info("path paced id=%s provider=%s reason=%s free_in=%.1fs", ps->log_id, p->name, pace_block_name(why), delay);
 }
 
+/* A throttling reply kept for the caller; a provider's 421 becomes 451,
+ * since to a client 421 means that the relay closes its session. */
+static void keep_throttling_reply(struct path_search *ps, const struct smtp_reply *r)
+{
+	ps->have_last_reply = true;
+	ps->last_reply = *r;
+	if (r->code == 421)
+		ps->last_reply.code = 451;
+}
+
 /* The current provider takes no transaction now: the search moves on
  * (from the loop), keeping a MAIL reply that says why for the caller. */
 static void paced_out(struct path_search *ps, enum pace_block why, double delay)
@@ -499,7 +509,7 @@ static void paced_out(struct path_search *ps, enum pace_block why, double delay)
 	snprintf(ps->last_error, sizeof(ps->last_error), "%s: paced (%s)", p->name, pace_block_name(why));
 	ps->have_last_reply = true;
 	if (why == PACE_BACKOFF) {
-		*r = *pace_backoff_reply(ps->env->pace, p); /* the provider's own throttling reply */
+		keep_throttling_reply(ps, pace_backoff_reply(ps->env->pace, p)); /* the provider's own */
 	} else {
 		*r = (struct smtp_reply){ .code = 451, .enhanced = "4.7.0", .complete = true };
 		if (why == PACE_RATE)
@@ -567,8 +577,6 @@ static void on_pace_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
-
-
 void path_throttled(const struct path_env *env, struct upstream *up, const char *log_id, const char *command,
     const struct smtp_reply *r)
 {
@@ -596,8 +604,7 @@ static void leave_throttled(struct path_search *ps, struct attempt *a, const str
 
 	path_throttled(ps->env, up, ps->log_id, "MAIL", r);
 	snprintf(ps->last_error, sizeof(ps->last_error), "%s: throttled", cur_provider(ps)->name);
-	ps->have_last_reply = true;
-	ps->last_reply = *r;
+	keep_throttling_reply(ps, r);
 	attempt_done(a);
 	a->ready = false;
 	upstream_abort(up);
