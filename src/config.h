@@ -71,6 +71,10 @@ struct provider_cfg {
 	char **strip_headers;     /* header fields removed on the way out */
 	unsigned nstrip_headers;
 	struct oauth2_cfg oauth2;
+	unsigned rate_count;       /* rate: transactions per rate_period (pace.h); 0: none */
+	double rate_period;        /* seconds: 1, 60 or 3600 */
+	double rate_wait;          /* passthrough: the longest wait for a turn */
+	unsigned daily_quota;      /* transactions per rolling 24 hours; 0: none */
 	unsigned line;            /* line of the section header, for messages */
 };
 

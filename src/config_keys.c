@@ -373,6 +373,40 @@ static bool p_text_path(const struct config *cfg, const struct key_def *k, void 
 	return ok;
 }
 
+/* A provider's pace (pace.h): "none", or N/s, N/m, N/h. */
+static bool p_rate(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	struct provider_cfg *p = obj;
+	char *slash = strchr(v, '/');
+	unsigned long n;
+
+	(void)cfg;
+	if (strcasecmp(v, "none") == 0) {
+		p->rate_count = 0;
+		return true;
+	}
+	if (slash == NULL || slash[1] == '\0' || slash[2] != '\0' || strchr("smh", slash[1]) == NULL)
+		return failf(err, errlen, "bad rate \"%.64s\" (use N/s, N/m, N/h or none)", v);
+	*slash = '\0';
+	if (!cfg_parse_uint(v, k->min, k->max, &n, err, errlen))
+		return false;
+	p->rate_count = (unsigned)n;
+	p->rate_period = slash[1] == 's' ? 1.0 : slash[1] == 'm' ? 60.0 : 3600.0;
+	return true;
+}
+
+/* A count where "none" (stored as 0) means no limit. */
+static bool p_uint_none(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	if (strcasecmp(v, "none") == 0) {
+		FIELD(obj, k, unsigned) = 0;
+		return true;
+	}
+	return p_uint(cfg, k, obj, v, err, errlen);
+}
+
 /* ---- lists: one generic parser, element types below ---- */
 
 /* The element type of a list key. */
@@ -629,6 +663,9 @@ const struct key_def config_keys[] = {
 	{ PROV("oauth2_refresh_token_file", p_secret_path, oauth2.refresh_token, NULL) },
 	{ PROV("oauth2_key_file", p_text_path, oauth2.key, NULL) },
 	{ PROV("oauth2_ca_file", p_ca_file, oauth2.ca_file, NULL) },
+	{ PROV("rate", p_rate, rate_count, "none"), .min = 1, .max = 1000000 },
+	{ PROV("rate_wait", p_duration, rate_wait, "5s"), .zero_ok = true },
+	{ PROV("daily_quota", p_uint_none, daily_quota, "none"), .min = 1, .max = 100000000 },
 
 	{ ROUTE("from", p_list, from, NULL), LIST(route_cfg, pattern_items, nfrom) },
 	{ ROUTE("providers", p_list, providers, NULL), LIST(route_cfg, provider_items, nproviders) },

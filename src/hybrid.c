@@ -183,6 +183,8 @@ static const char *mail_reason(const struct smtp_reply *r)
 		return "no_provider";
 	if (strcmp(r->enhanced, "4.4.5") == 0)
 		return "busy";
+	if (strcmp(r->enhanced, "4.7.0") == 0)
+		return "paced"; /* the provider's rate, daily_quota or back-off (pace.h) */
 	return "reply_4xx";
 }
 
@@ -512,7 +514,8 @@ bool hybrid_open(struct backend *b, struct runtime *rt, struct queue *q, struct 
 	if (h == NULL)
 		return false;
 	/* A client waits at most HYBRID_SESSION_WAIT in line for a provider
-	 * session (a burst holds them all): then the spool takes it. */
+	 * session (a burst holds them all), or for a paced provider's turn:
+	 * then the spool takes it (reason=busy or paced). */
 	struct relay_role role = { .owns_outcome = false, .max_session_wait = HYBRID_SESSION_WAIT };
 	if (!relay_open(&h->relay, rt, session_id, &relay_events, h, role)) {
 		free(h);

@@ -22,6 +22,7 @@
 #include "hint.h"
 #include "log.h"
 #include "metrics.h"
+#include "pace.h"
 #include "pool.h"
 
 struct path_memory {
@@ -35,6 +36,7 @@ struct path_memory {
 
 #define SEARCH_STATES(X) \
 	X(NEW) \
+	X(PACED)       /* waiting for the current provider's turn (pace.h), or moving past it */ \
 	X(RESOLVING)   /* looking up the current provider's host */ \
 	X(ATTEMPTING)  /* attempts racing through the provider's candidates */ \
 	X(HANDED)      /* a ready session is with the caller for its MAIL */ \
@@ -88,6 +90,9 @@ struct path_search {
 	struct dns_query *query;
 	struct pool_waiter *waiter;
 	ev_timer stagger;
+	ev_timer pace_timer;       /* PACED: the turn comes, or (pace_skip) the next provider */
+	bool pace_skip;
+	int held;                  /* the provider (index) whose turn the search holds; -1: none */
 
 	char log_id[32];
 	char last_error[300];
@@ -103,6 +108,8 @@ static void log_attempt(const char *what, struct attempt *a, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 static void start_next(struct path_search *ps);
 static void provider_exhausted(struct path_search *ps);
+static void resolve(struct path_search *ps);
+static bool reuse_idle(struct path_search *ps);
 
 static void enter_state(struct path_search *ps, enum search_state next)
 {
@@ -456,6 +463,167 @@ static void start_next(struct path_search *ps)
 		provider_exhausted(ps);
 }
 
+/* ---- pacing (pace.h) ---- */
+
+/* A provider's own wait, capped by the caller's max_wait when it has one. */
+static double capped_wait(const struct path_search *ps, double wait)
+{
+	return ps->max_wait > 0 && ps->max_wait < wait ? ps->max_wait : wait;
+}
+
+static void release_turn(struct path_search *ps, bool accepted)
+{
+	if (ps->held < 0)
+		return;
+	pace_release(ps->env->pace, ps->providers[ps->held], ev_now(ps->env->loop), accepted);
+	ps->held = -1;
+}
+
+static void hold_turn(struct path_search *ps, unsigned i)
+{
+	release_turn(ps, false);
+	if (pace_take(ps->env->pace, ps->providers[i], ev_now(ps->env->loop)))
+		ps->held = (int)i;
+}
+
+static void log_paced(const struct path_search *ps, const struct provider_cfg *p, enum pace_block why, double delay)
+{
+	log_info("path paced id=%s provider=%s reason=%s free_in=%.1fs", ps->log_id, p->name, pace_block_name(why), delay);
+}
+
+/* A throttling reply kept for the caller; a provider's 421 becomes 451,
+ * since to a client 421 means that the relay closes its session. */
+static void keep_throttling_reply(struct path_search *ps, const struct smtp_reply *r)
+{
+	ps->have_last_reply = true;
+	ps->last_reply = *r;
+	if (r->code == 421)
+		ps->last_reply.code = 451;
+}
+
+/* The current provider takes no transaction now: the search moves on
+ * (from the loop), keeping a MAIL reply that says why for the caller. */
+static void paced_out(struct path_search *ps, enum pace_block why, double delay)
+{
+	struct provider_cfg *p = cur_provider(ps);
+	struct smtp_reply *r = &ps->last_reply;
+	char rate[32];
+
+	log_paced(ps, p, why, delay);
+	snprintf(ps->last_error, sizeof(ps->last_error), "%s: paced (%s)", p->name, pace_block_name(why));
+	ps->have_last_reply = true;
+	if (why == PACE_BACKOFF) {
+		keep_throttling_reply(ps, pace_backoff_reply(ps->env->pace, p)); /* the provider's own */
+	} else {
+		*r = (struct smtp_reply){ .code = 451, .enhanced = "4.7.0", .complete = true };
+		if (why == PACE_RATE)
+			snprintf(r->text, sizeof(r->text), "Provider %s is paced to rate %s: no turn within %gs; try again later",
+			    p->name, pace_rate_text(p, rate, sizeof(rate)), capped_wait(ps, p->rate_wait));
+		else
+			snprintf(r->text, sizeof(r->text), "Provider %s has reached its daily_quota of %u messages in 24 hours; "
+			    "try again later", p->name, p->daily_quota);
+	}
+	ps->pace_skip = true;
+	enter_state(ps, PS_PACED);
+	ev_timer_set(&ps->pace_timer, 0., 0.);
+	ev_timer_start(ps->env->loop, &ps->pace_timer);
+}
+
+/* Whether provider i's turn is now (PACE_GO), else what holds it back
+ * for *delay; *soon: a rate turn within the wait the search allows. */
+static enum pace_block turn_of(const struct path_search *ps, unsigned i, double *delay, bool *soon)
+{
+	const struct provider_cfg *p = ps->providers[i];
+	enum pace_block why;
+
+	*delay = pace_delay(ps->env->pace, p, ev_now(ps->env->loop), &why);
+	*soon = why == PACE_RATE && *delay <= capped_wait(ps, p->rate_wait);
+	return why;
+}
+
+/* The current provider's turn: true to go on now; else the pace timer
+ * goes on once the turn comes (a rate wait within rate_wait) or moves
+ * past the provider (throttled, out of quota, or too long a wait). */
+static bool take_turn(struct path_search *ps)
+{
+	struct provider_cfg *p = cur_provider(ps);
+	double delay;
+	bool soon;
+
+	if (ps->recheck || ps->held == (int)ps->provider)
+		return true;
+	enum pace_block why = turn_of(ps, ps->provider, &delay, &soon);
+	if (why != PACE_GO && !soon) {
+		paced_out(ps, why, delay);
+		return false;
+	}
+	hold_turn(ps, ps->provider);
+	if (why == PACE_GO)
+		return true;
+	log_debug("path pace id=%s provider=%s wait=%.3fs", ps->log_id, p->name, delay);
+	enter_state(ps, PS_PACED);
+	ev_timer_set(&ps->pace_timer, delay, 0.);
+	ev_timer_start(ps->env->loop, &ps->pace_timer);
+	return false;
+}
+
+static void on_pace_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct path_search *ps = w->data;
+	(void)loop;
+	(void)revents;
+
+	if (ps->pace_skip) {
+		ps->pace_skip = false;
+		provider_exhausted(ps);
+	} else if (!reuse_idle(ps)) {
+		resolve(ps);
+	}
+}
+
+void path_throttled(const struct path_env *env, struct upstream *up, const char *log_id, const char *command,
+    const struct smtp_reply *r)
+{
+	const struct queue_cfg *qc = &env->cfg->queue;
+	struct upstream_info info;
+	char raw[SMTP_REPLY_TEXT_MAX + 32], quoted[SMTP_REPLY_TEXT_MAX + 48];
+	double backoff = pace_throttled(env->pace, upstream_provider(up), r, ev_now(env->loop), qc->retry_initial,
+	    qc->retry_max);
+
+	upstream_get_info(up, &info);
+	snprintf(raw, sizeof(raw), "%d %s%s%.*s", r->code, r->enhanced, r->enhanced[0] ? " " : "",
+	    SMTP_REPLY_TEXT_MAX - 1, r->text);
+	log_warn("upstream throttled id=%s provider=%s address=%s port=%u mode=%s command=%s reply=%s backoff=%gs",
+	    log_id, info.provider, info.address, info.port, info.mode, command, log_quote(quoted, sizeof(quoted), raw),
+	    backoff);
+	metrics_attempt(info.provider, info.port, info.mode, "throttled");
+}
+
+/* The provider throttles (MAIL refused): none of its candidates is tried
+ * again now; the next provider of the route may take the message. */
+static void leave_throttled(struct path_search *ps, struct attempt *a, const struct smtp_reply *r)
+{
+	struct upstream *up = a->up;
+	bool pooled = a == &ps->pooled;
+
+	path_throttled(ps->env, up, ps->log_id, "MAIL", r);
+	snprintf(ps->last_error, sizeof(ps->last_error), "%s: throttled", cur_provider(ps)->name);
+	keep_throttling_reply(ps, r);
+	attempt_done(a);
+	a->ready = false;
+	upstream_abort(up);
+	close_attempts(ps, false);
+	if (!pooled) {
+		provider_exhausted(ps);
+		return;
+	}
+	/* A pooled session of a later provider: the earlier ones still may. */
+	release_turn(ps, false);
+	ev_timer_stop(ps->env->loop, &ps->stagger);
+	ps->provider = 0;
+	next_provider(ps);
+}
+
 /* ---- providers ---- */
 
 /* Candidates in order: the remembered pair first, then the configured order. */
@@ -517,6 +685,7 @@ static void on_resolved(const struct dns_result *res, void *arg)
 static void provider_exhausted(struct path_search *ps)
 {
 	ev_timer_stop(ps->env->loop, &ps->stagger);
+	release_turn(ps, false);
 	ps->provider++;
 	if (ps->provider < ps->nproviders)
 		log_warn("path next_provider id=%s failed=%s next=%s", ps->log_id, ps->providers[ps->provider - 1]->name,
@@ -533,6 +702,12 @@ static void next_provider(struct path_search *ps)
 			fail_search(ps, NULL);
 		return;
 	}
+	if (take_turn(ps))
+		resolve(ps);
+}
+
+static void resolve(struct path_search *ps)
+{
 	enter_state(ps, PS_RESOLVING);
 	ps->query = dns_lookup(ps->env->dns, cur_provider(ps)->host, 0, on_resolved, ps);
 	if (ps->query == NULL) {
@@ -554,17 +729,25 @@ static struct path_search *search_new(const struct path_env *env, struct provide
 		ps->providers = ps->own; /* a recheck: the caller fills own[0] */
 	ev_init(&ps->stagger, on_stagger);
 	ps->stagger.data = ps;
+	ev_init(&ps->pace_timer, on_pace_timer);
+	ps->pace_timer.data = ps;
+	ps->held = -1;
 	snprintf(ps->log_id, sizeof(ps->log_id), "%s", log_id);
 	return ps;
 }
 
-/* Starts resolving the first provider; false (ps freed) when out of memory. */
+/* Starts with the first provider (once its turn comes); false (ps
+ * freed) when out of memory. */
 static bool search_begin(struct path_search *ps)
 {
+	ps->provider = 0;
+	if (!take_turn(ps))
+		return true; /* the pace timer goes on, from the loop */
 	enter_state(ps, PS_RESOLVING);
 	ps->query = dns_lookup(ps->env->dns, ps->providers[0]->host, 0, on_resolved, ps);
 	if (ps->query != NULL)
 		return true;
+	release_turn(ps, false);
 	free(ps);
 	return false;
 }
@@ -584,11 +767,32 @@ static unsigned first_pair(const struct path_search *ps, unsigned i)
  */
 static struct upstream *take_idle(struct path_search *ps, unsigned *pair)
 {
+	int passed = -1; /* the first provider passed over, for the log */
+	enum pace_block passed_why = PACE_GO;
+	double passed_delay = 0;
+
 	for (unsigned i = 0; i < ps->nproviders; i++) {
 		struct upstream *up;
+		double delay;
+		bool soon;
+		enum pace_block why = turn_of(ps, i, &delay, &soon);
+		if (soon)
+			return NULL; /* its turn comes soon: the search waits for it */
+		if (why != PACE_GO) {
+			/* Throttled, out of quota, its turn far: another provider's session may go. */
+			if (passed < 0) {
+				passed = (int)i;
+				passed_why = why;
+				passed_delay = delay;
+			}
+			continue;
+		}
 		while ((up = pool_take(ps->env->pool, ps->providers[i], pair)) != NULL) {
 			if (*pair == first_pair(ps, i)) {
+				if (passed >= 0)
+					log_paced(ps, ps->providers[passed], passed_why, passed_delay);
 				ps->provider = i;
+				hold_turn(ps, i);
 				return up;
 			}
 			upstream_close(up); /* opened on a pair no longer preferred */
@@ -626,8 +830,22 @@ static bool try_idle(struct path_search *ps)
 
 static double session_wait(const struct path_search *ps)
 {
-	double wait = cur_provider(ps)->max_connections_wait;
-	return ps->max_wait > 0 && ps->max_wait < wait ? ps->max_wait : wait;
+	return capped_wait(ps, cur_provider(ps)->max_connections_wait);
+}
+
+/* An idle session of the current provider on the pair it would try
+ * first, handed over; false when there is none. */
+static bool reuse_idle(struct path_search *ps)
+{
+	unsigned pair;
+	struct upstream *up = pool_take(ps->env->pool, cur_provider(ps), &pair);
+
+	if (up != NULL && pair == first_pair(ps, ps->provider)) {
+		use_idle(ps, up, pair);
+		return true;
+	}
+	upstream_close(up);
+	return false;
 }
 
 /* max_connections sessions to this provider are open: wait in line for
@@ -636,18 +854,12 @@ static void on_session_free(void *arg, bool woken)
 {
 	struct path_search *ps = arg;
 	struct provider_cfg *p = cur_provider(ps);
-	unsigned pair;
 
 	ps->waiter = NULL;
 	if (woken) {
 		enter_state(ps, PS_ATTEMPTING);
-		struct upstream *up = pool_take(ps->env->pool, p, &pair);
-		if (up != NULL && pair == first_pair(ps, ps->provider)) {
-			use_idle(ps, up, pair);
-			return;
-		}
-		upstream_close(up);
-		start_next(ps);
+		if (!reuse_idle(ps))
+			start_next(ps);
 		return;
 	}
 	log_warn("upstream failed id=%s provider=%s class=busy reason=\"max_connections (%u) sessions open for %gs\"",
@@ -694,6 +906,7 @@ void path_search_accepted(struct path_search *ps)
 	log_info("path chosen id=%s provider=%s port=%u mode=%s", ps->log_id, p->name, p->ports[a->pair].port,
 	    tls_mode_name(p->ports[a->pair].mode));
 	remember(ps, a->pair);
+	release_turn(ps, true); /* counted in the provider's daily_quota */
 	attempt_done(a); /* the caller's now */
 	enter_state(ps, PS_DONE);
 	close_attempts(ps, true);
@@ -711,6 +924,10 @@ void path_search_refused(struct path_search *ps, const struct smtp_reply *r)
 		attempt_done(a);
 		upstream_close(up);
 		fail_search(ps, r);
+		return;
+	}
+	if (pace_is_throttling(r)) {
+		leave_throttled(ps, a, r);
 		return;
 	}
 	/* A 4xx to MAIL: this path is unwell right now; another may not be. */
@@ -734,6 +951,8 @@ void path_search_cancel(struct path_search *ps)
 		dns_cancel(ps->query);
 	close_attempts(ps, false);
 	ev_timer_stop(ps->env->loop, &ps->stagger);
+	ev_timer_stop(ps->env->loop, &ps->pace_timer);
+	release_turn(ps, false);
 	free(ps->addrs);
 	free(ps->cands);
 	free(ps->attempts);

@@ -18,6 +18,15 @@
  * provider of the route that has one; if its MAIL fails (it went stale)
  * the search goes on as if the pool were empty.
  *
+ * Pacing (pace.h): before a provider is tried the search takes its turn.
+ * A rate turn due within the provider's rate_wait (capped by the
+ * caller's max_wait) is waited for; a provider backing off after a
+ * throttling reply, out of its daily_quota, or whose turn is further
+ * away is passed over for the next provider of the route, and when none
+ * is left the caller gets a 451 4.7.0 saying why (or, for a back-off,
+ * the provider's own throttling reply). A throttling reply to MAIL backs
+ * the provider off and moves on to the next provider at once.
+ *
  * Every attempt, failure (with its class and a hint for mode mistakes)
  * and decision is logged. The winning pair is remembered per provider;
  * while the remembered pair is not the preferred one, a background
@@ -35,6 +44,7 @@
 #include "upstream.h"
 
 struct oauth2;
+struct pace_table;
 struct path_memory;
 struct pool;
 
@@ -49,6 +59,7 @@ struct path_env {
 	struct path_memory *memory;
 	struct pool *pool;         /* idle sessions, tried before any new connection */
 	struct oauth2 **oauth2;    /* per provider: its token cache (auth = xoauth2), else NULL */
+	struct pace_table *pace;   /* per-provider rate, quota and back-off, shared across reloads */
 	/* Called when a remembered pair changes (queue mode persists it). */
 	void (*memory_changed)(const struct path_env *env, void *arg);
 	void *memory_arg;
@@ -91,8 +102,8 @@ typedef void (*path_failed_cb)(const struct smtp_reply *reply, const char *error
 /* nproviders must be at least 1. An idle pooled session is tried first
  * and may be handed over from inside path_search_start(); `failed` is
  * only ever called from the loop. max_wait > 0 shortens the wait in line
- * for a session (the provider's max_connections_wait). NULL means out
- * of memory. */
+ * for a session (the provider's max_connections_wait) and for a paced
+ * provider's turn (its rate_wait). NULL means out of memory. */
 struct path_search *path_search_start(const struct path_env *env, struct provider_cfg *const *providers,
     unsigned nproviders, double max_wait, const char *log_id, path_ready_cb ready, path_failed_cb failed, void *arg);
 /* MAIL was accepted on the session handed over: it is the caller's, the
@@ -105,5 +116,12 @@ void path_search_refused(struct path_search *ps, const struct smtp_reply *reply)
 void path_search_lost(struct path_search *ps, enum upstream_fail cls, const char *reason);
 /* Ends the search, closing every session it owns (the one handed over too). */
 void path_search_cancel(struct path_search *ps);
+
+/* The provider of up answered `command` with a throttling reply
+ * (pace_is_throttling()): the whole provider backs off (from the queue's
+ * retry_initial, doubling up to its retry_max), logged and counted as
+ * result="throttled". */
+void path_throttled(const struct path_env *env, struct upstream *up, const char *log_id, const char *command,
+    const struct smtp_reply *r);
 
 #endif

@@ -72,10 +72,12 @@ static const struct preset presets[] = {
 	 * on smtp.office365.com 587 with STARTTLS. Basic authentication goes away (DESIGN.md): OAuth2,
 	 * https://learn.microsoft.com/exchange/client-developer/legacy-protocols/how-to-authenticate-an-
 	 * imap-pop-smtp-application-by-using-oauth: the application scope for SMTP. The token URL
-	 * names the tenant: the user writes it. */
+	 * names the tenant: the user writes it.
+	 * https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/
+	 * exchange-online-limits (Sending limits): SMTP AUTH client submission, 30 messages per minute. */
 	{ "m365", "smtp.office365.com", NULL, false,
 	    { { "ports", "587/starttls" }, { "auth", "xoauth2" },
-	        { "oauth2_scope", "https://outlook.office365.com/.default" } } },
+	        { "oauth2_scope", "https://outlook.office365.com/.default" }, { "rate", "30/m" } } },
 	/* https://support.google.com/a/answer/176600: smtp.gmail.com 587 (STARTTLS), 465 (SSL).
 	 * https://support.google.com/mail/answer/6584: messages up to 25 MB.
 	 * https://developers.google.com/gmail/imap/xoauth2-protocol: with auth = xoauth2, the token

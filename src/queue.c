@@ -18,6 +18,7 @@
 #include "delivery.h"
 #include "log.h"
 #include "metrics.h"
+#include "pace.h"
 
 struct qentry {
 	struct spool_msg m;
@@ -51,6 +52,7 @@ struct queue {
 	bool stopping;             /* queue_free() is running: start nothing */
 	unsigned gen;              /* configuration generation, bumped on reload */
 	unsigned *active;          /* deliveries running per provider slot */
+	unsigned char *paced;      /* per slot: what last held it back (enum pace_block), for the log */
 	unsigned nactive;
 	unsigned long delivered, failed, deferred, accepted;
 };
@@ -322,6 +324,11 @@ static unsigned *active_for(struct queue *q, unsigned slot)
 			return NULL;
 		memset(bigger + q->nactive, 0, (slot + 1 - q->nactive) * sizeof(*bigger));
 		q->active = bigger;
+		unsigned char *paced = realloc(q->paced, slot + 1);
+		if (paced == NULL)
+			return NULL;
+		memset(paced + q->nactive, PACE_GO, slot + 1 - q->nactive);
+		q->paced = paced;
 		q->nactive = slot + 1;
 	}
 	return &q->active[slot];
@@ -347,6 +354,24 @@ static bool start_delivery(struct queue *q, struct qentry *e)
 		return false;
 	(*active)++;
 	return true;
+}
+
+/* How long the slot's provider is paced (pace.h): its rate, daily_quota
+ * or a back-off after a throttling reply. Logged when it begins. */
+static double paced_for(struct queue *q, unsigned slot, double now)
+{
+	const struct path_env *env = &(*q->current)->path;
+	const struct provider_cfg *p = &env->cfg->providers[slot];
+	enum pace_block why;
+	double wait = pace_delay(env->pace, p, now, &why);
+
+	if (active_for(q, slot) == NULL || q->paced[slot] == why)
+		return wait;
+	q->paced[slot] = (unsigned char)why;
+	if (why != PACE_GO)
+		log_msg(why == PACE_RATE ? LOG_LVL_DEBUG : LOG_LVL_INFO, "queue paced provider=%s reason=%s wait=%.1fs",
+		    p->name, pace_block_name(why), wait);
+	return wait;
 }
 
 /* A message is held when its route has no provider (none configured yet). */
@@ -393,12 +418,14 @@ static void schedule(struct queue *q)
 			held++;
 			continue;
 		}
-		if (e->m.next_try <= now && !slot_full(q, slot) && start_delivery(q, e)) {
+		bool due = e->m.next_try <= now;
+		double paced = due ? paced_for(q, (unsigned)slot, now) : 0;
+		if (due && paced == 0 && !slot_full(q, slot) && start_delivery(q, e)) {
 			room -= slot_full(q, slot);
 			continue;
 		}
-		/* Not due, or no free connection: look again later. */
-		double at = e->m.next_try <= now ? now + 1.0 : e->m.next_try;
+		/* Not due, paced, or no free connection: look again later. */
+		double at = !due ? e->m.next_try : now + (paced > 0 ? paced : 1.0);
 		if (earliest < 0 || at < earliest)
 			earliest = at;
 	}
@@ -570,6 +597,7 @@ void queue_free(struct queue *q)
 	ev_timer_stop(loop_of(q), &q->wake);
 	free(q->entries);
 	free(q->active);
+	free(q->paced);
 	free(q);
 }
 

@@ -10,7 +10,9 @@
  * temporary failures are retried with exponential backoff from
  * queue.retry_initial to queue.retry_max with jitter; a 5xx or
  * queue.max_age moves the message to failed/ with the reason. With no
- * provider configured, delivery is held (mail is still accepted).
+ * provider configured, delivery is held (mail is still accepted). No
+ * delivery starts before its provider's turn (pace.h: rate, daily_quota,
+ * back-off after a throttling reply).
  */
 #ifndef SUBRELAY_QUEUE_H
 #define SUBRELAY_QUEUE_H

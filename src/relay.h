@@ -29,8 +29,9 @@ struct relay_role {
 	 * and counts it in the message metrics. Hybrid reports them itself
 	 * (with relay_log_message() for a live message). */
 	bool owns_outcome;
-	/* > 0: the longest wait in line for a provider session (see
-	 * path_search_start()), for a caller with a better fallback. */
+	/* > 0: the longest wait in line for a provider session or for a
+	 * paced provider's turn (see path_search_start()), for a caller
+	 * with a better fallback. */
 	double max_session_wait;
 };
 

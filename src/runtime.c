@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "oauth2.h"
+#include "pace.h"
 #include "pool.h"
 #include "tls.h"
 
@@ -52,10 +53,13 @@ struct runtime *runtime_new(struct ev_loop *loop, struct dns *dns, struct config
 	rt->path.memory = path_memory_new(&rt->path);
 	rt->path.pool = pool_new(loop);
 	rt->path.oauth2 = oauth2_caches_new(loop, cfg);
-	if (rt->path.memory == NULL || rt->path.pool == NULL || rt->path.oauth2 == NULL) {
+	/* Pacing outlives reloads: counts and back-offs are the provider's. */
+	rt->path.pace = previous != NULL ? pace_table_ref(previous->path.pace) : pace_table_new();
+	if (rt->path.memory == NULL || rt->path.pool == NULL || rt->path.oauth2 == NULL || rt->path.pace == NULL) {
 		path_memory_free(rt->path.memory, cfg->nproviders);
 		pool_free(rt->path.pool);
 		oauth2_caches_free(rt->path.oauth2, cfg->nproviders);
+		pace_table_unref(rt->path.pace);
 		free(rt);
 		return NULL;
 	}
@@ -84,6 +88,7 @@ void runtime_unref(struct runtime *rt)
 	pool_free(rt->path.pool);
 	path_memory_free(rt->path.memory, cfg->nproviders);
 	oauth2_caches_free(rt->path.oauth2, cfg->nproviders);
+	pace_table_unref(rt->path.pace);
 	runtime_free_tls_contexts(cfg, rt->path.tls_ctx);
 	config_free(cfg);
 	free(rt);

@@ -16,6 +16,7 @@
 #include "headers.h"
 #include "log.h"
 #include "metrics.h"
+#include "pace.h"
 #include "pool.h"
 
 #define UTX_STATES(X) \
@@ -44,6 +45,7 @@ struct utx {
 	enum utx_state state;
 	const struct utx_events *ev;
 	void *arg;
+	const struct path_env *env; /* utx_start: pacing (pace.h); NULL for the probe */
 	struct path_search *search; /* until MAIL is accepted (utx_start) */
 	struct upstream *up;
 	struct upstream_mail_params mail;
@@ -189,6 +191,13 @@ static void on_no_path(const struct smtp_reply *r, const char *error, void *arg)
 
 /* ---- upstream events ---- */
 
+/* A throttling reply backs off the whole provider (path.c says so). */
+static void check_throttling(struct utx *t, const char *command, const struct smtp_reply *r)
+{
+	if (t->env != NULL && pace_is_throttling(r))
+		path_throttled(t->env, t->up, t->log_id, command, r);
+}
+
 static void on_mail_reply(struct utx *t, const struct smtp_reply *r)
 {
 	struct path_search *ps = t->search;
@@ -246,12 +255,14 @@ static void on_envelope_reply(struct utx *t, const struct smtp_reply *r)
 {
 	/* Replies come back in the order the commands went: RCPTs, DATA. */
 	if (t->answered < t->sent) {
+		check_throttling(t, "RCPT", r);
 		unsigned i = t->answered++;
 		t->accepted += r->code / 100 == 2;
 		t->ev->rcpt(t->arg, i, r);
 		pump(t);
 		return;
 	}
+	check_throttling(t, "DATA", r);
 	t->data_asked = t->data_sent = false;
 	if (r->code == 354) {
 		if (!start_headers(t))
@@ -275,6 +286,9 @@ static void on_reply(struct upstream *up, void *arg, const struct smtp_reply *r)
 		return;
 	case UTX_DOT:
 		enter_state(t, UTX_DONE);
+		check_throttling(t, "end_of_data", r);
+		if (t->env != NULL && r->code / 100 == 2)
+			pace_accepted(t->env->pace, upstream_provider(t->up));
 		t->ev->end(t->arg, r);
 		return;
 	case UTX_RSET:
@@ -340,6 +354,7 @@ struct utx *utx_start(const struct path_env *env, struct provider_cfg *const *pr
 
 	if (t == NULL)
 		return NULL;
+	t->env = env;
 	/* A pooled session may be handed over (and MAIL sent) right here. */
 	struct path_search *ps = path_search_start(env, providers, nproviders, max_wait, log_id, on_path_ready, on_no_path, t);
 	if (ps == NULL) {

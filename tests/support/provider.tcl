@@ -45,6 +45,8 @@
 #       (AUTH payloads shown as <redacted>; "." marks each end of DATA, the
 #       message lines are not listed); provider::commands P ?CONN? the lines
 #       only
+#   provider::command_times P GLOB  [clock milliseconds] at which each
+#       command line matching GLOB arrived, in order (e.g. "MAIL FROM:*")
 #   provider::cleartext P ?CONN?  bytes received before TLS
 #   provider::received P CONN     every byte received on that connection
 #                                 (after TLS decryption)
@@ -122,6 +124,7 @@ proc provider::start {args} {
     set P($p,chans) {}
     set P($p,messages) {}
     set P($p,transcript) {}
+    set P($p,stamps) {}
     set P($p,flights) {}
     set P($p,auths) {}
     set P($p,bearers) {}
@@ -197,6 +200,14 @@ proc provider::commands {p {conn ""}} {
     set out {}
     foreach e $provider::P($p,transcript) {
         if {$conn eq "" || [lindex $e 0] == $conn} { lappend out [lindex $e 1] }
+    }
+    return $out
+}
+
+proc provider::command_times {p glob} {
+    set out {}
+    foreach e $provider::P($p,transcript) t $provider::P($p,stamps) {
+        if {[string match $glob [lindex $e 1]]} { lappend out $t }
     }
     return $out
 }
@@ -477,6 +488,7 @@ proc provider::process {ch} {
 proc provider::log_command {ch line} {
     variable P; variable C
     lappend P($C($ch,p),transcript) [list $C($ch,n) $line]
+    lappend P($C($ch,p),stamps) [clock milliseconds]
     lappend P($C($ch,p),flights) [list $C($ch,n) $C($ch,reads) $line]
     harness::wakeup
 }
