@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "id.h"
@@ -14,7 +15,7 @@
 /* The notice: headers, the failed recipients, the reason; CRLF lines. */
 static void compose(char *text, size_t len, const struct spool_msg *m, const struct config *cfg)
 {
-	char date[64], msgid[ID_LEN + 1];
+	char date[64], msgid[ID_LEN + 1], from[SMTP_PATH_MAX + 16];
 	size_t n = 0;
 	time_t now = time(NULL);
 	struct tm tm;
@@ -22,12 +23,16 @@ static void compose(char *text, size_t len, const struct spool_msg *m, const str
 	id_new(msgid);
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	if (cfg->queue.bounce_from != NULL)
+		snprintf(from, sizeof(from), "%s", cfg->queue.bounce_from);
+	else
+		snprintf(from, sizeof(from), "MAILER-DAEMON@%s", cfg->relay.hostname);
 	n += (size_t)snprintf(text + n, len - n,
-	    "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\nDate: %s\r\n"
+	    "From: Mail Delivery System <%s>\r\nTo: <%s>\r\nDate: %s\r\n"
 	    "Message-ID: <%s@%s>\r\nSubject: Undelivered Mail Returned to Sender\r\n"
 	    "Auto-Submitted: auto-replied\r\n\r\n"
 	    "Your message %s could not be delivered to these recipients:\r\n\r\n",
-	    cfg->relay.hostname, m->from, date, msgid, cfg->relay.hostname, m->id);
+	    from, m->from, date, msgid, cfg->relay.hostname, m->id);
 	/* Room is kept for the reason line: the text must end in CRLF. */
 	for (unsigned i = 0; i < m->nrcpts && n + SMTP_PATH_MAX + 6 < len - 330; i++)
 		if (m->rcpts[i].state == RCPT_FAILED)
@@ -42,9 +47,13 @@ bool bounce_queue(struct spool *sp, struct committer *c, const struct spool_msg 
 	struct spool_rcpt to = { .state = RCPT_PENDING };
 	struct spool_msg env = { .rcpts = &to, .nrcpts = 1, .received = now };
 
-	if (cfg->queue.bounce != BOUNCE_SENDER || m->from[0] == '\0')
+	/* A bounce is never bounced: it comes from <> or from bounce_from. */
+	if (cfg->queue.bounce != BOUNCE_SENDER || m->from[0] == '\0' ||
+	    (cfg->queue.bounce_from != NULL && strcasecmp(m->from, cfg->queue.bounce_from) == 0))
 		return false;
 	id_new(env.id);
+	if (cfg->queue.bounce_from != NULL)
+		snprintf(env.from, sizeof(env.from), "%s", cfg->queue.bounce_from);
 	snprintf(to.addr, sizeof(to.addr), "%s", m->from);
 	compose(text, sizeof(text), m, cfg);
 	struct spool_writer *w = spool_create(sp, &env);

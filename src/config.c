@@ -903,6 +903,7 @@ void config_free(struct config *cfg)
 	free(cfg->relay.listen);
 	free(cfg->relay.hostname);
 	free(cfg->relay.qualify_domain);
+	free(cfg->queue.bounce_from);
 	free(cfg->relay.allow);
 	free(cfg->relay.spool);
 	free(cfg->relay.providers);

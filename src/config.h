@@ -116,6 +116,7 @@ struct queue_cfg {
 	double retry_max;
 	double max_age;
 	enum bounce_mode bounce;
+	char *bounce_from;        /* the bounce's sender; NULL: <> (the route's sender then replaces it) */
 };
 
 struct config {

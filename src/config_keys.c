@@ -674,6 +674,7 @@ const struct key_def config_keys[] = {
 	{ QUEUE("retry_max", p_duration, retry_max, "1h") },
 	{ QUEUE("max_age", p_duration, max_age, "5d") },
 	{ QUEUE("bounce", p_enum, bounce, "none"), .words = bounce_words },
+	{ QUEUE("bounce_from", p_sender, bounce_from, NULL) },
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);

@@ -148,8 +148,8 @@ static void pump(struct utx *t)
 }
 
 /* MAIL on a session: from here on its replies are ours. A provider that
- * accepts only its verified sender gets it in MAIL (a bounce's null
- * sender stays null) and, with sender_header, in From:. */
+ * accepts only its verified sender gets it in MAIL (the null sender of a
+ * bounce too: such providers refuse it) and, with sender_header, in From:. */
 static void begin(struct utx *t, struct upstream *up)
 {
 	const struct provider_cfg *p = upstream_provider(up);
@@ -157,7 +157,7 @@ static void begin(struct utx *t, struct upstream *up)
 	t->up = up;
 	t->sent = t->answered = t->accepted = 0;
 	t->data_sent = false;
-	t->mail.from = p->sender != NULL && t->from[0] != '\0' ? p->sender : t->from;
+	t->mail.from = p->sender != NULL ? p->sender : t->from;
 	t->rules = (struct header_rules){
 		.from = p->sender_header ? p->sender : NULL,
 		.strip = p->strip_headers,
