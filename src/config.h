@@ -91,6 +91,7 @@ struct relay_cfg {
 	unsigned nlisten;
 	char *hostname;
 	char *qualify_domain;     /* for addresses without one; default: hostname */
+	bool add_missing_headers; /* Received:, and Date: / Message-ID: when missing (fixups.h) */
 	struct cidr *allow;
 	unsigned nallow;
 	unsigned max_clients;

@@ -614,6 +614,7 @@ const struct key_def config_keys[] = {
 	{ RELAY("listen", p_list, listen, "127.0.0.1:25"), LIST(relay_cfg, listen_items, nlisten) },
 	{ RELAY("hostname", p_hostname, hostname, NULL) },
 	{ RELAY("qualify_domain", p_hostname, qualify_domain, NULL) },
+	{ RELAY("add_missing_headers", p_bool, add_missing_headers, "yes") },
 	{ RELAY("allow", p_list, allow, "127.0.0.0/8, ::1/128"), LIST(relay_cfg, cidr_items, nallow) },
 	{ RELAY("max_clients", p_uint, max_clients, "1024"), .min = 1, .max = 1000000 },
 	{ RELAY("workers", p_workers, workers, "1"), .min = 1, .max = 1024 },

@@ -17,7 +17,7 @@
 
 /* A buffer of input, the From: replacement, and Reply-To: and
  * X-Original-From: copies of a From: value (at most a buffer each). */
-#define OUT_CAP (3 * HEADERS_FIELD_MAX + 1024)
+#define OUT_CAP (3 * HEADERS_FIELD_MAX + 1024 + HEADERS_ADDED_MAX)
 
 enum overlong { OVERLONG_NONE, OVERLONG_PASS, OVERLONG_DROP };
 
@@ -33,12 +33,13 @@ struct header_filter {
 	size_t outlen, outoff;
 	char *from_value;          /* the original From: value, from after the colon to its CRLF */
 	size_t from_len;
-	bool from_done, reply_to_seen;
+	bool from_done, reply_to_seen, date_seen, message_id_seen;
 };
 
 bool header_rules_active(const struct header_rules *rules)
 {
-	return rules->from != NULL || rules->nstrip > 0;
+	return rules->from != NULL || rules->nstrip > 0 || rules->prepend != NULL || rules->date != NULL ||
+	    rules->message_id != NULL;
 }
 
 static void emit(struct header_filter *f, const char *p, size_t n)
@@ -100,6 +101,8 @@ static void on_field(struct header_filter *f, const char *field, size_t len)
 		return;
 	}
 	f->reply_to_seen |= field_is(field, len, "Reply-To");
+	f->date_seen |= field_is(field, len, "Date");
+	f->message_id_seen |= field_is(field, len, "Message-ID");
 	emit(f, field, len);
 }
 
@@ -140,6 +143,10 @@ static void end_section(struct header_filter *f)
 		emit_str(f, "X-Original-From:");
 		emit(f, f->from_value, f->from_len);
 	}
+	if (f->rules->date != NULL && !f->date_seen)
+		emit_str(f, f->rules->date);
+	if (f->rules->message_id != NULL && !f->message_id_seen)
+		emit_str(f, f->rules->message_id);
 	emit(f, f->in, f->inlen); /* the ending line and the body read so far */
 	f->inlen = f->scanned = 0;
 	f->in_body = true;
@@ -225,6 +232,8 @@ struct header_filter *header_filter_new(const struct header_rules *rules, const 
 	}
 	f->rules = rules;
 	f->sink = sink;
+	if (rules->prepend != NULL)
+		emit_str(f, rules->prepend); /* goes out with the first bytes */
 	return f;
 }
 
@@ -266,7 +275,10 @@ void header_filter_commit(struct header_filter *f, size_t n)
 
 bool header_filter_end(struct header_filter *f)
 {
-	if (!f->in_body && f->outlen == 0) {
+	flush(f);
+	if (f->outlen > 0)
+		return false; /* out[] must be empty before the last of in[] goes in */
+	if (!f->in_body) {
 		/* A message that is all header: its last field is complete. */
 		if (f->scanned > 0 && f->overlong == OVERLONG_NONE)
 			on_field(f, f->in, f->scanned);

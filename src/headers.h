@@ -14,7 +14,9 @@
  *
  * With `from` set, the From: field becomes "From: <from>"; the original
  * value is kept as Reply-To: (unless the message has one) and as
- * X-Original-From:, both added at the end of the section.
+ * X-Original-From:, both added at the end of the section. `prepend`
+ * goes before the section (a Received: trace field); `date` and
+ * `message_id` are added at its end when it has no such field.
  */
 #ifndef SUBRELAY_HEADERS_H
 #define SUBRELAY_HEADERS_H
@@ -24,10 +26,17 @@
 
 #define HEADERS_FIELD_MAX 8192
 
+/* Added lines are complete fields, CRLF included, at most
+ * HEADERS_ADDED_MAX bytes in all. */
+#define HEADERS_ADDED_MAX 2048
+
 struct header_rules {
 	const char *from;           /* the From: address; NULL: From: unchanged */
 	char *const *strip;         /* field names removed (any case) */
 	unsigned nstrip;
+	const char *prepend;        /* put before the section; NULL: nothing */
+	const char *date;           /* "Date: ...\r\n" when the section has none; NULL: never */
+	const char *message_id;     /* "Message-ID: ...\r\n" likewise */
 };
 
 struct header_sink {

@@ -24,6 +24,7 @@
 #include "backend.h"
 #include "body_pump.h"
 #include "envelope.h"
+#include "fixups.h"
 #include "io.h"
 #include "log.h"
 #include "metrics.h"
@@ -84,6 +85,8 @@ struct session {
 	char discard_reply[REPLY_LINE_MAX]; /* the answer once a discarded body ends */
 	struct path_limits limits; /* of the current transaction's route */
 	struct backend backend;
+	struct fixups *fixups;     /* the body's Received:, Date:, Message-ID: (fixups.h) */
+	char helo[128];            /* the client's EHLO or HELO name */
 };
 
 static void session_process(struct session *s);
@@ -113,6 +116,7 @@ static void session_free(struct session *s)
 	if (in_transaction(s))
 		s->backend.ops->abort(s->backend.impl, &s->tx); /* never let a partial message be completed */
 	s->backend.ops->free(s->backend.impl);
+	fixups_free(s->fixups);
 	tx_clear(&s->tx);
 	io_free(s->io);
 	s->env->nclients--;
@@ -180,9 +184,21 @@ static void reply_error(struct session *s, const char *fmt, ...)
 
 static void tx_end(struct session *s)
 {
+	fixups_free(s->fixups);
+	s->fixups = NULL;
 	tx_clear(&s->tx);
 	s->rcpts_tried = 0;
 	enter_state(s, S_IDLE);
+}
+
+/* relay.add_missing_headers: the body goes through the fix-ups (a message
+ * without them is still delivered when there is no memory for them). */
+static void start_fixups(struct session *s)
+{
+	struct fixup_facts facts = { .helo = s->helo, .peer = s->peer, .hostname = s->cfg->relay.hostname };
+
+	if (s->cfg->relay.add_missing_headers && (s->fixups = fixups_start(&s->backend, &s->tx, &facts)) == NULL)
+		log_warn("id=%s out of memory for the message fix-ups", s->tx.id);
 }
 
 static void log_message(struct session *s, const char *result)
@@ -236,6 +252,7 @@ static void on_answer(void *arg, const struct smtp_reply *r)
 		reply_answer(s->io, r, "0.0");
 		if (r->code == 354) {
 			smtp_data_init(&s->data);
+			start_fixups(s);
 			enter_state(s, S_BODY);
 		} else {
 			enter_state(s, S_TX);
@@ -311,17 +328,16 @@ static bool joins_flight(struct session *s, const char *line, size_t len)
 static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 {
 	const struct relay_cfg *r = &s->cfg->relay;
-	char helo[128];
 
 	if (s->state == S_TX)
 		s->backend.ops->abort(s->backend.impl, &s->tx); /* EHLO resets the transaction */
 	tx_end(s);
+	snprintf(s->helo, sizeof(s->helo), "%.*s", (int)c->arglen, c->arg);
 	if (c->verb == SMTP_VERB_HELO) {
 		reply(s->io, "250 %s", r->hostname);
 		return;
 	}
-	snprintf(helo, sizeof(helo), "%.*s", (int)c->arglen, c->arg);
-	reply(s->io, "250-%s Hello %s", r->hostname, helo);
+	reply(s->io, "250-%s Hello %s", r->hostname, s->helo);
 	reply(s->io, "250-PIPELINING");
 	reply(s->io, "250-SIZE %llu", (unsigned long long)r->max_message_size);
 	reply(s->io, "250-8BITMIME");
@@ -492,16 +508,20 @@ static void run_command(struct session *s, const char *line, size_t len)
 
 /* ---- input ---- */
 
-static void body_done(struct session *s)
+/* False while the fix-ups still hold bytes the backend has no room for. */
+static bool body_done(struct session *s)
 {
+	if (s->state == S_BODY && s->fixups != NULL && !fixups_end(s->fixups))
+		return false; /* resumed by the backend */
 	if (s->state == S_BODY) {
 		enter_state(s, S_WAIT);
 		tx_owe(&s->owed, TX_CMD_END);
 		s->backend.ops->end(s->backend.impl, &s->tx);
-		return;
+		return true;
 	}
 	reply(s->io, "%s", s->discard_reply);
 	tx_end(s);
+	return true;
 }
 
 /* The size limit counts the client's bytes; past it the message is
@@ -521,7 +541,7 @@ static void check_body_size(struct session *s)
  * Returns false when it has to wait for room in the backend or for input. */
 static bool pump_body(struct session *s)
 {
-	const struct backend *to = s->state == S_BODY ? &s->backend : NULL;
+	const struct backend *to = s->state != S_BODY ? NULL : s->fixups ? fixups_backend(s->fixups) : &s->backend;
 
 	switch (body_pump(&s->data, io_in(s->io), to, &s->tx)) {
 	case BODY_PUMP_WAIT:
@@ -530,8 +550,7 @@ static bool pump_body(struct session *s)
 		check_body_size(s);
 		return true;
 	case BODY_PUMP_END:
-		body_done(s);
-		return true;
+		return body_done(s);
 	}
 	return false;
 }

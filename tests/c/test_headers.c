@@ -190,6 +190,18 @@ static void test_body_untouched(void)
 	FILTER(&r, msg, want);
 }
 
+static void test_added_fields(void)
+{
+	struct header_rules r = { .prepend = "Received: x\r\n", .date = "Date: D\r\n", .message_id = "Message-ID: <i>\r\n" };
+
+	FILTER(&r, "Subject: s\r\n\r\nb\r\n", "Received: x\r\nSubject: s\r\nDate: D\r\nMessage-ID: <i>\r\n\r\nb\r\n");
+	/* Present (any case, folded): not added again. */
+	FILTER(&r, "DATE: Mon,\r\n 1 Jan\r\nmessage-id: <m>\r\n\r\nb\r\n",
+	    "Received: x\r\nDATE: Mon,\r\n 1 Jan\r\nmessage-id: <m>\r\n\r\nb\r\n");
+	/* An empty message still gets them. */
+	FILTER(&r, "", "Received: x\r\nDate: D\r\nMessage-ID: <i>\r\n");
+}
+
 static void test_rules_active(void)
 {
 	struct header_rules none = { 0 }, from = { .from = "a@b" }, strip = { .strip = strip_dkim, .nstrip = 1 };
@@ -206,6 +218,7 @@ int main(void)
 	test_section_end();
 	test_overlong();
 	test_body_untouched();
+	test_added_fields();
 	test_rules_active();
 	return check_summary("test_headers");
 }

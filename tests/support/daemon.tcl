@@ -8,7 +8,9 @@
 #       once per configured listen address (counted from [relay] listen or
 #       -o relay.listen=..., or given by -listeners). Fails at once, with the
 #       log, if the daemon exits first. Skips the test when the binary is
-#       not built. -> handle
+#       not built. Unless the test sets them: its own control socket and
+#       spool, and add_missing_headers = no (provider bytes compare exactly).
+#       -> handle
 #   daemon::port D ?INDEX?    daemon::host D ?INDEX?   (listener INDEX, from 0)
 #   daemon::addr D ?INDEX?    "IP:PORT" as logged
 #   daemon::listeners D       list of {IP PORT}
@@ -79,6 +81,13 @@ proc daemon::start {config args} {
     }
     if {![regexp -line {^\s*spool\s*=} $config] && ![string match *relay.spool=* $o(-args)]} {
         lappend cmd -o relay.spool=[file join [testdir] $d.spool]
+    }
+    # Tests compare the bytes the provider receives with the bytes sent:
+    # the message fix-ups (Received:, Date:, Message-ID:) are off unless
+    # the test sets add_missing_headers (tests/queue/fixups.test does).
+    if {![regexp -line {^\s*add_missing_headers\s*=} $config] &&
+        ![string match *relay.add_missing_headers=* $o(-args)]} {
+        lappend cmd -o relay.add_missing_headers=no
     }
     # stdin is a pipe we keep open; stdout and stderr go straight to the
     # log file, never through a pipe that could fill up.
