@@ -22,7 +22,7 @@
 struct spool {
 	char *dir;
 	int queue_fd;              /* queue/ opened for the directory fsync */
-	int failed_fd;             /* failed/, likewise */
+	int failed_fd;             /* failed/, for its debris at open */
 	int lock_fd;               /* the spool directory, flock()ed while we run */
 };
 
@@ -111,6 +111,8 @@ static void clean_debris(int dirfd)
 
 	if (d == NULL && fd >= 0)
 		close(fd);
+	if (d != NULL)
+		rewinddir(d); /* the descriptor's offset is shared with dirfd */
 	while (d != NULL && (e = readdir(d)) != NULL) {
 		const char *name = e->d_name;
 		size_t n = strlen(name);
@@ -594,11 +596,11 @@ bool spool_remove_failed(struct spool *sp, const char *id)
 /*
  * The order, so that a kill at any instant leaves the message in exactly
  * one place, never lost and never delivered twice:
- *   1. queue/ID.st written (new state, fsync'd, renamed): without
- *      queue/ID it is debris, removed at the next open;
+ *   1. queue/ID.st written (new state, fsync'd, renamed) and queue/
+ *      fsync'd: without queue/ID it is debris, removed at the next open;
  *   2. failed/ID renamed to queue/ID (never over an existing one): the
- *      one step that moves the message;
- *   3. queue/ directory fsync'd, so that step 2 is durable before
+ *      one step that moves the message, whose state is already there;
+ *   3. queue/ fsync'd again, so that step 2 is durable before
  *   4. failed/ID.st is removed (debris too once failed/ID is gone).
  */
 bool spool_requeue(struct spool *sp, const struct spool_msg *m)
@@ -609,17 +611,16 @@ bool spool_requeue(struct spool *sp, const struct spool_msg *m)
 		errno = EEXIST;
 		return false;
 	}
-	if (!spool_save_state(sp, m))
-		return false;
 	path_of(from, sizeof(from), sp, "failed", m->id, "");
 	path_of(to, sizeof(to), sp, "queue", m->id, "");
-	int r = renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
-	if (r < 0 && (errno == EINVAL || errno == ENOSYS))
+	bool ok = spool_save_state(sp, m) && spool_sync_queue_dir(sp);
+	int r = ok ? renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) : -1;
+	if (ok && r < 0 && (errno == EINVAL || errno == ENOSYS))
 		r = rename(from, to); /* queue/ID was checked absent; we own the spool */
 	if (r < 0) {
 		int e = errno;
 		path_of(to, sizeof(to), sp, "queue", m->id, ".st");
-		unlink(to);
+		unlink(to); /* the message stays in failed/ as it was */
 		errno = e;
 		return false;
 	}
