@@ -162,6 +162,31 @@ static bool cmd_stats(const struct control *c, const char *arg, FILE *out, char 
 	return true;
 }
 
+static bool cmd_failed(const struct control *c, const char *arg, FILE *out, char *err, size_t errlen)
+{
+	(void)arg;
+	(void)err;
+	(void)errlen;
+	c->ops.failed_list(out, c->arg);
+	return true;
+}
+
+static bool cmd_requeue(const struct control *c, const char *id, FILE *out, char *err, size_t errlen)
+{
+	unsigned left = 0;
+	bool all = strcmp(id, "all") == 0;
+	int n = c->ops.requeue(all ? NULL : id, &left, c->arg);
+
+	if (n < 0) {
+		snprintf(err, errlen, "no failed message %s", id);
+		return false;
+	}
+	fprintf(out, "requeued %d message%s\n", n, n == 1 ? "" : "s");
+	if (left > 0)
+		fprintf(out, "%u failed message%s left: run requeue all again\n", left, left == 1 ? "" : "s");
+	return true;
+}
+
 /* How each command of the shared table (control_commands.h) runs here. */
 static const cmd_fn handlers[CONTROL_NCOMMANDS] = {
 	[CONTROL_STATUS] = cmd_status,
@@ -171,6 +196,8 @@ static const cmd_fn handlers[CONTROL_NCOMMANDS] = {
 	[CONTROL_DELETE] = cmd_delete,
 	[CONTROL_RELOAD] = cmd_reload,
 	[CONTROL_STATS] = cmd_stats,
+	[CONTROL_FAILED] = cmd_failed,
+	[CONTROL_REQUEUE] = cmd_requeue,
 };
 
 /* "(try: status, queue, show ID, ...)" */

@@ -8,7 +8,7 @@
  * 512 bytes). The daemon answers with text lines: the first is "ok" or
  * "error: REASON", the rest is the command's output; then it closes the
  * connection. Commands: status, queue, show ID, flush [ID], delete ID,
- * reload, stats. The module only parses requests and frames replies; the
+ * reload, stats, failed, requeue ID|all. The module only parses requests and frames replies; the
  * daemon's callbacks do the work and write their output to a FILE.
  */
 #ifndef SUBRELAY_CONTROL_H
@@ -29,10 +29,15 @@ struct control_ops {
 	bool (*show)(const char *id, FILE *out, void *arg);
 	/* id NULL: everything. Returns how many messages were rescheduled, -1: no such message */
 	int (*flush)(const char *id, void *arg);
+	/* a queued message, or else a failed one */
 	bool (*remove)(const char *id, void *arg);
 	/* false with the reason in err: the old configuration stays */
 	bool (*reload)(char *err, size_t errlen, void *arg);
 	void (*stats)(FILE *out, void *arg);
+	void (*failed_list)(FILE *out, void *arg);
+	/* id NULL: all. Returns how many were requeued, -1: no failed message
+	 * id; *left: failed messages not requeued (a bounded batch) */
+	int (*requeue)(const char *id, unsigned *left, void *arg);
 };
 
 struct control;

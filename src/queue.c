@@ -55,7 +55,12 @@ struct queue {
 	unsigned char *paced;      /* per slot: what last held it back (enum pace_block), for the log */
 	unsigned nactive;
 	unsigned long delivered, failed, deferred, accepted;
+	unsigned kept_failed;      /* messages in failed/ (the gauge) */
 };
+
+/* At most this many failed messages are read per control command: the
+ * loop waits while they are. */
+#define FAILED_BATCH 1000
 
 static void schedule(struct queue *q);
 
@@ -254,6 +259,8 @@ static void settle(struct qentry *e, struct delivery *d)
 				q->pending_commits++;
 			if (!spool_move_failed(q->sp, m))
 				log_error("id=%s cannot move to %s/failed: %s", m->id, spool_dir(q->sp), strerror(errno));
+			else
+				q->kept_failed++;
 		} else {
 			q->delivered++;
 			spool_remove(q->sp, m->id);
@@ -473,7 +480,13 @@ static void load_spool(struct queue *q)
 	for (unsigned i = 0; i < n; i++)
 		load_one(q, ids[i]);
 	spool_list_free(ids, n);
+	ids = spool_list_failed(q->sp, &n);
+	spool_list_free(ids, n);
+	q->kept_failed = n;
 	log_info("queue loaded spool=%s messages=%u", spool_dir(q->sp), q->n);
+	if (q->kept_failed > 0)
+		log_warn("queue failed messages=%u in %s/failed (subrelayctl failed lists them)", q->kept_failed,
+		    spool_dir(q->sp));
 }
 
 bool queue_adopt(struct queue *q, const char *id)
@@ -677,6 +690,12 @@ int queue_flush(struct queue *q, const char *id)
 bool queue_delete(struct queue *q, const char *id)
 {
 	struct qentry *e = find_entry(q, id);
+	if (e == NULL && spool_remove_failed(q->sp, id)) {
+		if (q->kept_failed > 0)
+			q->kept_failed--;
+		log_info("message id=%s result=deleted from=failed by=control", id);
+		return true;
+	}
 	if (e == NULL)
 		return false;
 	if (e->busy != NULL)
@@ -701,5 +720,113 @@ void queue_stats(struct queue *q, FILE *out)
 {
 	double oldest = queue_oldest_age(q);
 	fprintf(out, "queue_depth %u\noldest_age_seconds %.0f\naccepted %lu\ndelivered %lu\ndeferred %lu\nfailed %lu\n"
-	    "held %u\n", q->n, oldest, q->accepted, q->delivered, q->deferred, q->failed, count_held(q));
+	    "held %u\nfailed_messages %u\n", q->n, oldest, q->accepted, q->delivered, q->deferred, q->failed,
+	    count_held(q), q->kept_failed);
+}
+
+/* ---- failed messages ---- */
+
+unsigned queue_failed_count(const struct queue *q)
+{
+	return q->kept_failed;
+}
+
+/* The failed/ ids, oldest first (ids sort by age). */
+static char **failed_ids(struct queue *q, unsigned *n)
+{
+	char **ids = spool_list_failed(q->sp, n);
+
+	if (ids != NULL)
+		qsort(ids, *n, sizeof(*ids), compare_ids);
+	q->kept_failed = *n; /* the directory is the truth: resync the gauge */
+	return ids;
+}
+
+static void failed_row(struct queue *q, const char *id, double now, FILE *out)
+{
+	struct spool_msg m;
+
+	if (!spool_load(q->sp, id, true, &m)) {
+		fprintf(out, "%-12s %8s %-30s %8s %s %s\n", id, "-", "-", "-", "-", "unreadable message file");
+		return;
+	}
+	fprintf(out, "%-12s %7.0fs %-30s %8u ", m.id, now - m.received, m.from[0] ? m.from : "<>", m.attempts);
+	unsigned listed = 0;
+	for (unsigned i = 0; i < m.nrcpts; i++)
+		if (m.rcpts[i].state != RCPT_DONE)
+			fprintf(out, "%s%s", listed++ ? "," : "", m.rcpts[i].addr);
+	fprintf(out, "%s %s\n", listed ? "" : "-", m.last_error[0] ? m.last_error : "-");
+	spool_msg_free(&m);
+}
+
+void queue_failed_list(struct queue *q, FILE *out)
+{
+	unsigned n;
+	char **ids = failed_ids(q, &n);
+	double now = ev_now(loop_of(q));
+
+	if (n == 0) {
+		fprintf(out, "no failed messages\n");
+		spool_list_free(ids, n);
+		return;
+	}
+	fprintf(out, "%-12s %8s %-30s %8s %s %s\n", "ID", "AGE", "SENDER", "ATTEMPTS", "FAILED_RCPTS", "REASON");
+	for (unsigned i = 0; i < n && i < FAILED_BATCH; i++)
+		failed_row(q, ids[i], now, out);
+	if (n > FAILED_BATCH)
+		fprintf(out, "... and %u more (the oldest %u are listed)\n", n - FAILED_BATCH, FAILED_BATCH);
+	spool_list_free(ids, n);
+}
+
+/* failed/ID back to queue/, its failed recipients pending again, due now. */
+static bool requeue_one(struct queue *q, const char *id, double now)
+{
+	struct spool_msg m;
+
+	if (!spool_load(q->sp, id, true, &m))
+		return false;
+	for (unsigned i = 0; i < m.nrcpts; i++)
+		if (m.rcpts[i].state == RCPT_FAILED)
+			m.rcpts[i].state = RCPT_PENDING;
+	m.attempts = 0;
+	m.next_try = now;
+	if (!spool_requeue(q->sp, &m)) {
+		log_error("id=%s cannot requeue from %s/failed: %s", id, spool_dir(q->sp), strerror(errno));
+		spool_msg_free(&m);
+		return false;
+	}
+	if (q->kept_failed > 0)
+		q->kept_failed--;
+	log_info("message id=%s result=requeued by=control", id);
+	if (!add_entry(q, &m)) {
+		log_warn("id=%s requeued but out of memory: delivered after the next start", id);
+		spool_msg_free(&m);
+	}
+	return true;
+}
+
+int queue_requeue(struct queue *q, const char *id, unsigned *left)
+{
+	double now = ev_now(loop_of(q));
+	int done = 0;
+
+	*left = 0;
+	if (q->handoff != NULL)
+		return id != NULL ? -1 : 0;
+	if (id != NULL) {
+		done = requeue_one(q, id, now) ? 1 : -1;
+	} else {
+		unsigned n;
+		char **ids = failed_ids(q, &n);
+		for (unsigned i = 0; i < n; i++) {
+			if (done < FAILED_BATCH && requeue_one(q, ids[i], now))
+				done++;
+			else
+				(*left)++;
+		}
+		spool_list_free(ids, n);
+	}
+	if (done > 0)
+		schedule(q);
+	return done;
 }

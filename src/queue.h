@@ -65,9 +65,18 @@ void queue_reconfigured(struct queue *q);
 void queue_list(struct queue *q, FILE *out);
 bool queue_show(struct queue *q, const char *id, FILE *out);
 int queue_flush(struct queue *q, const char *id);
+/* A queued message, or else a failed one. */
 bool queue_delete(struct queue *q, const char *id);
 void queue_stats(struct queue *q, FILE *out);
 unsigned queue_depth(const struct queue *q);
+/* Failed messages (failed/, read from the spool: they are not in the
+ * queue). The list and requeue all read at most 1000 per call. */
+void queue_failed_list(struct queue *q, FILE *out);
+/* id NULL: every failed message. Returns how many went back to the
+ * queue (due now), -1: no failed message id; *left: how many stay. */
+int queue_requeue(struct queue *q, const char *id, unsigned *left);
+/* Messages in failed/ (delete, as queue_delete, removes them too). */
+unsigned queue_failed_count(const struct queue *q);
 /* Seconds since the oldest queued message was received (0 when empty). */
 double queue_oldest_age(const struct queue *q);
 

@@ -22,6 +22,7 @@
 struct spool {
 	char *dir;
 	int queue_fd;              /* queue/ opened for the directory fsync */
+	int failed_fd;             /* failed/, for its debris at open */
 	int lock_fd;               /* the spool directory, flock()ed while we run */
 };
 
@@ -96,18 +97,22 @@ static void clean_tmp(struct spool *sp)
 		closedir(d);
 }
 
-/* Removes what a crash left in queue/: a state file written for a
- * message that was never committed (hybrid saves the state first, so
- * that the recipients delivered live are never sent again), and a state
- * file cut short before its rename. Only at open: a running daemon
- * writes them a moment before the commit. */
-static void clean_queue_debris(struct spool *sp)
+/* Removes what a crash left in queue/ (or failed/): a state file written
+ * for a message that was never committed (hybrid saves the state first,
+ * so that the recipients delivered live are never sent again; a requeue
+ * writes queue/ID.st before it renames failed/ID, and removes
+ * failed/ID.st after), and a state file cut short before its rename.
+ * Only at open: a running daemon writes them a moment before the commit. */
+static void clean_debris(int dirfd)
 {
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/queue", sp->dir);
-	DIR *d = opendir(path);
+	int fd = dup(dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *e;
 
+	if (d == NULL && fd >= 0)
+		close(fd);
+	if (d != NULL)
+		rewinddir(d); /* the descriptor's offset is shared with dirfd */
 	while (d != NULL && (e = readdir(d)) != NULL) {
 		const char *name = e->d_name;
 		size_t n = strlen(name);
@@ -117,10 +122,10 @@ static void clean_queue_debris(struct spool *sp)
 			char id[ID_LEN + 1];
 			memcpy(id, name, ID_LEN);
 			id[ID_LEN] = '\0';
-			orphan = faccessat(sp->queue_fd, id, F_OK, 0) != 0 && errno == ENOENT;
+			orphan = faccessat(dirfd, id, F_OK, 0) != 0 && errno == ENOENT;
 		}
 		if (partial || orphan)
-			unlinkat(sp->queue_fd, name, 0);
+			unlinkat(dirfd, name, 0);
 	}
 	if (d != NULL)
 		closedir(d);
@@ -148,6 +153,20 @@ static bool lock_spool(struct spool *sp, char *err, size_t errlen)
 	return false;
 }
 
+/* Opens dir/sub for the directory fsyncs and the debris cleaning. */
+static bool open_dir(const char *dir, const char *sub, int *fd, char *err, size_t errlen)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	*fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
 struct spool *spool_open(const char *dir, char *err, size_t errlen)
 {
 	static const char *const subdirs[] = { "tmp", "queue", "failed" };
@@ -159,27 +178,21 @@ struct spool *spool_open(const char *dir, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	sp->queue_fd = sp->lock_fd = -1;
+	sp->queue_fd = sp->failed_fd = sp->lock_fd = -1;
 	make_parents(dir);
 	bool ok = make_dir(dir, err, errlen) && lock_spool(sp, err, errlen);
 	for (size_t i = 0; ok && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, subdirs[i]);
 		ok = make_dir(path, err, errlen);
 	}
-	if (ok) {
-		snprintf(path, sizeof(path), "%s/queue", dir);
-		sp->queue_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (sp->queue_fd < 0) {
-			snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-			ok = false;
-		}
-	}
+	ok = ok && open_dir(dir, "queue", &sp->queue_fd, err, errlen) && open_dir(dir, "failed", &sp->failed_fd, err, errlen);
 	if (!ok) {
 		spool_close(sp);
 		return NULL;
 	}
 	clean_tmp(sp);
-	clean_queue_debris(sp);
+	clean_debris(sp->queue_fd);
+	clean_debris(sp->failed_fd);
 	return sp;
 }
 
@@ -189,6 +202,8 @@ void spool_close(struct spool *sp)
 		return;
 	if (sp->queue_fd >= 0)
 		close(sp->queue_fd);
+	if (sp->failed_fd >= 0)
+		close(sp->failed_fd);
 	if (sp->lock_fd >= 0)
 		close(sp->lock_fd);
 	free(sp->dir);
@@ -344,10 +359,10 @@ static bool valid_id(const char *name)
 	return true;
 }
 
-char **spool_list(struct spool *sp, unsigned *n)
+static char **list_in(struct spool *sp, const char *sub, unsigned *n)
 {
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/queue", sp->dir);
+	snprintf(path, sizeof(path), "%s/%s", sp->dir, sub);
 	DIR *d = opendir(path);
 	char **ids = NULL;
 	unsigned count = 0, cap = 0;
@@ -370,6 +385,16 @@ char **spool_list(struct spool *sp, unsigned *n)
 		closedir(d);
 	*n = count;
 	return ids;
+}
+
+char **spool_list(struct spool *sp, unsigned *n)
+{
+	return list_in(sp, "queue", n);
+}
+
+char **spool_list_failed(struct spool *sp, unsigned *n)
+{
+	return list_in(sp, "failed", n);
 }
 
 void spool_list_free(char **ids, unsigned n)
@@ -546,16 +571,63 @@ bool spool_exists(struct spool *sp, const char *id)
 	return access(path, F_OK) == 0;
 }
 
-bool spool_remove(struct spool *sp, const char *id)
+static bool remove_in(struct spool *sp, const char *sub, const char *id)
 {
 	char path[4096];
 
 	if (!valid_id(id))
 		return false;
-	path_of(path, sizeof(path), sp, "queue", id, ".st");
+	path_of(path, sizeof(path), sp, sub, id, ".st");
 	unlink(path);
-	path_of(path, sizeof(path), sp, "queue", id, "");
+	path_of(path, sizeof(path), sp, sub, id, "");
 	return unlink(path) == 0;
+}
+
+bool spool_remove(struct spool *sp, const char *id)
+{
+	return remove_in(sp, "queue", id);
+}
+
+bool spool_remove_failed(struct spool *sp, const char *id)
+{
+	return remove_in(sp, "failed", id);
+}
+
+/*
+ * The order, so that a kill at any instant leaves the message in exactly
+ * one place, never lost and never delivered twice:
+ *   1. queue/ID.st written (new state, fsync'd, renamed) and queue/
+ *      fsync'd: without queue/ID it is debris, removed at the next open;
+ *   2. failed/ID renamed to queue/ID (never over an existing one): the
+ *      one step that moves the message, whose state is already there;
+ *   3. queue/ fsync'd again, so that step 2 is durable before
+ *   4. failed/ID.st is removed (debris too once failed/ID is gone).
+ */
+bool spool_requeue(struct spool *sp, const struct spool_msg *m)
+{
+	char from[4096], to[4096];
+
+	if (!valid_id(m->id) || spool_exists(sp, m->id)) {
+		errno = EEXIST;
+		return false;
+	}
+	path_of(from, sizeof(from), sp, "failed", m->id, "");
+	path_of(to, sizeof(to), sp, "queue", m->id, "");
+	bool ok = spool_save_state(sp, m) && spool_sync_queue_dir(sp);
+	int r = ok ? renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) : -1;
+	if (ok && r < 0 && (errno == EINVAL || errno == ENOSYS))
+		r = rename(from, to); /* queue/ID was checked absent; we own the spool */
+	if (r < 0) {
+		int e = errno;
+		path_of(to, sizeof(to), sp, "queue", m->id, ".st");
+		unlink(to); /* the message stays in failed/ as it was */
+		errno = e;
+		return false;
+	}
+	(void)spool_sync_queue_dir(sp);
+	path_of(from, sizeof(from), sp, "failed", m->id, ".st");
+	unlink(from);
+	return true;
 }
 
 bool spool_save_egress(struct spool *sp, const char *text)

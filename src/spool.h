@@ -7,7 +7,8 @@
  *   queue/ID     a committed message: envelope header, blank line, data
  *   queue/ID.st  its delivery state (attempts, next try, last error,
  *                recipients done), replaced atomically after each attempt
- *   failed/ID, failed/ID.st   messages given up on, with the reason
+ *   failed/ID, failed/ID.st   messages given up on, with the reason;
+ *                the operator may requeue them (back to queue/) or delete them
  *   egress       the path chooser's memory (pair that last worked)
  *
  * A message file is written in tmp/, fsync'd, renamed into queue/ and
@@ -80,6 +81,8 @@ const char *spool_writer_id(const struct spool_writer *w);
 
 /* Lists the ids in queue/ (malloc'd array of malloc'd strings). */
 char **spool_list(struct spool *sp, unsigned *n);
+/* The same for failed/. */
+char **spool_list_failed(struct spool *sp, unsigned *n);
 void spool_list_free(char **ids, unsigned n);
 /* Loads queue/ID (or failed/ID when failed) and its state file. */
 bool spool_load(struct spool *sp, const char *id, bool failed, struct spool_msg *m);
@@ -93,6 +96,12 @@ bool spool_move_failed(struct spool *sp, const struct spool_msg *m);
 bool spool_exists(struct spool *sp, const char *id);
 /* Removes queue/ID and queue/ID.st. */
 bool spool_remove(struct spool *sp, const char *id);
+/* Removes failed/ID and failed/ID.st. */
+bool spool_remove_failed(struct spool *sp, const char *id);
+/* Moves failed/ID back to queue/ with m's state (loaded from failed/,
+ * reset by the caller), crash-safe: see the order in spool.c. False with
+ * errno (EEXIST: queue/ID exists; ENOENT: no failed/ID). */
+bool spool_requeue(struct spool *sp, const struct spool_msg *m);
 
 /* The egress memory: lines "PROVIDER PORT MODE". */
 bool spool_save_egress(struct spool *sp, const char *text);

@@ -39,7 +39,7 @@ static void usage(FILE *out)
 	    "commands:\n",
 	    DEFAULT_CONTROL);
 	for (size_t i = 0; i < CONTROL_NCOMMANDS; i++)
-		fprintf(out, "  %-12s %s\n", control_commands[i].usage, control_commands[i].help);
+		fprintf(out, "  %-15s %s\n", control_commands[i].usage, control_commands[i].help);
 	fprintf(out, "\nExit status: 0 ok, 1 the daemon reported an error or cannot be reached, 2 misuse.\n");
 }
 

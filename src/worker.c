@@ -219,6 +219,22 @@ static void ctl_stats(FILE *out, void *arg)
 		queue_stats(wk->env.queue, out);
 }
 
+static void ctl_failed(FILE *out, void *arg)
+{
+	struct worker *wk = arg;
+	if (wk->env.queue != NULL)
+		queue_failed_list(wk->env.queue, out);
+	else
+		fprintf(out, "delivery = passthrough: nothing is queued, so nothing is kept as failed\n");
+}
+
+static int ctl_requeue(const char *id, unsigned *left, void *arg)
+{
+	struct worker *wk = arg;
+	*left = 0;
+	return wk->env.queue != NULL ? queue_requeue(wk->env.queue, id, left) : (id ? -1 : 0);
+}
+
 static const struct control_ops control_ops = {
 	.status = ctl_status,
 	.queue_list = ctl_queue,
@@ -227,6 +243,8 @@ static const struct control_ops control_ops = {
 	.remove = ctl_delete,
 	.reload = ctl_reload,
 	.stats = ctl_stats,
+	.failed_list = ctl_failed,
+	.requeue = ctl_requeue,
 };
 
 /* ---- signals and shutdown ---- */
@@ -436,6 +454,8 @@ static void metrics_gauges(FILE *out, void *arg)
 	fprintf(out, "# TYPE subrelay_queue_depth gauge\nsubrelay_queue_depth %u\n", queue_depth(wk->env.queue));
 	fprintf(out, "# TYPE subrelay_queue_oldest_age_seconds gauge\nsubrelay_queue_oldest_age_seconds %.0f\n",
 	    queue_oldest_age(wk->env.queue));
+	fprintf(out, "# TYPE subrelay_failed_messages gauge\nsubrelay_failed_messages %u\n",
+	    queue_failed_count(wk->env.queue));
 }
 
 static bool start_metrics(struct worker *wk)

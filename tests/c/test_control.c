@@ -93,9 +93,26 @@ static void st_stats(FILE *out, void *arg)
 	fputs("messages_total 5", out);
 }
 
+static void st_failed(FILE *out, void *arg)
+{
+	(void)arg;
+	fputs("CCCC c@example.com 550 no such user\n", out);
+}
+
+static int st_requeue(const char *id, unsigned *left, void *arg)
+{
+	(void)arg;
+	snprintf(last_id, sizeof(last_id), "%s", id != NULL ? id : "(all)");
+	*left = id == NULL ? 2 : 0;
+	if (id == NULL)
+		return 1000;
+	return strcmp(id, "CCCC") == 0 ? 1 : -1;
+}
+
 static const struct control_ops ops = {
 	.status = st_status, .queue_list = st_queue, .show = st_show, .flush = st_flush,
-	.remove = st_remove, .reload = st_reload, .stats = st_stats,
+	.remove = st_remove, .reload = st_reload, .stats = st_stats, .failed_list = st_failed,
+	.requeue = st_requeue,
 };
 
 /* The daemon's two steps: the startup binds, a worker serves. NULL with
@@ -369,7 +386,7 @@ static void test_ctl(struct ev_loop *loop, const char *bin, const char *sock, co
 
 	CHECK(run_ctl(loop, &r, bin, (char *[]){ "-s", (char *)sock, "frobnicate", NULL }) == 2);
 	CHECK_STR(r.err, "subrelayctl: unknown command frobnicate "
-	    "(try: status, queue, show ID, flush [ID], delete ID, reload, stats)\n");
+	    "(try: status, queue, show ID, flush [ID], delete ID, reload, stats, failed, requeue ID|all)\n");
 	CHECK(run_ctl(loop, &r, bin, (char *[]){ "-s", (char *)sock, "show", NULL }) == 2);
 	CHECK_STR(r.err, "subrelayctl: missing ID (usage: show ID)\n");
 	CHECK(run_ctl(loop, &r, bin, (char *[]){ "-s", (char *)sock, "stats", "x", NULL }) == 2);
@@ -410,16 +427,24 @@ static void test_commands(struct ev_loop *loop, const char *sock)
 	reload_fails = false;
 
 	CHECK_STR(request(loop, sock, "stats\n"), "ok\nmessages_total 5\n");
+
+	CHECK_STR(request(loop, sock, "failed\n"), "ok\nCCCC c@example.com 550 no such user\n");
+	CHECK_STR(request(loop, sock, "requeue CCCC\n"), "ok\nrequeued 1 message\n");
+	CHECK_STR(request(loop, sock, "requeue all\n"),
+	    "ok\nrequeued 1000 messages\n2 failed messages left: run requeue all again\n");
+	CHECK_STR(last_id, "(all)");
+	CHECK_STR(request(loop, sock, "requeue NOPE\n"), "error: no failed message NOPE\n");
+	CHECK_STR(request(loop, sock, "requeue\n"), "error: missing ID (usage: requeue ID|all)\n");
 }
 
 static void test_errors(struct ev_loop *loop, const char *sock)
 {
 	CHECK_STR(request(loop, sock, "frobnicate\n"),
-	    "error: unknown command frobnicate (try: status, queue, show ID, flush [ID], delete ID, reload, stats)\n");
+	    "error: unknown command frobnicate (try: status, queue, show ID, flush [ID], delete ID, reload, stats, failed, requeue ID|all)\n");
 	CHECK_STR(request(loop, sock, "STATUS\n"),
-	    "error: unknown command STATUS (try: status, queue, show ID, flush [ID], delete ID, reload, stats)\n");
+	    "error: unknown command STATUS (try: status, queue, show ID, flush [ID], delete ID, reload, stats, failed, requeue ID|all)\n");
 	CHECK_STR(request(loop, sock, "\n"),
-	    "error: empty request (try: status, queue, show ID, flush [ID], delete ID, reload, stats)\n");
+	    "error: empty request (try: status, queue, show ID, flush [ID], delete ID, reload, stats, failed, requeue ID|all)\n");
 	CHECK_STR(request(loop, sock, "show\n"), "error: missing ID (usage: show ID)\n");
 	CHECK_STR(request(loop, sock, "delete\n"), "error: missing ID (usage: delete ID)\n");
 	CHECK_STR(request(loop, sock, "status now\n"), "error: unexpected argument now (usage: status)\n");
