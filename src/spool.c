@@ -548,17 +548,26 @@ bool spool_save_state(struct spool *sp, const struct spool_msg *m)
 	return save_state_in(sp, "queue", m);
 }
 
+/* The state first, then the message: a kill between them leaves a state
+ * without its message in failed/ (removed at open) and the message still
+ * queued, never a failed message without its reason and the recipients
+ * that already have it (a requeue would send it to them again). */
 bool spool_move_failed(struct spool *sp, const struct spool_msg *m)
 {
 	char from[4096], to[4096];
 
+	if (!save_state_in(sp, "failed", m))
+		return false;
 	path_of(from, sizeof(from), sp, "queue", m->id, "");
 	path_of(to, sizeof(to), sp, "failed", m->id, "");
-	if (rename(from, to) < 0)
+	if (rename(from, to) < 0) {
+		path_of(to, sizeof(to), sp, "failed", m->id, ".st");
+		unlink(to);
 		return false;
+	}
 	path_of(from, sizeof(from), sp, "queue", m->id, ".st");
 	unlink(from);
-	return save_state_in(sp, "failed", m);
+	return true;
 }
 
 bool spool_exists(struct spool *sp, const char *id)
