@@ -5,7 +5,9 @@
 # session, 32 parallel; (b) the same, 10 per session; (c) 200 x 1 MiB, 8
 # parallel; (d) idle sessions held; relay CPU per message. Plain SMTP in,
 # STARTTLS + AUTH out, delivery = passthrough (DELIVERY=queue for queue
-# mode). WORKERS=N sets relay.workers. Default: --reps 3 --workloads abcd.
+# mode). WORKERS=N sets relay.workers; RELAY_EXTRA="key = value" adds one
+# [relay] line (e.g. "add_missing_headers = no"). Default: --reps 3
+# --workloads abcd.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -26,6 +28,6 @@ port=${PORT:-2600}
 work=$(mktemp -d "${TMPDIR:-/tmp}/subrelay-relay.XXXXXX")
 trap 'kill "${relay_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 relay_config "$work/relay.ini" "$port" "${DELIVERY:-passthrough}" "$work" "$SINK_STARTTLS_PORT/starttls" \
-	"max_clients = 20000" "workers = ${WORKERS:-1}"
+	"max_clients = 20000" "workers = ${WORKERS:-1}" ${RELAY_EXTRA:+"$RELAY_EXTRA"}
 relay_start "$subrelayd" "$work/relay.ini" "$work/relay.log"
 "$bench/run.sh" "$port" subrelay --pid "$relay_pid" "$@"
