@@ -17,7 +17,7 @@ struct fixups {
 	struct header_sink sink;
 	struct header_filter *filter;
 	struct backend as_backend;
-	char received[900];
+	char received[SMTP_PATH_MAX + 1200]; /* every part at its longest */
 	char date[80];
 	char message_id[ID_LEN + 300];
 };
