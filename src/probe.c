@@ -516,8 +516,8 @@ static const char *row_hint(const struct probe_row *row, char *buf, size_t len)
 {
 	for (int f = 0; row->cls != NULL && f <= UPSTREAM_FAIL_TIMEOUT; f++) /* TIMEOUT: the last class */
 		if (strcmp(upstream_fail_name((enum upstream_fail)f), row->cls) == 0)
-			return hint_for_failure(row->provider->host, row->pm.port, row->pm.mode, (enum upstream_fail)f, row->error, buf,
-			    len);
+			return hint_for_failure(row->provider->host, row->pm.port, row->pm.mode, (enum upstream_fail)f,
+			    row->error, buf, len);
 	return NULL;
 }
 

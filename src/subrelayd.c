@@ -41,7 +41,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: subrelayd [-c FILE] [-o SECTION.KEY=VALUE]... [-t | --print-config]\n"
-	    "       subrelayd [-c FILE] [-o ...] --probe [PROVIDER] [--all-ports] [--json] [--send-test ADDRESS [--from ADDRESS]]\n"
+	    "       subrelayd [-c FILE] [-o ...] --probe [PROVIDER] [--all-ports] [--json]\n"
+	    "                 [--send-test ADDRESS [--from ADDRESS]]\n"
 	    "       subrelayd -V | -h\n"
 	    "\n"
 	    "  -c FILE   configuration file (default %s)\n"
