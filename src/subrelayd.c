@@ -117,8 +117,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'h':
 			usage(stdout);
 			exit(0);
-		case ':':
-			fprintf(stderr, "subrelayd: option -%c needs a value (see -h)\n", optopt);
+		case ':': /* optopt is a long option's val: name it as written */
+			if (strchr("co", optopt) != NULL)
+				fprintf(stderr, "subrelayd: option -%c needs a value (see -h)\n", optopt);
+			else
+				fprintf(stderr, "subrelayd: option %s needs a value (see -h)\n", argv[optind - 1]);
 			exit(2);
 		default:
 			if (optopt != 0)
