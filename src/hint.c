@@ -46,8 +46,54 @@ static const char *oauth2_hint(enum upstream_fail cls, const char *reason)
 	return "no access token: check that the token endpoint (oauth2_token_url) is reachable from this host";
 }
 
-const char *hint_for_failure(uint16_t port, enum tls_mode mode, enum upstream_fail cls, const char *reason,
-    char *buf, size_t len)
+#define TEST_SETUP_ONLY "; tls_verify = no only for a test setup, never in production"
+
+/* The certificate did not verify: the setting that fixes it. */
+static const char *tls_verify_hint(const char *reason, const char *host, char *buf, size_t len)
+{
+	if (reason != NULL && strstr(reason, "mismatch") != NULL)
+		snprintf(buf, len, "the certificate does not name the host \"%s\": check host (the provider's "
+		    "documented SMTP host name, not an address or an alias)" TEST_SETUP_ONLY, host ? host : "");
+	else if (reason != NULL && strstr(reason, "expired") != NULL)
+		snprintf(buf, len, "the provider's certificate has expired, or this host's clock is wrong: check the "
+		    "date here" TEST_SETUP_ONLY);
+	else
+		snprintf(buf, len, "the provider's certificate chain is not trusted here: for a private CA set "
+		    "tls_ca_file = /path/to/ca.pem in the provider's section, else install the system CA bundle "
+		    "(ca-certificates)" TEST_SETUP_ONLY);
+	return buf;
+}
+
+static bool host_has(const char *host, const char *part)
+{
+	return host != NULL && strstr(host, part) != NULL;
+}
+
+/* A username and password refused (XOAUTH2 refusals and 5.7.139 are oauth2_hint's). */
+static const char *password_hint(const char *reason, const char *host)
+{
+	if (reason != NULL && strstr(reason, "XOAUTH2") != NULL)
+		return NULL;
+	if (reason != NULL && strstr(reason, "basic authentication is disabled") != NULL)
+		return "Microsoft 365 has basic authentication disabled: use auth = xoauth2 (oauth2_* settings)";
+	if (reason != NULL && strstr(reason, "5.7.139") != NULL)
+		return NULL; /* SMTP AUTH disabled altogether: oauth2_hint() */
+	if (host_has(host, "amazonaws.com"))
+		return "Amazon SES refused the credentials: username and password are the SMTP credentials made in "
+		       "the SES console for this region, not the IAM access key ID and secret key";
+	if (host_has(host, "gmail.com") || host_has(host, "googlemail.com"))
+		return "Gmail refused the password: use an app password (2-Step Verification on), not the account's "
+		       "password, or auth = xoauth2";
+	if (host_has(host, "office365.com") || host_has(host, "outlook.com"))
+		return "Microsoft 365 refused the password: check username and password; with basic authentication "
+		       "disabled for the tenant use auth = xoauth2";
+	return "the provider refused the username or password: check username and password (Amazon SES: the "
+	       "SMTP credentials, not the IAM access keys; Gmail: an app password; Microsoft 365 with basic "
+	       "authentication disabled: auth = xoauth2)";
+}
+
+const char *hint_for_failure(const char *host, uint16_t port, enum tls_mode mode, enum upstream_fail cls,
+    const char *reason, char *buf, size_t len)
 {
 	if (mode == TLS_MODE_STARTTLS && cls == UPSTREAM_FAIL_GREETING_TIMEOUT) {
 		if (port == 465)
@@ -66,9 +112,13 @@ const char *hint_for_failure(uint16_t port, enum tls_mode mode, enum upstream_fa
 		snprintf(buf, len, "port 25 is blocked on most cloud hosts; use 587 (STARTTLS), 2525 or 465");
 		return buf;
 	}
-	const char *oauth2 = oauth2_hint(cls, reason);
-	if (oauth2 != NULL) {
-		snprintf(buf, len, "%s", oauth2);
+	if (cls == UPSTREAM_FAIL_TLS_VERIFY)
+		return tls_verify_hint(reason, host, buf, len);
+	const char *canned = cls == UPSTREAM_FAIL_AUTH_REJECTED ? password_hint(reason, host) : NULL;
+	if (canned == NULL)
+		canned = oauth2_hint(cls, reason);
+	if (canned != NULL) {
+		snprintf(buf, len, "%s", canned);
 		return buf;
 	}
 	if (cls == UPSTREAM_FAIL_STARTTLS_MISSING) {

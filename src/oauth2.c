@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include "curl_ev.h"
@@ -29,6 +30,7 @@
 #define MARGIN_MAX 300.0           /* refresh at most this long before expiry */
 #define DEFAULT_LIFETIME 3600      /* when the answer has no expires_in */
 #define DESCRIPTION_MAX 200        /* of error_description, in a log line */
+#define CHALLENGE_MAX 768          /* the XOAUTH2 error challenge, decoded */
 
 static const char *const grant_names[] = { "client_credentials", "refresh_token", "jwt_bearer" };
 
@@ -619,4 +621,47 @@ void oauth2_invalidate(struct oauth2 *o, unsigned generation)
 const char *oauth2_last_result(const struct oauth2 *o)
 {
 	return o->last_result[0] ? o->last_result : NULL;
+}
+
+/* A JSON member as text: a string as is, a number written out. */
+static void member_text(json_t *root, const char *name, char *out, size_t len)
+{
+	json_t *v = json_object_get(root, name);
+
+	if (json_is_string(v))
+		snprintf(out, len, "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(out, len, "%lld", (long long)json_integer_value(v));
+	else
+		snprintf(out, len, "-");
+}
+
+bool oauth2_describe_challenge(const char *b64, char *out, size_t len)
+{
+	unsigned char raw[CHALLENGE_MAX];
+	size_t n = strlen(b64);
+
+	if (len > 0)
+		out[0] = '\0';
+	if (n == 0 || n % 4 != 0 || n / 4 * 3 > sizeof(raw))
+		return false;
+	int got = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)n);
+	if (got < 0)
+		return false;
+	for (const char *p = b64 + n; p > b64 && p[-1] == '='; p--)
+		got--; /* EVP_DecodeBlock counts the padding as bytes */
+	json_t *root = json_loadb((const char *)raw, (size_t)got, 0, NULL);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return false;
+	}
+	char status[16], scope[160];
+	member_text(root, "status", status, sizeof(status));
+	member_text(root, "scope", scope, sizeof(scope));
+	json_decref(root);
+	snprintf(out, len, "status %s, scope %s", status, scope);
+	for (char *c = out; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?'; /* the provider's words, for one log line */
+	return true;
 }

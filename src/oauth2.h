@@ -60,4 +60,12 @@ const char *oauth2_last_result(const struct oauth2 *o);
  * it does not fit in len. */
 size_t oauth2_sasl_response(char *out, size_t len, const char *user, const char *token);
 
+/* The provider's XOAUTH2 error challenge, the text of its 334 reply: base64
+ * of a JSON object such as Gmail's
+ * {"status":"401","schemes":"bearer","scope":"https://mail.google.com/"},
+ * in words into out: "status 401, scope https://mail.google.com/" ("-" for
+ * a member missing). False (out "") when it is not base64 JSON. It holds no
+ * secret: the token is never in it. */
+bool oauth2_describe_challenge(const char *b64, char *out, size_t len);
+
 #endif

@@ -324,7 +324,7 @@ static void attempt_failed(struct attempt *a, struct upstream *up, enum upstream
 	char quoted[520], hint[480], qhint[540] = "";
 	const struct port_mode *pm = &p->ports[a->pair];
 
-	if (hint_for_failure(pm->port, pm->mode, cls, reason, hint, sizeof(hint)) != NULL)
+	if (hint_for_failure(p->host, pm->port, pm->mode, cls, reason, hint, sizeof(hint)) != NULL)
 		snprintf(qhint, sizeof(qhint), " hint=%s", log_quote(quoted, sizeof(quoted), hint));
 	log_attempt("failed", a, "class=%s reason=%s%s", upstream_fail_name(cls),
 	    log_quote(quoted, sizeof(quoted), reason), qhint);

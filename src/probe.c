@@ -50,6 +50,7 @@ struct probe_row {
 	struct upstream_facts facts;
 	struct smtp_reply ehlo;
 	bool have_ehlo;
+	uint64_t ehlo_size;        /* EHLO SIZE, 0: none announced */
 	char test_result[SMTP_REPLY_TEXT_MAX + 48];
 	const char *token_result;  /* "ok" once a token was had (xoauth2), else NULL */
 };
@@ -79,6 +80,7 @@ static void row_keep_facts(struct probe_row *row)
 		row->token_result = "ok";
 	const struct smtp_reply *ehlo = upstream_ehlo_reply(row->up);
 	row->facts = *upstream_get_facts(row->up);
+	row->ehlo_size = upstream_size_limit(row->up);
 	if (ehlo != NULL) {
 		row->ehlo = *ehlo;
 		row->have_ehlo = true;
@@ -122,6 +124,45 @@ static void on_failed(struct upstream *up, void *arg, enum upstream_fail cls, co
 
 /* ---- --send-test ---- */
 
+/* Where the test message's sender and From: come from. */
+struct test_sender {
+	const char *address;
+	const char *source;        /* for the JSON */
+	const char *words;         /* for the table */
+};
+
+/* The sender a client would give: --from, else the provider's sender, else
+ * the recipient. The provider's sender replaces it in MAIL as for any
+ * message (utx.h), and in From: with sender_header. */
+static struct test_sender test_client_sender(const struct probe_row *row)
+{
+	const struct probe_options *o = row->run->opts;
+
+	if (o->from != NULL)
+		return (struct test_sender){ o->from, "--from", "from --from" };
+	if (row->provider->sender != NULL)
+		return (struct test_sender){ row->provider->sender, "sender", "from [provider] sender" };
+	return (struct test_sender){ o->send_test, "recipient", "the recipient, no --from or [provider] sender" };
+}
+
+static struct test_sender test_envelope_sender(const struct probe_row *row)
+{
+	const struct provider_cfg *p = row->provider;
+
+	if (p->sender != NULL)
+		return (struct test_sender){ p->sender, "sender", "from [provider] sender" };
+	return test_client_sender(row);
+}
+
+static struct test_sender test_header_from(const struct probe_row *row)
+{
+	const struct provider_cfg *p = row->provider;
+
+	if (p->sender != NULL && p->sender_header)
+		return (struct test_sender){ p->sender, "sender_header", "from [provider] sender_header" };
+	return test_client_sender(row);
+}
+
 static void test_over(struct probe_row *row, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void test_over(struct probe_row *row, const char *fmt, ...)
 {
@@ -148,7 +189,7 @@ static void note_refusal(struct probe_row *row, const struct smtp_reply *r)
 
 static void send_test_body(struct probe_row *row)
 {
-	const char *to = row->run->opts->send_test;
+	const char *to = row->run->opts->send_test, *from = test_client_sender(row).address;
 	char msgid[ID_LEN + 1], date[64], body[1024];
 	size_t room;
 	time_t now = time(NULL);
@@ -161,7 +202,7 @@ static void send_test_body(struct probe_row *row)
 	    "From: <%s>\r\nTo: <%s>\r\nSubject: subrelay probe test via %s port %u\r\nDate: %s\r\n"
 	    "Message-ID: <%s@%s>\r\n\r\n"
 	    "This test message was sent by subrelayd --probe on %s\r\nthrough provider %s (%s), port %u, %s.\r\n",
-	    to, to, row->provider->name, row->pm.port, date, msgid, row->run->cfg->relay.hostname,
+	    from, to, row->provider->name, row->pm.port, date, msgid, row->run->cfg->relay.hostname,
 	    row->run->cfg->relay.hostname, row->provider->name, row->provider->host, row->pm.port,
 	    tls_mode_name(row->pm.mode));
 	char *space = utx_body_space(row->test, (size_t)n + 1, &room);
@@ -236,7 +277,7 @@ static const struct utx_events test_events = {
 static void start_test(struct probe_row *row, struct upstream *up)
 {
 	const char *to = row->run->opts->send_test;
-	struct upstream_mail_params mp = { .from = to };
+	struct upstream_mail_params mp = { .from = test_client_sender(row).address };
 
 	row->test = utx_start_on(up, &mp, "probe", &test_events, row);
 	if (row->test == NULL || !utx_rcpt(row->test, to)) {
@@ -475,15 +516,15 @@ static const char *row_hint(const struct probe_row *row, char *buf, size_t len)
 {
 	for (int f = 0; row->cls != NULL && f <= UPSTREAM_FAIL_TIMEOUT; f++) /* TIMEOUT: the last class */
 		if (strcmp(upstream_fail_name((enum upstream_fail)f), row->cls) == 0)
-			return hint_for_failure(row->pm.port, row->pm.mode, (enum upstream_fail)f, row->error, buf,
-			    len);
+			return hint_for_failure(row->provider->host, row->pm.port, row->pm.mode, (enum upstream_fail)f,
+			    row->error, buf, len);
 	return NULL;
 }
 
-static void json_string(FILE *out, const char *s)
+static void json_stringn(FILE *out, const char *s, size_t n)
 {
 	fputc('"', out);
-	for (; s != NULL && *s; s++) {
+	for (const char *end = s + n; s < end; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (c == '"' || c == '\\')
 			fprintf(out, "\\%c", c);
@@ -493,6 +534,11 @@ static void json_string(FILE *out, const char *s)
 			fputc(c, out);
 	}
 	fputc('"', out);
+}
+
+static void json_string(FILE *out, const char *s)
+{
+	json_stringn(out, s, s != NULL ? strlen(s) : 0);
 }
 
 static void json_field(FILE *out, const char *key, const char *value, bool more)
@@ -506,21 +552,57 @@ static void json_field(FILE *out, const char *key, const char *value, bool more)
 	fputs(more ? ", " : "", out);
 }
 
-/* EHLO keywords, one per line in r->ehlo: the first word of each. */
-static void json_extensions(FILE *out, const struct probe_row *row)
+/* "key": [...], one string per part of text between separators (empty
+ * parts skipped): the EHLO lines, the AUTH mechanisms. */
+static void json_list(FILE *out, const char *key, const char *text, const char *seps)
 {
-	fputs("\"extensions\": [", out);
-	if (row->have_ehlo) {
-		char copy[sizeof(row->ehlo.ehlo)], *save = NULL;
-		bool first = true;
-		snprintf(copy, sizeof(copy), "%s", row->ehlo.ehlo);
-		for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	bool first = true;
+
+	json_string(out, key);
+	fputs(": [", out);
+	while (text != NULL && *text) {
+		size_t n = strcspn(text, seps);
+		if (n > 0) {
 			fputs(first ? "" : ", ", out);
-			json_string(out, line);
+			json_stringn(out, text, n);
 			first = false;
 		}
+		text += n + (text[n] != '\0');
 	}
 	fputs("], ", out);
+}
+
+/* ---- warnings: the path works, but not for every message ---- */
+
+#define WARNINGS_MAX 1
+
+struct warnings {
+	char text[WARNINGS_MAX][240];
+	unsigned n;
+};
+
+/* The provider announced a smaller SIZE than the relay takes for it: a
+ * client's larger message is accepted, then refused at MAIL. */
+static void warn_size(const struct probe_row *row, struct warnings *w)
+{
+	uint64_t limit = row->run->cfg->relay.max_message_size;
+	const char *by = "[relay] max_message_size";
+
+	if (row->provider->max_message_size > 0 && row->provider->max_message_size < limit) {
+		limit = row->provider->max_message_size;
+		by = "[provider] max_message_size";
+	}
+	if (row->ehlo_size == 0 || row->ehlo_size >= limit)
+		return;
+	snprintf(w->text[w->n++], sizeof(w->text[0]),
+	    "the provider takes messages up to %llu bytes (EHLO SIZE), below max_message_size %llu (%s): "
+	    "larger messages are refused at MAIL", (unsigned long long)row->ehlo_size, (unsigned long long)limit, by);
+}
+
+static void row_warnings(const struct probe_row *row, struct warnings *w)
+{
+	w->n = 0;
+	warn_size(row, w);
 }
 
 static void print_json_row(FILE *out, const struct probe_row *row, bool last)
@@ -541,7 +623,7 @@ static void print_json_row(FILE *out, const struct probe_row *row, bool last)
 	else
 		fputs("\"tcp_ms\": null, ", out);
 	json_field(out, "greeting", f->greeting[0] ? f->greeting : NULL, true);
-	json_extensions(out, row);
+	json_list(out, "extensions", row->have_ehlo ? row->ehlo.ehlo : NULL, "\n");
 	fprintf(out, "\"starttls\": %s, ", f->starttls_offered ? "true" : "false");
 	json_field(out, "tls_version", tls ? f->tls.version : NULL, true);
 	json_field(out, "cipher", tls ? f->tls.cipher : NULL, true);
@@ -549,16 +631,31 @@ static void print_json_row(FILE *out, const struct probe_row *row, bool last)
 	json_field(out, "cert_issuer", tls ? f->tls.issuer : NULL, true);
 	json_field(out, "cert_expiry", tls ? f->tls.not_after : NULL, true);
 	json_field(out, "cert_verify", tls ? f->tls.verify : NULL, true);
-	json_field(out, "auth_mechanisms", f->auth_mechs[0] ? f->auth_mechs : NULL, true);
+	json_list(out, "auth_mechanisms", f->auth_mechs, " ");
 	json_field(out, "auth", auth_word(row), true);
 	json_field(out, "auth_method", auth_method(row->provider), true);
 	json_field(out, "oauth2_token", oauth2_word(row), true);
 	fprintf(out, "\"ok\": %s, ", row->ok ? "true" : "false");
 	json_field(out, "class", row->cls, true);
 	json_field(out, "error", row->cls ? row->error : NULL, true);
-	json_field(out, "hint", row_hint(row, hint, sizeof(hint)), row->run->opts->send_test != NULL);
-	if (row->run->opts->send_test != NULL)
-		json_field(out, "test", row->test_result[0] ? row->test_result : NULL, false);
+	json_field(out, "hint", row_hint(row, hint, sizeof(hint)), true);
+	struct warnings w;
+	row_warnings(row, &w);
+	fputs("\"warnings\": [", out);
+	for (unsigned i = 0; i < w.n; i++) {
+		fputs(i > 0 ? ", " : "", out);
+		json_string(out, w.text[i]);
+	}
+	fputs(row->run->opts->send_test != NULL ? "], " : "]", out);
+	if (row->run->opts->send_test != NULL) {
+		bool sent = row->test_result[0] != '\0';
+		struct test_sender env = test_envelope_sender(row), hdr = test_header_from(row);
+		json_field(out, "test", sent ? row->test_result : NULL, true);
+		json_field(out, "test_sender", sent ? env.address : NULL, true);
+		json_field(out, "test_sender_source", sent ? env.source : NULL, true);
+		json_field(out, "test_from", sent ? hdr.address : NULL, true);
+		json_field(out, "test_from_source", sent ? hdr.source : NULL, false);
+	}
 	fputs(last ? "}\n" : "},\n", out);
 }
 
@@ -608,8 +705,16 @@ static void print_table(FILE *out, const struct probe_run *run)
 			fprintf(out, "  error: %s: %s\n", row->cls, row->error);
 		if (row_hint(row, hint, sizeof(hint)) != NULL)
 			fprintf(out, "  hint: %s\n", hint);
-		if (row->test_result[0])
+		struct warnings w;
+		row_warnings(row, &w);
+		for (unsigned j = 0; j < w.n; j++)
+			fprintf(out, "  warning: %s\n", w.text[j]);
+		if (row->test_result[0]) {
+			struct test_sender env = test_envelope_sender(row), hdr = test_header_from(row);
+			fprintf(out, "  test sender: %s (%s), From: %s (%s)\n", env.address, env.words, hdr.address,
+			    hdr.words);
 			fprintf(out, "  test message to %s: %s\n", run->opts->send_test, row->test_result);
+		}
 	}
 }
 

@@ -9,9 +9,12 @@
  * time or failure, greeting, EHLO extensions, STARTTLS, TLS version and
  * cipher, the certificate (subject, issuer, expiry, verification), AUTH
  * mechanisms and whether the credentials are accepted, and a hint for
- * the common mistakes. It sends mail only with --send-test ADDRESS: one
- * message to ADDRESS (from ADDRESS) over the first working pair of each
- * provider.
+ * the common mistakes, and warnings for a path that works but not for
+ * every message (an EHLO SIZE below the relay's limit). It sends mail only
+ * with --send-test ADDRESS: one message to ADDRESS over the first working
+ * pair of each provider, from --from ADDRESS, else the provider's sender,
+ * else ADDRESS itself (the provider's sender replaces it in MAIL, and in
+ * From: with sender_header, as for any message).
  */
 #ifndef SUBRELAY_PROBE_H
 #define SUBRELAY_PROBE_H
@@ -27,6 +30,7 @@ struct probe_options {
 	bool all_ports;
 	bool json;
 	const char *send_test;     /* NULL: send nothing */
+	const char *from;          /* the test message's sender; NULL: the provider's sender, else send_test */
 };
 
 /* Prints the report to out; returns the exit status: 0 when every probed

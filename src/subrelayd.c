@@ -41,7 +41,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: subrelayd [-c FILE] [-o SECTION.KEY=VALUE]... [-t | --print-config]\n"
-	    "       subrelayd [-c FILE] [-o ...] --probe [PROVIDER] [--all-ports] [--json] [--send-test ADDRESS]\n"
+	    "       subrelayd [-c FILE] [-o ...] --probe [PROVIDER] [--all-ports] [--json]\n"
+	    "                 [--send-test ADDRESS [--from ADDRESS]]\n"
 	    "       subrelayd -V | -h\n"
 	    "\n"
 	    "  -c FILE   configuration file (default %s)\n"
@@ -54,6 +55,8 @@ static void usage(FILE *out)
 	    "  --all-ports         also probe 587, 465, 2525 and 25\n"
 	    "  --json              print the probe report as JSON\n"
 	    "  --send-test ADDRESS send one test message to ADDRESS per provider\n"
+	    "  --from ADDRESS      with --send-test: the test message's sender (default: the\n"
+	    "            provider's sender, else the recipient)\n"
 	    "  -V        print the version and exit\n"
 	    "  -h        print this help and exit\n",
 	    DEFAULT_CONFIG);
@@ -69,6 +72,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{ "all-ports", no_argument, NULL, 'A' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "send-test", required_argument, NULL, 'S' },
+		{ "from", required_argument, NULL, 'F' },
 		{ "print-config", no_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -104,14 +108,20 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'S':
 			o->probe_opts.send_test = optarg;
 			break;
+		case 'F':
+			o->probe_opts.from = optarg;
+			break;
 		case 'V':
 			printf("subrelayd %s\n", PACKAGE_VERSION);
 			exit(0);
 		case 'h':
 			usage(stdout);
 			exit(0);
-		case ':':
-			fprintf(stderr, "subrelayd: option -%c needs a value (see -h)\n", optopt);
+		case ':': /* optopt is a long option's val: name it as written */
+			if (strchr("co", optopt) != NULL)
+				fprintf(stderr, "subrelayd: option -%c needs a value (see -h)\n", optopt);
+			else
+				fprintf(stderr, "subrelayd: option %s needs a value (see -h)\n", argv[optind - 1]);
 			exit(2);
 		default:
 			if (optopt != 0)
@@ -130,6 +140,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 	}
 	if (!o->probe && (o->probe_opts.all_ports || o->probe_opts.json || o->probe_opts.send_test)) {
 		fprintf(stderr, "subrelayd: --all-ports, --json and --send-test go with --probe (see -h)\n");
+		exit(2);
+	}
+	if (o->probe_opts.from != NULL && o->probe_opts.send_test == NULL) {
+		fprintf(stderr, "subrelayd: --from goes with --send-test (see -h)\n");
 		exit(2);
 	}
 	if (o->probe + o->test_only + o->print_config > 1) {

@@ -90,6 +90,7 @@ struct upstream {
 	struct oauth2_wait *token_wait; /* waiting for a token (AUTH_TOKEN) */
 	unsigned token_generation; /* of the token sent */
 	bool token_retried;        /* a refused token was fetched again once */
+	char challenge[200];       /* the last XOAUTH2 error challenge in words, "" if none */
 	bool in_tx;                /* MAIL accepted, transaction not ended yet */
 	int depth;                 /* >0 while dispatching an io event */
 	bool freed;                /* upstream_abort() called during dispatch */
@@ -265,6 +266,7 @@ static void send_xoauth2(struct upstream *up, const char *token)
 		return;
 	}
 	up->auth_used = "XOAUTH2";
+	up->challenge[0] = '\0';
 	send_secret_base64(up, UP_AUTH_XOAUTH2, "AUTH XOAUTH2 ", (const unsigned char *)raw, n);
 	OPENSSL_cleanse(raw, n);
 }
@@ -316,14 +318,18 @@ static void xoauth2_reply(struct upstream *up, const struct smtp_reply *r)
 	bool refused = r->code == 535 || r->code == 454 || up->state == UP_AUTH_XOAUTH2_ERROR;
 	if (refused && !up->token_retried) {
 		up->token_retried = true;
-		log_info("upstream token refused id=%s upstream=%s provider=%s reply=\"%d %s\" action=refetch", up->log_id,
-		    up->address, up->provider->name, r->code, r->enhanced);
+		char quoted[sizeof(up->challenge) * 2];
+		log_info("upstream token refused id=%s upstream=%s provider=%s reply=\"%d %s\"%s%s action=refetch",
+		    up->log_id, up->address, up->provider->name, r->code, r->enhanced,
+		    up->challenge[0] ? " challenge=" : "",
+		    up->challenge[0] ? log_quote(quoted, sizeof(quoted), up->challenge) : "");
 		oauth2_invalidate(up->oauth2, up->token_generation);
 		start_auth_xoauth2(up);
 		return;
 	}
 	upstream_fail(up, refused || r->code >= 500 ? UPSTREAM_FAIL_AUTH_REJECTED : UPSTREAM_FAIL_REPLY_TEMPFAIL,
-	    "AUTH XOAUTH2: %d %s%s%s", r->code, r->enhanced, r->enhanced[0] ? " " : "", r->text);
+	    "AUTH XOAUTH2: %d %s%s%s%s%s%s", r->code, r->enhanced, r->enhanced[0] ? " " : "", r->text,
+	    up->challenge[0] ? " (challenge: " : "", up->challenge, up->challenge[0] ? ")" : "");
 }
 
 static void start_auth_plain(struct upstream *up)
@@ -470,8 +476,10 @@ static void on_setup_reply(struct upstream *up)
 		become_ready(up);
 		return;
 	case UP_AUTH_XOAUTH2:
-		if (r->code == 334) /* the error challenge (JSON): an empty line gets the final reply */
+		if (r->code == 334) { /* the error challenge (JSON): an empty line gets the final reply */
+			oauth2_describe_challenge(r->text, up->challenge, sizeof(up->challenge));
 			return send_line(up, UP_AUTH_XOAUTH2_ERROR, p->greeting_timeout, "%s", "");
+		}
 		/* fall through */
 	case UP_AUTH_XOAUTH2_ERROR:
 		return xoauth2_reply(up, r);
