@@ -30,6 +30,11 @@
 /* A burst of at least this many clients leaves enough freed memory behind
  * to be worth giving back once it has passed (an eighth of it is left). */
 #define TRIM_AFTER_CLIENTS 256
+/* Free heap the allocator may keep between messages: without it, glibc
+ * gives the top of the heap back (brk) and takes it again for nearly
+ * every message, with the page faults that follow. Bursts are given back
+ * explicitly (trim_after_burst). */
+#define HEAP_KEEP (8 * 1024 * 1024)
 
 struct worker {
 	struct daemon_args args;
@@ -531,6 +536,7 @@ int worker_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 	struct worker wk = { .args = *args, .we = we };
 	int status = 1;
 
+	mallopt(M_TRIM_THRESHOLD, HEAP_KEEP);
 	wk.env.loop = ev_default_loop(EVFLAG_AUTO);
 	wk.env.nworkers = we->nworkers;
 	wk.started = ev_now(wk.env.loop);

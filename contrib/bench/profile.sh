@@ -30,7 +30,8 @@ BENCH_RUN=$(mktemp -d "${TMPDIR:-/tmp}/subrelay-profile.XXXXXX")
 . "$here/common.sh"
 start_sink profile.sh
 port=${PORT:-2800}
-relay_config "$RUN/relay.ini" "$port" passthrough "$RUN" "$SINK_STARTTLS_PORT/starttls" "max_clients = 20000"
+relay_config "$RUN/relay.ini" "$port" passthrough "$RUN" "$SINK_STARTTLS_PORT/starttls" "max_clients = 20000" \
+	${RELAY_EXTRA:+"$RELAY_EXTRA"}
 
 sink_field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" "$SINK_STATS" 2>/dev/null | tail -1; }
 load() { "$BIN/smtpload" -p "$port" -s 32 -m "$msgs" -r 1 -l 4096 >/dev/null; }
