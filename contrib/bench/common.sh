@@ -22,7 +22,18 @@ relay_config() {
 relay_start() {
 	"$1" -c "$2" 2>"$3" &
 	relay_pid=$!
-	for _ in $(seq 50); do grep -q 'listening address' "$3" && break; sleep 0.1; done
+	# The listening line is at level info, which a bench config may silence:
+	# a connection to the configured port tells as well.
+	local port
+	port=$(sed -n 's/^listen = .*:\([0-9]*\)$/\1/p' "$2" | head -n 1)
+	for _ in $(seq 50); do
+		grep -q 'listening address' "$3" && return
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return
+		sleep 0.1
+	done
+	cat "$3" >&2
+	echo "the relay did not start listening (its log is above)" >&2
+	exit 1
 }
 
 # start_sink SCRIPT: builds the rig's programs, starts its sink (saying why
