@@ -347,44 +347,34 @@ static void wipe_member(json_t *root, const char *name)
 		OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
 }
 
-/* Takes the token (and a rotated refresh token) from a 200 answer; else
- * the endpoint's error into o->last_result. */
-static bool take_answer(struct oauth2 *o, long status, double *lifetime)
+bool oauth2_parse_answer(long status, const char *body, size_t len, struct oauth2_answer *a, char *result,
+    size_t resultlen)
 {
 	json_error_t jerr;
-	json_t *root = o->response ? json_loadb(o->response, o->response_len, 0, &jerr) : NULL;
+	json_t *root = body != NULL ? json_loadb(body, len, 0, &jerr) : NULL;
 	const char *error = json_string_value(json_object_get(root, "error"));
 	const char *desc = json_string_value(json_object_get(root, "error_description"));
 	const char *token = json_string_value(json_object_get(root, "access_token"));
 	const char *refresh = json_string_value(json_object_get(root, "refresh_token"));
 	bool ok = false;
 
+	memset(a, 0, sizeof(*a));
 	if (error != NULL)
-		snprintf(o->last_result, sizeof(o->last_result), "token endpoint (HTTP %ld): %s%s%.*s", status, error,
+		snprintf(result, resultlen, "token endpoint (HTTP %ld): %s%s%.*s", status, error,
 		    desc ? ": " : "", DESCRIPTION_MAX, desc ? desc : "");
 	else if (status != 200)
-		snprintf(o->last_result, sizeof(o->last_result), "token endpoint: HTTP %ld%s", status,
+		snprintf(result, resultlen, "token endpoint: HTTP %ld%s", status,
 		    root == NULL ? " (not a JSON answer)" : "");
 	else if (root == NULL)
-		snprintf(o->last_result, sizeof(o->last_result), "token endpoint: the answer is not JSON");
+		snprintf(result, resultlen, "token endpoint: the answer is not JSON");
 	else if (token == NULL || !token_ok(token))
-		snprintf(o->last_result, sizeof(o->last_result), "token endpoint: %s access_token in the answer",
+		snprintf(result, resultlen, "token endpoint: %s access_token in the answer",
 		    token == NULL ? "no" : "an unusable");
-	else if ((o->token = strdup(token)) == NULL)
-		snprintf(o->last_result, sizeof(o->last_result), "out of memory");
-	else
+	else if ((a->token = strdup(token)) == NULL || (refresh != NULL && (a->refresh_token = strdup(refresh)) == NULL))
+		snprintf(result, resultlen, "out of memory");
+	else {
+		a->lifetime = expires_in(json_object_get(root, "expires_in"));
 		ok = true;
-	if (ok) {
-		*lifetime = expires_in(json_object_get(root, "expires_in"));
-		const struct cfg_file *rf = &o->p->oauth2.refresh_token;
-		if (refresh != NULL && o->refresh_token != NULL && strcmp(refresh, o->refresh_token) != 0) {
-			char *copy = strdup(refresh);
-			if (copy != NULL) {
-				wipe_str(&o->refresh_token);
-				o->refresh_token = copy;
-				save_refresh_token(rf->path, copy);
-			}
-		}
 	}
 	if (root != NULL) {
 		wipe_member(root, "access_token");
@@ -392,7 +382,37 @@ static bool take_answer(struct oauth2 *o, long status, double *lifetime)
 		wipe_member(root, "id_token");
 		json_decref(root);
 	}
+	if (!ok)
+		oauth2_answer_clear(a);
 	return ok;
+}
+
+void oauth2_answer_clear(struct oauth2_answer *a)
+{
+	wipe_str(&a->token);
+	wipe_str(&a->refresh_token);
+	a->lifetime = 0;
+}
+
+/* Takes the token (and a rotated refresh token) from a 200 answer; else
+ * the endpoint's error into o->last_result. */
+static bool take_answer(struct oauth2 *o, long status, double *lifetime)
+{
+	struct oauth2_answer a;
+
+	if (!oauth2_parse_answer(status, o->response, o->response_len, &a, o->last_result, sizeof(o->last_result)))
+		return false;
+	o->token = a.token;
+	a.token = NULL;
+	*lifetime = a.lifetime;
+	if (a.refresh_token != NULL && o->refresh_token != NULL && strcmp(a.refresh_token, o->refresh_token) != 0) {
+		wipe_str(&o->refresh_token);
+		o->refresh_token = a.refresh_token;
+		a.refresh_token = NULL;
+		save_refresh_token(o->p->oauth2.refresh_token.path, o->refresh_token);
+	}
+	oauth2_answer_clear(&a);
+	return true;
 }
 
 /* ---- fetching and telling the waiters ---- */

@@ -55,6 +55,20 @@ void oauth2_invalidate(struct oauth2 *o, unsigned generation);
 /* The last fetch: "ok", the error, or NULL before any. */
 const char *oauth2_last_result(const struct oauth2 *o);
 
+/* A token endpoint's answer, parsed: the access token and a rotated
+ * refresh token, both malloc'd (wiped by oauth2_answer_clear()). */
+struct oauth2_answer {
+	char *token;
+	char *refresh_token;       /* NULL when the answer has none */
+	double lifetime;           /* seconds: expires_in, else a default */
+};
+/* Parses the endpoint's HTTP status and body (JSON; body may be NULL):
+ * true with the answer in a, else false with the reason, for a log line
+ * and the waiters, in result (a is then empty). Pure: no I/O. */
+bool oauth2_parse_answer(long status, const char *body, size_t len, struct oauth2_answer *a, char *result,
+    size_t resultlen);
+void oauth2_answer_clear(struct oauth2_answer *a);
+
 /* The XOAUTH2 initial client response before base64:
  * "user=" USER "\x01auth=Bearer " TOKEN "\x01\x01"; its length, or 0 when
  * it does not fit in len. */

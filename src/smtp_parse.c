@@ -762,6 +762,20 @@ bool smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len)
 	return true;
 }
 
+enum smtp_reply_step smtp_reply_read(struct smtp_reply *r, const char *in, size_t n, size_t *used)
+{
+	const char *nl = memchr(in, '\n', n);
+	size_t len;
+
+	if (nl == NULL)
+		return SMTP_REPLY_MORE;
+	len = (size_t)(nl - in);
+	*used = len + 1;
+	if (len > 0 && in[len - 1] == '\r')
+		len--;
+	return smtp_reply_feed(r, in, len) ? SMTP_REPLY_LINE : SMTP_REPLY_BAD;
+}
+
 /*
  * Looks for `keyword` at the start of an EHLO line, followed by a space
  * or the end. Some servers also (or only) send the pre-RFC 2554 form

@@ -86,6 +86,18 @@ void smtp_reply_reset(struct smtp_reply *r);
  */
 bool smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len);
 
+enum smtp_reply_step {
+	SMTP_REPLY_MORE,           /* no complete line yet: nothing used */
+	SMTP_REPLY_LINE,           /* a line fed to r (r->complete: the reply is whole) */
+	SMTP_REPLY_BAD,            /* a line that smtp_reply_feed() refused */
+};
+/*
+ * The provider's input as upstream.c reads it: takes the next line from
+ * in[0..n) (it ends at LF; a CR before the LF is dropped) and feeds it to
+ * r. For LINE and BAD, *used is the line's bytes with its end, to consume.
+ */
+enum smtp_reply_step smtp_reply_read(struct smtp_reply *r, const char *in, size_t n, size_t *used);
+
 /* True if the EHLO reply lists `keyword` (case-insensitive); its parameters
  * ("" if none, e.g. "PLAIN LOGIN" for AUTH) are copied to params[paramslen]. */
 bool smtp_ehlo_has(const struct smtp_reply *r, const char *keyword, char *params, size_t paramslen);

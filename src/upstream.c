@@ -606,19 +606,15 @@ static void read_replies(struct upstream *up)
 	struct buf *in = io_in(up->io);
 
 	while (up->state != UP_DEAD && !buf_empty(in)) {
-		const char *p = buf_peek(in);
-		const char *nl = memchr(p, '\n', buf_len(in));
-		if (nl == NULL) {
+		size_t used = 0;
+		enum smtp_reply_step st = smtp_reply_read(&up->reply, buf_peek(in), buf_len(in), &used);
+		if (st == SMTP_REPLY_MORE) {
 			if (buf_len(in) >= in->limit)
 				upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "reply line too long");
 			return;
 		}
-		size_t len = (size_t)(nl - p), used = len + 1;
-		if (len > 0 && p[len - 1] == '\r')
-			len--;
-		bool ok = smtp_reply_feed(&up->reply, p, len);
 		buf_consume(in, used);
-		if (!ok) {
+		if (st == SMTP_REPLY_BAD) {
 			upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "malformed reply");
 			return;
 		}
