@@ -140,7 +140,7 @@ static void upstream_fail(struct upstream *up, enum upstream_fail cls, const cha
 /* Formats one command line into the output buffer; when it does not fit
  * the session fails (false). The copy on the stack is wiped: it may hold
  * credentials. */
-static bool append_line(struct upstream *up, const char *fmt, va_list ap)
+static bool __attribute__((format(printf, 2, 0))) append_line(struct upstream *up, const char *fmt, va_list ap)
 {
 	char line[AUTH_LINE_MAX];
 	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
