@@ -476,6 +476,9 @@ bool spool_load(struct spool *sp, const char *id, bool failed, struct spool_msg 
 	if (f == NULL)
 		return false;
 	bool ok = parse_envelope(f, m);
+	/* The file's name is the message's id: a damaged "id" line must not
+	 * make its state, data or removal address another message's files. */
+	copy_field(m->id, sizeof(m->id), id);
 	struct stat st;
 	if (ok && fstat(fileno(f), &st) == 0)
 		m->size = (uint64_t)st.st_size - (uint64_t)m->data_offset;
