@@ -336,7 +336,12 @@ static double expires_in(json_t *v)
 {
 	double d = json_is_number(v) ? json_number_value(v) : json_is_string(v) ? atof(json_string_value(v)) : 0;
 
-	return d > 0 ? d : DEFAULT_LIFETIME;
+	/* Not a positive number (NaN too): the default. A huge one is cut:
+	 * it arms a timer and becomes an integer timestamp (metrics), where
+	 * 1e30 would overflow. */
+	if (!(d > 0))
+		return DEFAULT_LIFETIME;
+	return d < OAUTH2_LIFETIME_MAX ? d : OAUTH2_LIFETIME_MAX;
 }
 
 static void wipe_member(json_t *root, const char *name)

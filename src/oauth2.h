@@ -60,8 +60,11 @@ const char *oauth2_last_result(const struct oauth2 *o);
 struct oauth2_answer {
 	char *token;
 	char *refresh_token;       /* NULL when the answer has none */
-	double lifetime;           /* seconds: expires_in, else a default */
+	double lifetime;           /* seconds: expires_in, else a default; at most OAUTH2_LIFETIME_MAX */
 };
+/* A longer expires_in is taken as this: the token is fetched again at
+ * least daily, and the expiry stays a sane timestamp. */
+#define OAUTH2_LIFETIME_MAX (24 * 3600.0)
 /* Parses the endpoint's HTTP status and body (JSON; body may be NULL):
  * true with the answer in a, else false with the reason, for a log line
  * and the waiters, in result (a is then empty). Pure: no I/O. */
