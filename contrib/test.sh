@@ -4,7 +4,8 @@
 # Installs the build and test packages when missing, builds subrelay
 # twice (warnings as errors; then AddressSanitizer + UBSan), runs the
 # suite (C unit tests and Tcl/expect tests) against both builds, checks
-# `make distcheck`, and ends with one line: "N passed, N failed, N skipped".
+# `make distcheck`, runs each fuzz target for 30 s (FUZZ_SECONDS), and
+# ends with one line: "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -51,5 +52,19 @@ for b in werror sanitize; do
 	read -r p _ f _ s _ <<<"$summary"
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 done
+
+# The fuzz targets, 30 s each (tests/fuzz/run.sh; README "Fuzzing"): one
+# "ok/FAIL fuzz/NAME" line per target, counted like the suite's tests.
+echo "== fuzz targets (build/fuzz)"
+bash tests/fuzz/run.sh "${FUZZ_SECONDS:-30}" | tee build/fuzz.log || true
+summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' build/fuzz.log | tail -n 1 | tr -d ',')
+if [ -z "$summary" ]; then
+	echo "FAIL fuzz (tests/fuzz/run.sh ended without its summary line)"
+	failed=$((failed + 1))
+else
+	read -r p _ f _ s _ <<<"$summary"
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+fi
+
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
