@@ -619,7 +619,11 @@ static void read_replies(struct upstream *up)
 		bool ok = smtp_reply_feed(&up->reply, p, len);
 		buf_consume(in, used);
 		if (!ok) {
-			upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "malformed reply");
+			if (up->reply.lines >= SMTP_REPLY_LINES_MAX || up->reply.bytes + len > SMTP_REPLY_BYTES_MAX)
+				upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "malformed reply: longer than %d lines or %d bytes",
+				    SMTP_REPLY_LINES_MAX, SMTP_REPLY_BYTES_MAX);
+			else
+				upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "malformed reply");
 			return;
 		}
 		if (up->reply.complete) {
