@@ -100,6 +100,7 @@ struct relay_cfg {
 	uint64_t max_message_size;
 	unsigned max_recipients;
 	double timeout;
+	uint64_t data_min_rate;   /* bytes a second a message body keeps on average after `timeout`; 0: off */
 	enum delivery_mode delivery;
 	char *spool;
 	struct provider_cfg **providers; /* the default route, resolved */

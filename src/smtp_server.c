@@ -87,15 +87,24 @@ struct session {
 	struct backend backend;
 	struct fixups *fixups;     /* the body's Received:, Date:, Message-ID: (fixups.h) */
 	char helo[128];            /* the client's EHLO or HELO name */
+	ev_tstamp wait_start;      /* when the wait for the next command began; 0: not waiting */
+	ev_tstamp body_start;      /* when the message body began (S_BODY, S_DISCARD) */
 };
 
 static void session_process(struct session *s);
 
 /* ---- lifecycle ---- */
 
+static bool in_body(enum session_state state)
+{
+	return state == S_BODY || state == S_DISCARD;
+}
+
 static void enter_state(struct session *s, enum session_state next)
 {
 	log_debug("id=%s state=%s->%s", s->id, session_state_names[s->state], session_state_names[next]);
+	if (in_body(next) && !in_body(s->state))
+		s->body_start = ev_now(s->env->loop);
 	s->state = next;
 }
 
@@ -579,8 +588,46 @@ static bool take_command(struct session *s)
 	if (s->owed.n > 0 && !joins_flight(s, line, len))
 		return false; /* resumed by the backend's answers */
 	smtp_line_consume(&s->line, in);
+	s->wait_start = 0; /* the next command gets its own time */
 	run_command(s, line, len);
 	return true;
+}
+
+/*
+ * How long the session may still wait for the client. The timer is not
+ * restarted by every byte: a client trickling one byte a second must not
+ * hold a session for ever. A command line must be complete within
+ * `timeout` of the moment the session began waiting for it; a message
+ * body may pause at most `timeout`, and after a first `timeout` it must
+ * keep data_min_rate bytes a second on average.
+ */
+static double client_time_left(struct session *s)
+{
+	const struct relay_cfg *r = &s->cfg->relay;
+	ev_tstamp now = ev_now(s->env->loop);
+
+	if (in_body(s->state)) {
+		if (r->data_min_rate == 0)
+			return r->timeout;
+		double rate_left = s->body_start + r->timeout + (double)s->data.in_bytes / r->data_min_rate - now;
+		return rate_left < r->timeout ? rate_left : r->timeout;
+	}
+	if (s->wait_start == 0)
+		s->wait_start = now;
+	return s->wait_start + r->timeout - now;
+}
+
+/* Which bound the client missed, for the log line. */
+static const char *timeout_kind(const struct session *s)
+{
+	const struct relay_cfg *r = &s->cfg->relay;
+	ev_tstamp now = ev_now(s->env->loop);
+
+	if (in_body(s->state))
+		return r->data_min_rate > 0 &&
+			s->body_start + r->timeout + (double)s->data.in_bytes / r->data_min_rate <= now + 0.001
+		    ? "data_too_slow" : "idle";
+	return s->wait_start > 0 && buf_len(io_in(s->io)) > 0 ? "command_too_slow" : "idle";
 }
 
 /* Works through buffered input until it must wait (for the client, the
@@ -593,9 +640,10 @@ static void session_process(struct session *s)
 			return;
 		if (s->state == S_WAIT) {
 			io_timeout(s->io, 0);
+			s->wait_start = 0;
 			return;
 		}
-		if (s->state == S_BODY || s->state == S_DISCARD) {
+		if (in_body(s->state)) {
 			if (!pump_body(s))
 				break;
 			continue;
@@ -613,7 +661,13 @@ static void session_process(struct session *s)
 	/* The client's timer runs only while we wait for it, not while
 	 * answers to its commands are still to come from the backend (the
 	 * provider's own command timeout covers that wait). */
-	io_timeout(s->io, s->owed.n > 0 ? 0 : s->cfg->relay.timeout);
+	if (s->owed.n > 0) {
+		io_timeout(s->io, 0);
+		s->wait_start = 0;
+	} else {
+		double left = client_time_left(s);
+		io_timeout(s->io, left > 0.001 ? left : 0.001);
+	}
 	/* Waiting for the client: an idle session keeps no buffers. */
 	io_release_idle(s->io);
 	io_update(s->io);
@@ -635,7 +689,8 @@ static void on_client_io(struct io *io, enum io_event ev, void *arg)
 		break;
 	case IO_EV_TIMEOUT:
 		reply(s->io, "421 4.4.2 %s Timeout waiting for the client, closing connection", s->cfg->relay.hostname);
-		log_info("timeout id=%s client=%s state=%s", s->id, s->peer, session_state_names[s->state]);
+		log_info("timeout id=%s client=%s state=%s kind=%s", s->id, s->peer, session_state_names[s->state],
+		    timeout_kind(s));
 		close_after_replies(s, "timeout");
 		break;
 	case IO_EV_EOF:
