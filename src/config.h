@@ -95,6 +95,7 @@ struct relay_cfg {
 	struct cidr *allow;
 	unsigned nallow;
 	unsigned max_clients;
+	unsigned max_clients_per_ip; /* 0: no cap; loopback clients are never capped */
 	unsigned workers;         /* 0 = auto */
 	double drain_timeout;
 	uint64_t max_message_size;

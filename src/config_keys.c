@@ -617,6 +617,7 @@ const struct key_def config_keys[] = {
 	{ RELAY("add_missing_headers", p_bool, add_missing_headers, "yes") },
 	{ RELAY("allow", p_list, allow, "127.0.0.0/8, ::1/128"), LIST(relay_cfg, cidr_items, nallow) },
 	{ RELAY("max_clients", p_uint, max_clients, "1024"), .min = 1, .max = 1000000 },
+	{ RELAY("max_clients_per_ip", p_uint, max_clients_per_ip, "50"), .min = 0, .max = 1000000 },
 	{ RELAY("workers", p_workers, workers, "1"), .min = 1, .max = 1024 },
 	{ RELAY("drain_timeout", p_duration, drain_timeout, "10s"), .zero_ok = true },
 	{ RELAY("max_message_size", p_size, max_message_size, "25M") },

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "peer_count.h"
 
 /* Large enough that a burst of clients never sees dropped SYNs. */
 #define LISTEN_BACKLOG 511
@@ -46,6 +47,16 @@ static bool peer_allowed(const struct relay_cfg *r, const struct sockaddr *sa)
 static unsigned clients_alive(const struct server_env *env)
 {
 	return env->nworkers > 1 ? metrics_workers_sum(env->nworkers).sessions : env->nclients;
+}
+
+/* max_clients_per_ip: sessions from one address (each worker counts its
+ * own); loopback clients, the applications beside the daemon, are not
+ * capped. */
+static bool peer_over_cap(const struct server_env *env, const struct relay_cfg *r, const struct sockaddr *sa)
+{
+	struct peer_key key;
+	return r->max_clients_per_ip > 0 && peer_key_of(sa, &key) && !peer_key_is_loopback(&key) &&
+	    peer_count_get(env->per_ip, &key) >= r->max_clients_per_ip;
 }
 
 static void pause_accepting(struct listeners *ls)
@@ -90,6 +101,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			reject = "554 5.7.1 Relaying from your address is not allowed";
 		else if (clients_alive(env) >= r->max_clients)
 			reject = "421 4.7.0 Too many connections, try again later";
+		else if (peer_over_cap(env, r, (struct sockaddr *)&ss))
+			reject = "421 4.7.0 Too many connections from your address, try again later";
 		server_session_start(env, fd, (struct sockaddr *)&ss, reject);
 	}
 }

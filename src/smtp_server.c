@@ -28,6 +28,7 @@
 #include "io.h"
 #include "log.h"
 #include "metrics.h"
+#include "peer_count.h"
 #include "reply.h"
 #include "smtp_data.h"
 #include "smtp_line.h"
@@ -89,6 +90,8 @@ struct session {
 	char helo[128];            /* the client's EHLO or HELO name */
 	ev_tstamp wait_start;      /* when the wait for the next command began; 0: not waiting */
 	ev_tstamp body_start;      /* when the message body began (S_BODY, S_DISCARD) */
+	struct peer_key peer_key;  /* the client's address, counted in env->per_ip when `counted` */
+	bool counted;
 };
 
 static void session_process(struct session *s);
@@ -129,6 +132,8 @@ static void session_free(struct session *s)
 	tx_clear(&s->tx);
 	io_free(s->io);
 	s->env->nclients--;
+	if (s->counted)
+		peer_count_remove(s->env->per_ip, &s->peer_key);
 	metrics_worker_sessions(s->env->nclients);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
@@ -742,6 +747,8 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 		return;
 	}
 	env->nclients++;
+	if (peer_key_of(peer, &s->peer_key))
+		s->counted = peer_count_add(env->per_ip, &s->peer_key);
 	if (env->nclients > env->clients_peak)
 		env->clients_peak = env->nclients;
 	metrics_worker_sessions(env->nclients);

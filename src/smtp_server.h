@@ -34,6 +34,7 @@ struct server_env {
 	unsigned clients_peak;     /* the most since the last memory trim (worker.c) */
 	unsigned nworkers;         /* relay.workers: max_clients counts every worker's sessions */
 	struct session *sessions;  /* every session alive */
+	struct peer_count *per_ip; /* sessions alive per client address (max_clients_per_ip) */
 };
 
 /*

@@ -17,6 +17,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "peer_count.h"
 #include "pool.h"
 #include "queue.h"
 #include "runtime.h"
@@ -541,11 +542,13 @@ int worker_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 	wk.env.nworkers = we->nworkers;
 	wk.started = ev_now(wk.env.loop);
 	wk.dns = dns_new(wk.env.loop);
-	wk.env.rt = wk.dns ? runtime_new(wk.env.loop, wk.dns, cfg, tls_ctx, NULL) : NULL;
+	wk.env.per_ip = peer_count_new();
+	wk.env.rt = wk.dns && wk.env.per_ip ? runtime_new(wk.env.loop, wk.dns, cfg, tls_ctx, NULL) : NULL;
 	if (wk.env.rt == NULL) {
 		runtime_free_tls_contexts(cfg, tls_ctx);
 		config_free(cfg);
 		dns_free(wk.dns);
+		peer_count_free(wk.env.per_ip);
 		return 1;
 	}
 	if (start(&wk, cfg)) {
@@ -562,6 +565,7 @@ int worker_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 	metrics_close(wk.metrics);
 	listeners_close(wk.listeners);
 	server_close_all(&wk.env);
+	peer_count_free(wk.env.per_ip);
 	queue_free(wk.env.queue);
 	runtime_unref(wk.env.rt);
 	dns_free(wk.dns);
