@@ -20,6 +20,7 @@
 
 #include "cfgval.h"
 #include "log.h"
+#include "secret_file.h"
 
 enum delivery_mode { DELIVERY_QUEUE, DELIVERY_PASSTHROUGH, DELIVERY_HYBRID };
 enum auth_choice { AUTH_CHOICE_AUTO, AUTH_CHOICE_PLAIN, AUTH_CHOICE_LOGIN, AUTH_CHOICE_NONE, AUTH_CHOICE_XOAUTH2 };
@@ -105,6 +106,7 @@ struct relay_cfg {
 	struct provider_cfg **providers; /* the default route, resolved */
 	unsigned nproviders;
 	char *user;               /* NULL/empty = no privilege drop */
+	struct daemon_id id;      /* who reads the files at reload (from user) */
 	char *control;            /* control socket path; NULL = off */
 	struct sockaddr_any metrics;
 	bool metrics_on;
