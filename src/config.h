@@ -101,6 +101,7 @@ struct relay_cfg {
 	uint64_t max_message_size;
 	unsigned max_recipients;
 	double timeout;
+	bool accept_lf_dot;       /* a "." line with a bare LF at one end ends DATA (smtp_data.h) */
 	enum delivery_mode delivery;
 	char *spool;
 	struct provider_cfg **providers; /* the default route, resolved */

@@ -629,6 +629,7 @@ const struct key_def config_keys[] = {
 	{ RELAY("max_message_size", p_size, max_message_size, "25M") },
 	{ RELAY("max_recipients", p_uint, max_recipients, "100"), .min = 1, .max = 100000 },
 	{ RELAY("timeout", p_duration, timeout, "5m") },
+	{ RELAY("accept_lf_dot", p_bool, accept_lf_dot, "no") },
 	{ RELAY("delivery", p_enum, delivery, "queue"), .words = config_delivery_words },
 	{ RELAY("spool", p_path, spool, DEFAULT_SPOOL) },
 	{ RELAY("providers", p_list, providers, ""), LIST(relay_cfg, provider_items, nproviders),
