@@ -528,18 +528,28 @@ static const struct key_def *provider_key(const char *name)
 	return &config_keys[config_key_find(SECT_PROVIDER, name)];
 }
 
-/* Defaults, then the preset's settings, then what is written. */
-static void apply_values(struct loader *ld, const struct section *s)
+/* Defaults, then the preset's settings, then what is written; the keys
+ * marked `first` (in every section) before the others. */
+static void apply_values(struct loader *ld, const struct section *s, bool first)
 {
 	struct preset_values pv;
 
-	if (section_preset(ld, s, &pv, true))
+	if (!first && section_preset(ld, s, &pv, true))
 		for (unsigned i = 0; i < pv.n; i++)
 			parse_value(ld, provider_key(pv.settings[i].key), s->obj, pv.settings[i].value,
 			    raw_of(s, "preset")->at, false);
 	for (size_t i = 0; i < config_nkeys; i++)
-		if (s->vals[i].text != NULL)
+		if (s->vals[i].text != NULL && config_keys[i].first == first)
 			parse_value(ld, &config_keys[i], s->obj, s->vals[i].text, s->vals[i].at, true);
+}
+
+/* relay.user reads this file at every reload. */
+static void check_config_file(struct loader *ld)
+{
+	char err[ERR_MAX];
+
+	if (!reload_can_read(&ld->cfg->relay.id, ld->file, err, sizeof(err)))
+		add_error(ld, (struct loc){ FROM_FILE, 0 }, "%s", err);
 }
 
 static void default_hostname(struct loader *ld, struct relay_cfg *r)
@@ -720,7 +730,10 @@ static struct config *build(struct loader *ld)
 	for (unsigned i = 0; i < ld->nsects; i++)
 		place_section(ld, ld->sects[i]);
 	for (unsigned i = 0; i < ld->nsects; i++)
-		apply_values(ld, ld->sects[i]);
+		apply_values(ld, ld->sects[i], true);
+	for (unsigned i = 0; i < ld->nsects; i++)
+		apply_values(ld, ld->sects[i], false);
+	check_config_file(ld);
 	if (cfg->relay.qualify_domain == NULL && (cfg->relay.qualify_domain = strdup(cfg->relay.hostname)) == NULL)
 		ld->oom = true;
 	for (unsigned i = 0; i < ld->nsects; i++)

@@ -20,6 +20,7 @@
 
 #include "cfgval.h"
 #include "log.h"
+#include "secret_file.h"
 
 enum delivery_mode { DELIVERY_QUEUE, DELIVERY_PASSTHROUGH, DELIVERY_HYBRID };
 enum auth_choice { AUTH_CHOICE_AUTO, AUTH_CHOICE_PLAIN, AUTH_CHOICE_LOGIN, AUTH_CHOICE_NONE, AUTH_CHOICE_XOAUTH2 };
@@ -102,11 +103,13 @@ struct relay_cfg {
 	unsigned max_recipients;
 	double timeout;
 	uint64_t data_min_rate;   /* bytes a second a message body keeps on average after `timeout`; 0: off */
+	bool accept_lf_dot;       /* a "." line with a bare LF at one end ends DATA (smtp_data.h) */
 	enum delivery_mode delivery;
 	char *spool;
 	struct provider_cfg **providers; /* the default route, resolved */
 	unsigned nproviders;
 	char *user;               /* NULL/empty = no privilege drop */
+	struct daemon_id id;      /* who reads the files at reload (from user) */
 	char *control;            /* control socket path; NULL = off */
 	struct sockaddr_any metrics;
 	bool metrics_on;

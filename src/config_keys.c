@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <openssl/ssl.h>
 
+#include "secret_file.h"
 #include "smtp_parse.h"
 
 #define SECRET_MAX 4096    /* a bigger password_file is surely the wrong file */
@@ -267,27 +268,36 @@ static bool p_host(const struct config *cfg, const struct key_def *k, void *obj,
 static bool p_ca_file(const struct config *cfg, const struct key_def *k, void *obj, char *v,
     char *err, size_t errlen)
 {
-	FILE *fp;
-
-	(void)cfg;
-	if (*v != '\0') {
-		if ((fp = fopen(v, "r")) == NULL)
-			return failf(err, errlen, "cannot read \"%s\": %s", v, strerror(errno));
-		fclose(fp);
-	}
+	if (*v != '\0' && !reload_can_read(&cfg->relay.id, v, err, errlen))
+		return false;
 	return set_str(&FIELD(obj, k, char *), v, true, err, errlen);
 }
 
-/* Reads a one-line secret into buf (size SECRET_MAX + 2), one trailing newline removed. */
-static bool read_secret(const char *path, char *buf, char *err, size_t errlen)
+/* relay.user, resolved now: config.c parses it before any other key, so
+ * that every file the configuration names is checked against it. */
+static bool p_user(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
 {
-	FILE *fp = fopen(path, "r");
+	struct relay_cfg *r = obj;
+	struct daemon_id id;
+
+	(void)cfg;
+	/* An unknown user keeps the previous reader (the process itself), for the checks that follow. */
+	if (!daemon_id_resolve(v, &id, err, errlen) || !set_str(&FIELD(obj, k, char *), v, true, err, errlen))
+		return false;
+	r->id = id;
+	return true;
+}
+
+/* Reads a one-line secret into buf (size SECRET_MAX + 2), one trailing newline removed. */
+static bool read_secret(const struct config *cfg, const char *path, char *buf, char *err, size_t errlen)
+{
+	FILE *fp = secret_file_open(&cfg->relay.id, path, err, errlen);
 	size_t n;
 	bool bad;
 
 	if (fp == NULL)
-		return failf(err, errlen, "cannot read \"%s\": %s", path, strerror(errno));
-	setvbuf(fp, NULL, _IONBF, 0); /* no copy of the secret in a stdio buffer */
+		return false;
 	n = fread(buf, 1, SECRET_MAX + 1, fp);
 	bad = ferror(fp);
 	fclose(fp);
@@ -314,10 +324,9 @@ static bool p_secret_file(const struct config *cfg, const struct key_def *k, voi
 	char buf[SECRET_MAX + 2];
 	bool ok;
 
-	(void)cfg;
 	if (*v == '\0')
 		return failf(err, errlen, "empty path");
-	ok = read_secret(v, buf, err, errlen) &&
+	ok = read_secret(cfg, v, buf, err, errlen) &&
 	    set_str(&FIELD(obj, k, char *), buf, false, err, errlen);
 	explicit_bzero(buf, sizeof(buf));
 	return ok;
@@ -346,15 +355,13 @@ static bool p_text_path(const struct config *cfg, const struct key_def *k, void 
 	size_t n = 0;
 	bool ok = false;
 
-	(void)cfg;
 	if (*v == '\0')
 		failf(err, errlen, "empty path");
 	else if (buf == NULL)
 		failf(err, errlen, "out of memory");
-	else if ((fp = fopen(v, "r")) == NULL)
-		failf(err, errlen, "cannot read \"%s\": %s", v, strerror(errno));
+	else
+		fp = secret_file_open(&cfg->relay.id, v, err, errlen);
 	if (fp != NULL) {
-		setvbuf(fp, NULL, _IONBF, 0); /* no copy of the key in a stdio buffer */
 		n = fread(buf, 1, TEXT_FILE_MAX + 1, fp);
 		if (ferror(fp))
 			failf(err, errlen, "cannot read \"%s\"", v);
@@ -624,11 +631,12 @@ const struct key_def config_keys[] = {
 	{ RELAY("max_recipients", p_uint, max_recipients, "100"), .min = 1, .max = 100000 },
 	{ RELAY("timeout", p_duration, timeout, "5m") },
 	{ RELAY("data_min_rate", p_size, data_min_rate, "500"), .zero_ok = true },
+	{ RELAY("accept_lf_dot", p_bool, accept_lf_dot, "no") },
 	{ RELAY("delivery", p_enum, delivery, "queue"), .words = config_delivery_words },
 	{ RELAY("spool", p_path, spool, DEFAULT_SPOOL) },
 	{ RELAY("providers", p_list, providers, ""), LIST(relay_cfg, provider_items, nproviders),
 	  .empty_ok = true },
-	{ RELAY("user", p_string, user, "") },
+	{ RELAY("user", p_user, user, ""), .first = true },
 	{ RELAY("control", p_control, control, DEFAULT_CONTROL) },
 	{ RELAY("metrics", p_metrics, metrics, "") },
 	{ RELAY("log", p_log, log_syslog, "stderr") },

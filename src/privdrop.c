@@ -42,7 +42,9 @@ bool privdrop(const char *user, const char *spool)
 		return false;
 	}
 	chown_spool(spool, pw);
-	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+	/* Its supplementary groups too: a tls_key_file shared through ssl-cert,
+	 * and what secret_file.h assumed when it checked the files at load. */
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
 		log_error("cannot drop privileges to %s: %s", user, strerror(errno));
 		return false;
 	}

@@ -265,7 +265,7 @@ static void on_answer(void *arg, const struct smtp_reply *r)
 	case TX_CMD_DATA:
 		reply_answer(s->io, r, "0.0");
 		if (r->code == 354) {
-			smtp_data_init(&s->data);
+			smtp_data_init(&s->data, s->cfg->relay.accept_lf_dot);
 			start_fixups(s);
 			enter_state(s, S_BODY);
 		} else {
@@ -377,7 +377,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 	s->tx.smtputf8 = c->smtputf8;
 	s->tx.started = ev_now(s->env->loop);
 	s->limits = lim;
-	smtp_data_init(&s->data);
+	smtp_data_init(&s->data, s->cfg->relay.accept_lf_dot);
 	enter_state(s, S_TX);
 	tx_owe(&s->owed, TX_CMD_MAIL);
 	s->backend.ops->mail(s->backend.impl, &s->tx);
@@ -678,6 +678,15 @@ static void session_process(struct session *s)
 	io_update(s->io);
 }
 
+/* A legacy client that ended its data LF-only waits for an answer that
+ * cannot come (only CRLF.CRLF ends data): say what it sent and what accepts it. */
+static void explain_lf_dot(const struct session *s)
+{
+	if ((s->state == S_BODY || s->state == S_DISCARD) && s->data.lf_dot_seen != NULL)
+		log_warn("client ended data with %s, which is not the end of data; set relay.accept_lf_dot = yes "
+		    "if this client needs it id=%s client=%s", s->data.lf_dot_seen, s->id, s->peer);
+}
+
 static void on_client_io(struct io *io, enum io_event ev, void *arg)
 {
 	struct session *s = arg;
@@ -696,6 +705,7 @@ static void on_client_io(struct io *io, enum io_event ev, void *arg)
 		reply(s->io, "421 4.4.2 %s Timeout waiting for the client, closing connection", s->cfg->relay.hostname);
 		log_info("timeout id=%s client=%s state=%s kind=%s", s->id, s->peer, session_state_names[s->state],
 		    timeout_kind(s));
+		explain_lf_dot(s);
 		close_after_replies(s, "timeout");
 		break;
 	case IO_EV_EOF:

@@ -114,6 +114,16 @@ struct config *worker_load_config(const struct daemon_args *args, const struct c
 	return cfg;
 }
 
+/* One log line per problem: a message never spans lines. */
+static void log_reload_errors(const char *text)
+{
+	for (const char *line = text; *line != '\0';) {
+		size_t n = strcspn(line, "\n");
+		log_error("reload failed, keeping the running configuration: %.*s", (int)n, line);
+		line += n + (line[n] == '\n');
+	}
+}
+
 static bool reload_config(struct worker *wk, char *err, size_t errlen)
 {
 	const struct config *old = wk->env.rt->path.cfg;
@@ -122,9 +132,10 @@ static bool reload_config(struct worker *wk, char *err, size_t errlen)
 	struct config *cfg = worker_load_config(&wk->args, old, &ctx, &text);
 
 	if (cfg == NULL) {
+		/* Every FILE:LINE: problem goes back to subrelayctl (control.c joins
+		 * the lines) and to the log. */
 		snprintf(err, errlen, "%s", text ? text : "out of memory");
-		err[strcspn(err, "\n")] = '\0';
-		log_error("reload failed, keeping the running configuration: %s", text ? text : "out of memory");
+		log_reload_errors(text ? text : "out of memory");
 		free(text);
 		return false;
 	}

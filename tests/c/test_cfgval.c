@@ -362,6 +362,7 @@ static void write_bytes(const char *name, const char *data, size_t len)
 		return;
 	CHECK(fwrite(data, 1, len, f) == len);
 	fclose(f);
+	CHECK(chmod(name, 0600) == 0); /* secret files readable by others are refused */
 }
 
 static void write_file(const char *name, const char *text)
@@ -469,7 +470,7 @@ static const char full_ini[] =
 	"delivery = passthrough\n"
 	"spool = ${SUBRELAY_T_SPOOL}/spool\n"
 	"providers = primary, backup\n"
-	"user = subrelay\n"
+	"user = root\n"
 	"control =\n"
 	"metrics = [::1]:9325\n"
 	"log = syslog\n"
@@ -518,7 +519,7 @@ static void check_full_relay(const struct relay_cfg *r)
 	CHECK(r->max_message_size == 10u << 20 && r->max_recipients == 5 && r->timeout == 90);
 	CHECK(r->delivery == DELIVERY_PASSTHROUGH);
 	CHECK_STR(r->spool, "/tmp/x/spool");
-	CHECK_STR(r->user, "subrelay");
+	CHECK_STR(r->user, "root");
 	CHECK(r->control == NULL);
 	CHECK(r->metrics_on && r->metrics.ss.ss_family == AF_INET6 && port_of(&r->metrics) == 9325);
 	CHECK(r->log_syslog && r->log_level == LOG_LVL_DEBUG);
