@@ -83,6 +83,7 @@ struct loader {
 	struct cfg_err *errs;
 	unsigned nerrs;
 	bool oom;
+	bool local;             /* config_load_local(): providers and routes are not built */
 	struct config *cfg;
 };
 
@@ -695,6 +696,11 @@ static void place_section(struct loader *ld, struct section *s)
 	}
 }
 
+static bool provider_or_route(const struct section *s)
+{
+	return s->kind == SECT_PROVIDER || s->kind == SECT_ROUTE;
+}
+
 static struct config *build(struct loader *ld)
 {
 	struct config *cfg = calloc(1, sizeof(*cfg));
@@ -720,11 +726,13 @@ static struct config *build(struct loader *ld)
 	for (unsigned i = 0; i < ld->nsects; i++)
 		place_section(ld, ld->sects[i]);
 	for (unsigned i = 0; i < ld->nsects; i++)
-		apply_values(ld, ld->sects[i]);
+		if (!ld->local || !provider_or_route(ld->sects[i]))
+			apply_values(ld, ld->sects[i]);
 	if (cfg->relay.qualify_domain == NULL && (cfg->relay.qualify_domain = strdup(cfg->relay.hostname)) == NULL)
 		ld->oom = true;
 	for (unsigned i = 0; i < ld->nsects; i++)
-		check_section(ld, ld->sects[i]);
+		if (!ld->local || !provider_or_route(ld->sects[i]))
+			check_section(ld, ld->sects[i]);
 	return cfg;
 }
 
@@ -831,9 +839,10 @@ static void print_config(struct loader *ld, FILE *out)
 	print_section(ld, out, SECT_QUEUE, find_section(ld, SECT_QUEUE, NULL));
 }
 
-static struct config *load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs, FILE *print)
+static struct config *load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs, FILE *print,
+    bool local)
 {
-	struct loader ld = { .file = file };
+	struct loader ld = { .file = file, .local = local };
 	struct config *cfg = NULL;
 
 	if (read_file(&ld)) {
@@ -854,12 +863,17 @@ static struct config *load(const char *file, char *const *overrides, unsigned no
 
 struct config *config_load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs)
 {
-	return load(file, overrides, noverrides, errs, NULL);
+	return load(file, overrides, noverrides, errs, NULL, false);
+}
+
+struct config *config_load_local(const char *file, FILE *errs)
+{
+	return load(file, NULL, 0, errs, NULL, true);
 }
 
 bool config_print(const char *file, char *const *overrides, unsigned noverrides, FILE *out, FILE *errs)
 {
-	struct config *cfg = load(file, overrides, noverrides, errs, out);
+	struct config *cfg = load(file, overrides, noverrides, errs, out, false);
 
 	config_free(cfg);
 	return cfg != NULL;
