@@ -61,7 +61,7 @@ bool maildrop_write(const char *spool, const struct maildrop_submission *s, cons
     char name[ID_LEN + 1], char *err, size_t errlen)
 {
 	char dir[4096], tmp[ID_LEN + 8];
-	int dfd, fd = -1;
+	int dfd, fd;
 
 	snprintf(dir, sizeof(dir), "%s/%s", spool, MAILDROP_DIR);
 	/* O_PATH: the directory's search and write permissions are enough. */
@@ -73,12 +73,18 @@ bool maildrop_write(const char *spool, const struct maildrop_submission *s, cons
 	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
 	/* Readable by all: only the directory's owner and group can reach it,
 	 * and the daemon, another user, must read it. */
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if ((fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", dir, strerror(e));
+		close(dfd);
+		errno = e;
+		return false;
+	}
 	errno = 0;
-	bool ok = fd >= 0 && fchmod(fd, 0644) == 0 && write_envelope(fd, s) && write_all(fd, data, len) &&
+	bool ok = fchmod(fd, 0644) == 0 && write_envelope(fd, s) && write_all(fd, data, len) &&
 	    write_all(fd, ".\r\n", 3) && fsync(fd) == 0;
 	int e = errno;
-	if (fd >= 0 && close(fd) != 0 && ok) {
+	if (close(fd) != 0 && ok) {
 		ok = false;
 		e = errno;
 	}
@@ -87,8 +93,7 @@ bool maildrop_write(const char *spool, const struct maildrop_submission *s, cons
 		e = errno;
 	}
 	if (!ok) {
-		if (fd >= 0)
-			unlinkat(dfd, tmp, 0);
+		unlinkat(dfd, tmp, 0);
 		snprintf(err, errlen, "%s/%s: %s", dir, tmp, strerror(e ? e : EIO));
 	}
 	close(dfd);

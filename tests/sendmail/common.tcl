@@ -8,10 +8,11 @@
 #       the file names (default: a closed one); a daemon is started on
 #       port 0 all the same (sm::daemon).
 #   sm::daemon CONFIG        daemon::start with -o relay.listen=127.0.0.1:0
-#   sm::run ARGS ?-stdin TEXT? ?-argv0 NAME?
+#   sm::run ARGS ?-stdin TEXT? ?-argv0 NAME? ?-prefix CMD?
 #       runs subrelay-sendmail ARGS (in the background: the event loop
 #       keeps running) with TEXT on stdin -> dict {code N stdout TEXT
-#       stderr TEXT}; -argv0 runs it through a symlink of that name
+#       stderr TEXT}; -argv0 runs it through a symlink of that name;
+#       -prefix runs it under CMD (a list, e.g. setpriv ... as another user)
 #   sm::maildrop CONFIG      the drop directory the configuration implies
 #   sm::spool CONFIG         its spool directory
 
@@ -52,7 +53,7 @@ proc sm::spool {config} {
 proc sm::maildrop {config} { file join [sm::spool $config] maildrop }
 
 proc sm::run {cliargs args} {
-    array set o {-stdin "" -argv0 ""}
+    array set o {-stdin "" -argv0 "" -prefix {}}
     foreach {k v} $args {
         if {![info exists o($k)]} { error "sm::run: unknown option $k" }
         set o($k) $v
@@ -69,7 +70,7 @@ proc sm::run {cliargs args} {
     puts -nonewline $f $o(-stdin)
     close $f
     set err [file join [testdir] sm-$n.stderr]
-    set h [bgexec /bin/sh -c {in=$1; err=$2; shift 2; exec "$@" <"$in" 2>"$err"} sh $in $err $bin {*}$cliargs]
+    set h [bgexec /bin/sh -c {in=$1; err=$2; shift 2; exec "$@" <"$in" 2>"$err"} sh $in $err {*}$o(-prefix) $bin {*}$cliargs]
     set res [bgwait $h 20000]
     set f [open $err r]
     set stderr [read $f]
