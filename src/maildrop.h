@@ -10,7 +10,8 @@
  * create files there, but neither list nor remove the others'. A file:
  *
  *   subrelay-maildrop 1
- *   uid 1000                      the submitting user (logged)
+ *   uid 1000                      the submitting user as it says (mailq;
+ *                                 the daemon logs the file's owner)
  *   MAIL FROM:<a@b> BODY=8BITMIME the envelope as SMTP commands, parsed
  *   RCPT TO:<c@d>                 by the daemon like a client's
  *   (blank line)

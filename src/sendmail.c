@@ -33,8 +33,9 @@
 #include "smtp_parse.h"
 
 #define PROG "subrelay-sendmail"
-#define SMTP_TIMEOUT 30.           /* seconds for the connection and each reply */
-#define FROM_FIELD_MAX (SMTP_PATH_MAX * 3 + 32)
+#define CONNECT_TIMEOUT 30.        /* seconds for the connection and the greeting */
+#define REPLY_TIMEOUT 600.         /* each later reply: RFC 5321 4.5.3.2's longest */
+#define FROM_FIELD_MAX (SMTP_PATH_MAX * 4 + 32)
 
 struct options {
 	bool list_queue;           /* -bp, or called as mailq */
@@ -193,33 +194,35 @@ static void choose_sender(struct submit *s)
  * sender, qualified as the daemon would. */
 static void from_field(const struct submit *s, char *out, size_t len)
 {
-	char addr[SMTP_PATH_MAX * 2];
+	char addr[SMTP_PATH_MAX * 2], quoted[SMTP_PATH_MAX * 2];
 	const char *name = s->o->full_name;
+	const char *domain = s->cfg->relay.qualify_domain;
+	size_t q = 0;
 
-	snprintf(addr, sizeof(addr), "%s%s%s", s->sender, strchr(s->sender, '@') ? "" : "@",
-	    strchr(s->sender, '@') ? "" : s->cfg->relay.qualify_domain);
 	if (s->sender[0] == '\0')
-		snprintf(addr, sizeof(addr), "MAILER-DAEMON@%s", s->cfg->relay.qualify_domain);
-	if (name == NULL || name[0] == '\0') {
-		snprintf(out, len, "From: %s\r\n", addr);
-		return;
-	}
-	/* A quoted-string: backslash before " and \, no line breaks. */
-	size_t o = 0;
-	o += (size_t)snprintf(out, len, "From: \"");
-	for (const char *p = name; *p && o + 4 < len - sizeof(addr) - 8; p++) {
+		snprintf(addr, sizeof(addr), "MAILER-DAEMON@%s", domain);
+	else if (strchr(s->sender, '@') == NULL)
+		snprintf(addr, sizeof(addr), "%s@%s", s->sender, domain);
+	else
+		snprintf(addr, sizeof(addr), "%s", s->sender);
+	/* The name as a quoted-string: \ before " and \, no line breaks. */
+	for (const char *p = name ? name : ""; *p && q + 3 < sizeof(quoted); p++) {
 		if (*p == '\r' || *p == '\n')
 			continue;
 		if (*p == '"' || *p == '\\')
-			out[o++] = '\\';
-		out[o++] = *p;
+			quoted[q++] = '\\';
+		quoted[q++] = *p;
 	}
-	snprintf(out + o, len - o, "\" <%s>\r\n", addr);
+	quoted[q] = '\0';
+	if (q == 0)
+		snprintf(out, len, "From: %s\r\n", addr);
+	else
+		snprintf(out, len, "From: \"%s\" <%s>\r\n", quoted, addr);
 }
 
 static void read_message(struct submit *s)
 {
-	char field[FROM_FIELD_MAX + SMTP_PATH_MAX * 2], err[300];
+	char field[FROM_FIELD_MAX], err[300];
 	struct mailmsg_opts mo = {
 		.dot_ends = s->o->dot_ends,
 		.extract = s->o->extract,
@@ -332,7 +335,7 @@ static void submit_smtp(const struct submit *s, const struct sockaddr_any *to, c
 	char name[256] = "localhost";
 	char line[300];
 	struct smtp_reply r;
-	struct smtp_client *c = smtp_client_connect(to, SMTP_TIMEOUT, &r, err, errlen);
+	struct smtp_client *c = smtp_client_connect(to, CONNECT_TIMEOUT, REPLY_TIMEOUT, &r, err, errlen);
 
 	if (c == NULL)
 		return;

@@ -133,8 +133,8 @@ static bool failed(struct smtp_client *c, char *err, size_t errlen, const char *
 	return false;
 }
 
-struct smtp_client *smtp_client_connect(const struct sockaddr_any *addr, double timeout,
-    struct smtp_reply *greeting, char *err, size_t errlen)
+struct smtp_client *smtp_client_connect(const struct sockaddr_any *addr, double connect_timeout,
+    double reply_timeout, struct smtp_reply *greeting, char *err, size_t errlen)
 {
 	struct smtp_client *c = calloc(1, sizeof(*c));
 
@@ -142,7 +142,7 @@ struct smtp_client *smtp_client_connect(const struct sockaddr_any *addr, double 
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	c->timeout_ms = (int)(timeout * 1000);
+	c->timeout_ms = (int)(connect_timeout * 1000);
 	c->fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0 || !connect_within(c, addr)) {
 		failed(c, err, errlen, "connect");
@@ -154,6 +154,7 @@ struct smtp_client *smtp_client_connect(const struct sockaddr_any *addr, double 
 		smtp_client_close(c);
 		return NULL;
 	}
+	c->timeout_ms = (int)(reply_timeout * 1000);
 	return c;
 }
 
