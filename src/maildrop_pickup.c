@@ -226,14 +226,25 @@ static bool take_file(struct pickup *p, int fd)
 /* Makes the spool message durable and removes the drop file. */
 static bool commit(struct pickup *p)
 {
-	if (p->write_errno != 0 || !spool_finish(p->w) || !spool_sync_queue_dir(p->sp)) {
+	bool renamed = false;
+
+	if (p->write_errno != 0 || !(renamed = spool_finish(p->w)) || !spool_sync_queue_dir(p->sp)) {
 		int e = p->write_errno ? p->write_errno : errno;
 		log_warn("maildrop file=%s cannot be queued: %s (kept for the next pickup)", p->name, strerror(e));
-		if (p->w != NULL)
+		if (renamed)
+			spool_remove(p->sp, p->msg.id);
+		else if (p->w != NULL)
 			spool_discard(p->w);
 		return false;
 	}
-	unlinkat(p->dfd, p->name, 0);
+	/* A file that stays would be queued again at every pickup: then the
+	 * queued copy goes instead, and the operator is told. */
+	if (unlinkat(p->dfd, p->name, 0) < 0) {
+		log_error("maildrop file=%s cannot be removed: %s (not queued; remove it or fix the directory's owner)",
+		    p->name, strerror(errno));
+		spool_remove(p->sp, p->msg.id);
+		return false;
+	}
 	log_info("maildrop file=%s uid=%lu id=%s from=<%s> rcpts=%u result=queued", p->name, (unsigned long)p->uid,
 	    p->msg.id, p->msg.from, p->msg.nrcpts);
 	return true;
