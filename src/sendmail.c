@@ -92,7 +92,7 @@ static void usage(void)
 	       "  -F NAME    full name for the From: field added when the message has none\n"
 	       "  -C FILE    the daemon's configuration (default %s/subrelay/subrelay.ini)\n"
 	       "  -S IP:PORT submit there instead of the first relay.listen address\n"
-	       "  -bp        list the queue; -bm (default) deliver; other -o options are ignored\n"
+	       "  -bp        list the queue; -bm (default) deliver; other -o options, -B, -G, -n, -N, -R, -U are ignored\n"
 	       "  -v         say what happened on stderr\n"
 	       "\n"
 	       "Exit status (sysexits.h): 0 accepted, 64 usage, 65 bad message, 67 recipient refused,\n"
@@ -119,9 +119,10 @@ static void parse_options(int argc, char **argv, struct options *o)
 {
 	int c;
 
-	/* -B, -N, -R: body type, DSN and return options, accepted and ignored
-	 * (the daemon decides); -h: usage. */
-	while ((c = getopt(argc, argv, "+:b:B:C:f:F:hiN:o:r:R:S:tv")) != -1) {
+	/* -B, -N, -R: body type, DSN and return options; -G, -U: gateway and
+	 * initial submission; -n: no aliases. Accepted and ignored (the daemon
+	 * decides). -h: usage. */
+	while ((c = getopt(argc, argv, "+:b:B:C:f:F:GhinN:o:r:R:S:tUv")) != -1) {
 		switch (c) {
 		case 'b': option_b(o, optarg); break;
 		case 'C': o->config = optarg; break;
@@ -134,8 +135,11 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case 't': o->extract = true; break;
 		case 'v': o->verbose = true; break;
 		case 'B':
+		case 'G':
+		case 'n':
 		case 'N':
-		case 'R': break;
+		case 'R':
+		case 'U': break;
 		case 'h': usage(); exit(0);
 		case ':': die(EX_USAGE, "option -%c needs a value (see -h)", optopt);
 		default: die(EX_USAGE, "unknown option -%c (see -h)", optopt);
