@@ -83,6 +83,7 @@ struct loader {
 	struct cfg_err *errs;
 	unsigned nerrs;
 	bool oom;
+	bool local;             /* config_load_local(): providers and routes are not built */
 	struct config *cfg;
 };
 
@@ -705,6 +706,11 @@ static void place_section(struct loader *ld, struct section *s)
 	}
 }
 
+static bool provider_or_route(const struct section *s)
+{
+	return s->kind == SECT_PROVIDER || s->kind == SECT_ROUTE;
+}
+
 static struct config *build(struct loader *ld)
 {
 	struct config *cfg = calloc(1, sizeof(*cfg));
@@ -730,14 +736,18 @@ static struct config *build(struct loader *ld)
 	for (unsigned i = 0; i < ld->nsects; i++)
 		place_section(ld, ld->sects[i]);
 	for (unsigned i = 0; i < ld->nsects; i++)
-		apply_values(ld, ld->sects[i], true);
+		if (!ld->local || !provider_or_route(ld->sects[i]))
+			apply_values(ld, ld->sects[i], true);
 	for (unsigned i = 0; i < ld->nsects; i++)
-		apply_values(ld, ld->sects[i], false);
-	check_config_file(ld);
+		if (!ld->local || !provider_or_route(ld->sects[i]))
+			apply_values(ld, ld->sects[i], false);
+	if (!ld->local)
+		check_config_file(ld); /* the daemon's concern, not a sendmail caller's */
 	if (cfg->relay.qualify_domain == NULL && (cfg->relay.qualify_domain = strdup(cfg->relay.hostname)) == NULL)
 		ld->oom = true;
 	for (unsigned i = 0; i < ld->nsects; i++)
-		check_section(ld, ld->sects[i]);
+		if (!ld->local || !provider_or_route(ld->sects[i]))
+			check_section(ld, ld->sects[i]);
 	return cfg;
 }
 
@@ -844,9 +854,10 @@ static void print_config(struct loader *ld, FILE *out)
 	print_section(ld, out, SECT_QUEUE, find_section(ld, SECT_QUEUE, NULL));
 }
 
-static struct config *load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs, FILE *print)
+static struct config *load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs, FILE *print,
+    bool local)
 {
-	struct loader ld = { .file = file };
+	struct loader ld = { .file = file, .local = local };
 	struct config *cfg = NULL;
 
 	if (read_file(&ld)) {
@@ -867,12 +878,17 @@ static struct config *load(const char *file, char *const *overrides, unsigned no
 
 struct config *config_load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs)
 {
-	return load(file, overrides, noverrides, errs, NULL);
+	return load(file, overrides, noverrides, errs, NULL, false);
+}
+
+struct config *config_load_local(const char *file, FILE *errs)
+{
+	return load(file, NULL, 0, errs, NULL, true);
 }
 
 bool config_print(const char *file, char *const *overrides, unsigned noverrides, FILE *out, FILE *errs)
 {
-	struct config *cfg = load(file, overrides, noverrides, errs, out);
+	struct config *cfg = load(file, overrides, noverrides, errs, out, false);
 
 	config_free(cfg);
 	return cfg != NULL;

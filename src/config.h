@@ -142,6 +142,11 @@ struct config {
  * there was any. Defaults are those of DESIGN.md.
  */
 struct config *config_load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs);
+/* For local clients (subrelay-sendmail), run by any user: loads and
+ * checks the file like config_load(), except that [provider] and
+ * [route] sections are not built (their secret files are the daemon's,
+ * unreadable to the client) and have only defaults. */
+struct config *config_load_local(const char *file, FILE *errs);
 /* Loads like config_load() and prints the effective configuration to
  * out: one "SECTION.KEY = VALUE" line per setting (written, else from
  * the preset, else the default), secrets as <secret>. */

@@ -11,14 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 
+#include "control_client.h"
 #include "control_commands.h"
-
-#define REPLY_TIMEOUT 60     /* seconds without a byte from the daemon */
 
 static void print_commands(FILE *out)
 {
@@ -85,61 +80,6 @@ static void check_request(int nargs, char **args)
 	}
 }
 
-static bool send_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-/* Reads until the daemon closes; NULL with errno on failure. */
-static char *read_all(int fd, size_t *lenp)
-{
-	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap);
-
-	if (buf == NULL)
-		return NULL;
-	for (;;) {
-		if (len == cap) {
-			char *nb = realloc(buf, cap * 2);
-			if (nb == NULL) {
-				free(buf);
-				errno = ENOMEM;
-				return NULL;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		ssize_t n = recv(fd, buf + len, cap - len, 0);
-		if (n > 0) {
-			len += (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			break;
-		if (errno == EINTR)
-			continue;
-		/* The reply is complete when the daemon closes; a reset after
-		 * it (it dropped input we sent) changes nothing. */
-		if (errno == ECONNRESET && len > 0)
-			break;
-		int e = errno;
-		free(buf);
-		errno = e;
-		return NULL;
-	}
-	*lenp = len;
-	return buf;
-}
-
 int main(int argc, char **argv)
 {
 	const char *socket_path = DEFAULT_CONTROL;
@@ -166,71 +106,27 @@ int main(int argc, char **argv)
 		die_usage("no command given (see -h)");
 	check_request(argc - optind, argv + optind);
 
-	struct sockaddr_un sun;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (socket_path[0] == '\0' || strlen(socket_path) >= sizeof(sun.sun_path))
-		die_usage("socket path %s is empty or too long (at most %zu bytes)", socket_path,
-		    sizeof(sun.sun_path) - 1);
-	memcpy(sun.sun_path, socket_path, strlen(socket_path) + 1);
-
 	char request[CONTROL_LINE_MAX + 1];
 	if (argc - optind > 1)
 		snprintf(request, sizeof(request), "%s %s\n", argv[optind], argv[optind + 1]);
 	else
 		snprintf(request, sizeof(request), "%s\n", argv[optind]);
 
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		fprintf(stderr, "subrelayctl: socket: %s\n", strerror(errno));
-		return 1;
-	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		fprintf(stderr, "subrelayctl: cannot connect to %s: %s (is subrelayd running with relay.control set?)\n",
-		    socket_path, strerror(errno));
-		return 1;
-	}
-	struct timeval tv = { .tv_sec = REPLY_TIMEOUT, .tv_usec = 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-
-	if (!send_all(fd, request, strlen(request))) {
-		fprintf(stderr, "subrelayctl: cannot send to %s: %s\n", socket_path, strerror(errno));
-		return 1;
-	}
-	size_t len = 0;
-	char *reply = read_all(fd, &len);
-	if (reply == NULL) {
-		fprintf(stderr, "subrelayctl: no reply from %s: %s\n", socket_path,
-		    errno == EAGAIN || errno == EWOULDBLOCK ? "timed out" : strerror(errno));
-		return 1;
-	}
-	close(fd);
-	if (len == 0) {
-		fprintf(stderr, "subrelayctl: %s closed the connection without a reply\n", socket_path);
-		free(reply);
-		return 1;
-	}
-
-	char *nl = memchr(reply, '\n', len);
-	size_t first = nl != NULL ? (size_t)(nl - reply) : len;
-	size_t rest = nl != NULL ? (size_t)(nl + 1 - reply) : len;
-	int status;
-	if (first == 2 && memcmp(reply, "ok", 2) == 0) {
-		status = 0;
-	} else if (first >= 7 && memcmp(reply, "error: ", 7) == 0) {
-		fprintf(stderr, "subrelayctl: %.*s\n", (int)(first - 7), reply + 7);
-		status = 1;
-	} else {
-		fprintf(stderr, "subrelayctl: unexpected reply from %s: %.*s\n", socket_path,
-		    (int)(first > 200 ? 200 : first), reply);
-		status = 1;
-	}
-	fwrite(reply + rest, 1, len - rest, stdout);
-	free(reply);
+	struct control_reply reply;
+	char err[600];
+	enum control_result res = control_client_request(socket_path, request, &reply, err, sizeof(err));
+	if (res == CONTROL_REPLY_BAD_PATH)
+		die_usage("%s", err);
+	if (res == CONTROL_REPLY_UNREACHABLE)
+		fprintf(stderr, "subrelayctl: %s (is subrelayd running with relay.control set?)\n", err);
+	else if (res != CONTROL_REPLY_OK)
+		fprintf(stderr, "subrelayctl: %s\n", err);
+	if (res == CONTROL_REPLY_OK || res == CONTROL_REPLY_ERROR)
+		fwrite(reply.output, 1, reply.output_len, stdout);
+	control_reply_free(&reply);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "subrelayctl: writing the output: %s\n", strerror(errno));
 		return 1;
 	}
-	return status;
+	return res == CONTROL_REPLY_OK ? 0 : 1;
 }

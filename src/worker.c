@@ -16,6 +16,7 @@
 #include "dns.h"
 #include "listener.h"
 #include "log.h"
+#include "maildrop_pickup.h"
 #include "metrics.h"
 #include "peer_count.h"
 #include "pool.h"
@@ -51,6 +52,7 @@ struct worker {
 	struct worker_env *we;
 	ev_timer gauges;           /* publish sessions and idle upstream sessions */
 	ev_timer rescan;           /* worker 0, queue mode, with others */
+	ev_timer maildrop;         /* worker 0, queue and hybrid modes: the drop directory */
 	ev_io handoff;             /* worker 0, queue mode, with others: ids they committed */
 	char handoff_buf[512];
 	size_t handoff_len;
@@ -300,6 +302,7 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	log_info("stopping signal=%s sessions=%u drain_timeout=%gs", w->signum == SIGTERM ? "TERM" : "INT",
 	    wk->env.nclients, cfg->relay.drain_timeout);
 	ev_timer_stop(loop, &wk->rescan);
+	ev_timer_stop(loop, &wk->maildrop);
 	/* Closed, not just unwatched: new clients get a refusal, not silence. */
 	listeners_close(wk->listeners);
 	wk->listeners = NULL;
@@ -432,6 +435,29 @@ static void start_handoff(struct worker *wk)
 	ev_timer_start(wk->env.loop, &wk->rescan);
 }
 
+static void maildrop_taken(const char *id, void *arg)
+{
+	struct worker *wk = arg;
+
+	queue_adopt(wk->env.queue, id);
+}
+
+/* What subrelay-sendmail dropped while no daemon answered (maildrop.h). */
+static void on_maildrop(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct worker *wk = w->data;
+	(void)loop;
+	(void)revents;
+	maildrop_pickup(wk->env.spool, wk->env.rt->path.cfg, maildrop_taken, wk);
+}
+
+static void start_maildrop(struct worker *wk)
+{
+	ev_timer_init(&wk->maildrop, on_maildrop, 0., MAILDROP_INTERVAL);
+	wk->maildrop.data = wk;
+	ev_timer_start(wk->env.loop, &wk->maildrop);
+}
+
 static bool start_queue(struct worker *wk)
 {
 	char err[512];
@@ -456,6 +482,7 @@ static bool start_queue(struct worker *wk)
 	}
 	if (wk->we->handoff_rd >= 0)
 		start_handoff(wk);
+	start_maildrop(wk);
 	return true;
 }
 
@@ -569,6 +596,7 @@ int worker_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 		status = 0;
 	}
 	ev_timer_stop(wk.env.loop, &wk.rescan);
+	ev_timer_stop(wk.env.loop, &wk.maildrop);
 	ev_io_stop(wk.env.loop, &wk.handoff);
 	ev_timer_stop(wk.env.loop, &wk.gauges);
 	metrics_worker_set(0, 0);
