@@ -12,8 +12,9 @@ build_packages="gcc make autoconf automake libtool pkg-config
                 libcurl4-openssl-dev libjansson-dev"
 # strace delays a worker's fsyncs in one test; systemd gives systemd-notify
 # to the readiness test; iproute2 and nftables build the firewalled
-# network namespaces of tests/netns.
-test_packages="openssl tcl expect tcl-tls swaks iproute2 nftables systemd strace"
+# network namespaces of tests/netns; haproxy runs contrib/haproxy's example
+# in tests/contrib.
+test_packages="openssl tcl expect tcl-tls swaks iproute2 nftables systemd strace haproxy"
 
 case "${1:-}" in
 build) packages=$build_packages ;;
