@@ -75,15 +75,17 @@ static enum proxy_status v1_fields(const unsigned char *p, size_t n, struct prox
 	/* The sender could not tell who the client is: the connection's peer stands for it. */
 	if (strncmp(line, "UNKNOWN", 7) == 0 && (line[7] == '\0' || line[7] == ' '))
 		return PROXY_DONE;
-	/* Fields are separated by exactly one space: split by hand (strtok would merge them). */
-	for (char *sp = line; sp != NULL && nfields <= V1_FIELDS; nfields++) {
-		sp = strchr(s, ' ');
+	/* Fields are separated by exactly one space: split by hand (strtok
+	 * would merge them). Counting stops at one field too many. */
+	while (nfields <= V1_FIELDS) {
+		char *sp = strchr(s, ' ');
 		if (nfields < V1_FIELDS)
 			field[nfields] = s;
-		if (sp != NULL) {
-			*sp = '\0';
-			s = sp + 1;
-		}
+		nfields++;
+		if (sp == NULL)
+			break;
+		*sp = '\0';
+		s = sp + 1;
 	}
 	if (strcmp(field[0], "TCP4") == 0)
 		family = AF_INET;
