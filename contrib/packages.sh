@@ -13,8 +13,9 @@ build_packages="gcc make autoconf automake libtool pkg-config
 # strace delays a worker's fsyncs in one test; systemd gives systemd-notify
 # to the readiness test; iproute2 and nftables build the firewalled
 # network namespaces of tests/netns; php-cli's mail() drives
-# subrelay-sendmail in tests/sendmail.
-test_packages="openssl tcl expect tcl-tls swaks iproute2 nftables systemd strace php-cli"
+# subrelay-sendmail in tests/sendmail; haproxy runs contrib/haproxy's
+# example in tests/contrib.
+test_packages="openssl tcl expect tcl-tls swaks iproute2 nftables systemd strace php-cli haproxy"
 
 case "${1:-}" in
 build) packages=$build_packages ;;

@@ -44,11 +44,21 @@ bool cfg_parse_uint(const char *s, unsigned long min, unsigned long max, unsigne
     char *err, size_t errlen);
 /* "127.0.0.1:25", "[::1]:25", "0.0.0.0:0". Port 0 allowed (ephemeral). */
 bool cfg_parse_listen(const char *s, struct sockaddr_any *out, char *err, size_t errlen);
+/* A relay.listen entry: the address, and what its listener expects first. */
+#define LISTEN_PROXY 1u /* "/proxy": a PROXY protocol header from a relay.proxy_from peer */
+struct listen_addr {
+	struct sockaddr_any sa;
+	unsigned flags;        /* LISTEN_* */
+};
+/* An address as for cfg_parse_listen, then options: "127.0.0.1:2525/proxy". */
+bool cfg_parse_listen_addr(const char *s, struct listen_addr *out, char *err, size_t errlen);
 /* Formats sa as "IP:PORT" or "[IPv6]:PORT" (the inverse of cfg_parse_listen). */
 void sockaddr_format(char *out, size_t len, const struct sockaddr *sa);
 /* "127.0.0.0/8", "::1/128", "10.0.0.1" (host = full prefix). Host bits must be zero. */
 bool cfg_parse_cidr(const char *s, struct cidr *out, char *err, size_t errlen);
 bool cidr_match(const struct cidr *c, const struct sockaddr *sa);
+/* Whether sa is in any of the n networks. */
+bool cidr_list_match(const struct cidr *list, unsigned n, const struct sockaddr *sa);
 /* "587", "465" (implicit by default), "587/starttls", "465/implicit", "1025/plain". */
 bool cfg_parse_port_mode(const char *s, struct port_mode *out, char *err, size_t errlen);
 

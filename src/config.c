@@ -663,11 +663,27 @@ static void check_provider(struct loader *ld, const struct section *s, const str
 		    p->auth == AUTH_CHOICE_PLAIN ? "plain" : "login");
 }
 
+/* A /proxy listener trusts nobody by default: refusing every connection
+ * would look like an outage, so the missing proxy_from is an error here. */
+static void check_relay(struct loader *ld, const struct section *s, const struct relay_cfg *r)
+{
+	for (unsigned i = 0; i < r->nlisten; i++) {
+		char addr[64];
+		if (!(r->listen[i].flags & LISTEN_PROXY) || r->nproxy_from > 0)
+			continue;
+		sockaddr_format(addr, sizeof(addr), (const struct sockaddr *)&r->listen[i].sa.ss);
+		add_error(ld, loc_of(s, "listen"), "listen: %s/proxy needs proxy_from "
+		    "(the networks of the proxies or load balancers allowed to send the PROXY header)", addr);
+	}
+}
+
 static void check_section(struct loader *ld, const struct section *s)
 {
 	const struct queue_cfg *q = s->obj;
 
-	if (s->kind == SECT_PROVIDER) {
+	if (s->kind == SECT_RELAY) {
+		check_relay(ld, s, s->obj);
+	} else if (s->kind == SECT_PROVIDER) {
 		check_provider(ld, s, s->obj);
 	} else if (s->kind == SECT_ROUTE) {
 		if (raw_of(s, "from")->text == NULL)
@@ -934,6 +950,7 @@ void config_free(struct config *cfg)
 	free(cfg->relay.qualify_domain);
 	free(cfg->queue.bounce_from);
 	free(cfg->relay.allow);
+	free(cfg->relay.proxy_from);
 	free(cfg->relay.spool);
 	free(cfg->relay.providers);
 	free(cfg->relay.user);

@@ -88,13 +88,15 @@ struct route_cfg {
 };
 
 struct relay_cfg {
-	struct sockaddr_any *listen;
+	struct listen_addr *listen;
 	unsigned nlisten;
 	char *hostname;
 	char *qualify_domain;     /* for addresses without one; default: hostname */
 	bool add_missing_headers; /* Received:, and Date: / Message-ID: when missing (fixups.h) */
 	struct cidr *allow;
 	unsigned nallow;
+	struct cidr *proxy_from;  /* peers trusted to send a PROXY header on /proxy listeners */
+	unsigned nproxy_from;
 	unsigned max_clients;
 	unsigned max_clients_per_ip; /* 0: no cap; loopback clients are never capped */
 	unsigned workers;         /* 0 = auto */

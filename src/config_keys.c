@@ -429,12 +429,13 @@ static bool item_listen(const struct config *cfg, const char *s, void *out,
     char *err, size_t errlen)
 {
 	(void)cfg;
-	return cfg_parse_listen(s, out, err, errlen);
+	return cfg_parse_listen_addr(s, out, err, errlen);
 }
 
+/* One address twice is a mistake whatever its options. */
 static bool same_listen(const void *a, const void *b)
 {
-	const struct sockaddr_any *x = a, *y = b;
+	const struct sockaddr_any *x = &((const struct listen_addr *)a)->sa, *y = &((const struct listen_addr *)b)->sa;
 
 	return x->len == y->len && memcmp(&x->ss, &y->ss, x->len) == 0;
 }
@@ -520,7 +521,7 @@ static bool same_pointer(const void *a, const void *b)
 }
 
 #define ITEMS(what, type, parse, same, drop) { what, sizeof(type), parse, same, drop }
-static const struct item_kind listen_items = ITEMS("address", struct sockaddr_any, item_listen, same_listen, NULL);
+static const struct item_kind listen_items = ITEMS("address", struct listen_addr, item_listen, same_listen, NULL);
 static const struct item_kind cidr_items = ITEMS("network", struct cidr, item_cidr, same_cidr, NULL);
 static const struct item_kind port_items = ITEMS("port", struct port_mode, item_port, same_port, NULL);
 static const struct item_kind pattern_items =
@@ -549,7 +550,7 @@ static bool add_item(const char *s, void *arg, char *err, size_t errlen)
 	struct list_build *lb = arg;
 	const struct item_kind *ik = lb->ik;
 	union {
-		struct sockaddr_any sa;
+		struct listen_addr la;
 		struct cidr c;
 		struct port_mode pm;
 		void *p;
@@ -623,6 +624,7 @@ const struct key_def config_keys[] = {
 	{ RELAY("qualify_domain", p_hostname, qualify_domain, NULL) },
 	{ RELAY("add_missing_headers", p_bool, add_missing_headers, "yes") },
 	{ RELAY("allow", p_list, allow, "127.0.0.0/8, ::1/128"), LIST(relay_cfg, cidr_items, nallow) },
+	{ RELAY("proxy_from", p_list, proxy_from, ""), LIST(relay_cfg, cidr_items, nproxy_from), .empty_ok = true },
 	{ RELAY("max_clients", p_uint, max_clients, "1024"), .min = 1, .max = 1000000 },
 	{ RELAY("max_clients_per_ip", p_uint, max_clients_per_ip, "50"), .min = 0, .max = 1000000 },
 	{ RELAY("workers", p_workers, workers, "1"), .min = 1, .max = 1024 },

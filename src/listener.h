@@ -13,6 +13,11 @@
  * over them), one socket per worker; `listening address=` is still
  * logged once per address. Passed (socket-activated) sockets cannot be
  * multiplied: every worker shares them.
+ *
+ * An address with /proxy (listen = ADDR:PORT/proxy; a passed socket bound
+ * to such an address too) hands each connection to proxy_accept.c first,
+ * and the allow list applies to the client address its PROXY header
+ * carries; its `listening` line ends with `proxy=yes`.
  */
 #ifndef SUBRELAY_LISTENER_H
 #define SUBRELAY_LISTENER_H
@@ -25,6 +30,7 @@ struct listeners;
 struct listen_fds {
 	unsigned naddr, per;
 	int *fd;
+	unsigned *flags; /* flags[addr]: LISTEN_* (cfgval.h) of each address */
 };
 /* False (with the reason logged, nothing left open) if an address cannot be bound. */
 bool listen_fds_bind(const struct relay_cfg *r, unsigned nworkers, struct listen_fds *out);

@@ -385,9 +385,15 @@ static void target(const struct options *o, const struct config *cfg, struct soc
 			die(EX_USAGE, "-S %s: %s", o->server, err);
 		return;
 	}
-	if (cfg->relay.nlisten == 0)
-		die(EX_CONFIG, "%s: relay.listen is empty", cfg->file);
-	*to = cfg->relay.listen[0];
+	/* The first plain listener: a /proxy one expects a load balancer's
+	 * header first, which a local submission does not send. */
+	for (unsigned i = 0; i < cfg->relay.nlisten; i++) {
+		if (cfg->relay.listen[i].flags == 0) {
+			*to = cfg->relay.listen[i].sa;
+			return;
+		}
+	}
+	die(EX_CONFIG, "%s: relay.listen has no plain listener to submit to (use -S HOST:PORT)", cfg->file);
 }
 
 static void send_message(const struct options *o, const struct config *cfg, int nargs, char **args)

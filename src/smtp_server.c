@@ -732,8 +732,11 @@ static void on_client_io(struct io *io, enum io_event ev, void *arg)
 	session_leave(s);
 }
 
-void server_session_start(struct server_env *env, int fd, const struct sockaddr *peer, const char *reject)
+void server_session_start(struct server_env *env, int fd, const struct sockaddr *peer, const struct sockaddr *proxy,
+    const char *reject)
 {
+	char via[72] = "";
+
 	struct session *s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		close(fd);
@@ -767,7 +770,11 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 	if (s->next != NULL)
 		s->next->prev = s;
 	env->sessions = s;
-	log_info("connect id=%s client=%s%s", s->id, s->peer, reject ? " rejected=yes" : "");
+	if (proxy != NULL) {
+		memcpy(via, " proxy=", 7);
+		sockaddr_format(via + 7, sizeof(via) - 7, proxy);
+	}
+	log_info("connect id=%s client=%s%s%s", s->id, s->peer, via, reject ? " rejected=yes" : "");
 	if (reject != NULL) {
 		reply(s->io, "%s", reject);
 		close_after_replies(s, "rejected");

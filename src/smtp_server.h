@@ -40,9 +40,12 @@ struct server_env {
 /*
  * Starts a session on an accepted socket. With `reject` (a full reply
  * line without CRLF, e.g. "554 5.7.1 ...") the session only sends it and
- * closes. The session counts itself in env->nclients while alive.
+ * closes. The session counts itself in env->nclients while alive. peer
+ * is the client; proxy (NULL if none) the load balancer that connected
+ * for it on a /proxy listener, logged as `proxy=`.
  */
-void server_session_start(struct server_env *env, int fd, const struct sockaddr *peer, const char *reject);
+void server_session_start(struct server_env *env, int fd, const struct sockaddr *peer, const struct sockaddr *proxy,
+    const char *reject);
 /* Closes every session at once (exit after the drain deadline). */
 void server_close_all(struct server_env *env);
 
