@@ -117,6 +117,12 @@ void path_search_lost(struct path_search *ps, enum upstream_fail cls, const char
 /* Ends the search, closing every session it owns (the one handed over too). */
 void path_search_cancel(struct path_search *ps);
 
+/* A health check of provider i (index in cfg->providers, health.h): the
+ * search of a recheck over all its pairs, ending at setup (no MAIL, no
+ * pacing turn), its outcome recorded and a working pair remembered.
+ * Nothing when a check or recheck of it is running. */
+void path_check(const struct path_env *env, unsigned provider);
+
 /* The provider of up answered `command` with a throttling reply
  * (pace_is_throttling()): the whole provider backs off (from the queue's
  * retry_initial, doubling up to its retry_max), logged and counted as
