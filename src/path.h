@@ -32,6 +32,10 @@
  * while the remembered pair is not the preferred one, a background
  * re-check every recheck_interval tries the preferred pairs and switches
  * back once one works.
+ *
+ * Each provider's outcome is recorded for health.h (metrics.h shares it
+ * across workers): a ready session is a success; every candidate failing,
+ * or its name not resolving, a failure. Pacing and throttling are neither.
  */
 #ifndef SUBRELAY_PATH_H
 #define SUBRELAY_PATH_H

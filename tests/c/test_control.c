@@ -405,6 +405,14 @@ static void test_ctl(struct ev_loop *loop, const char *bin, const char *sock, co
 	CHECK(strncmp(r.out, "subrelayctl ", 12) == 0);
 	CHECK(run_ctl(loop, &r, bin, (char *[]){ "-h", NULL }) == 0);
 	CHECK(strstr(r.out, "usage: subrelayctl") != NULL);
+	/* health: the verdict is the exit status, the reasons the output. */
+	health_ready = false;
+	CHECK(run_ctl(loop, &r, bin, (char *[]){ "-s", (char *)sock, "health", NULL }) == 1);
+	CHECK_STR(r.out, "not ready\nprovider p: not checked yet\n");
+	CHECK_STR(r.err, "");
+	health_ready = true;
+	CHECK(run_ctl(loop, &r, bin, (char *[]){ "-s", (char *)sock, "health", NULL }) == 0);
+	CHECK_STR(r.out, "ready\n");
 }
 
 /* ---- the tests ---- */
