@@ -113,12 +113,10 @@ void metrics_message(const char *result)
 			add(&shm->message_counts[i], 1);
 }
 
-uint64_t metrics_message_count(const char *result)
+void metrics_write_messages(FILE *out)
 {
 	for (size_t i = 0; i < NRESULTS; i++)
-		if (strcmp(message_results[i], result) == 0)
-			return get(&shm->message_counts[i]);
-	return 0;
+		fprintf(out, "%s %llu\n", message_results[i], (unsigned long long)get(&shm->message_counts[i]));
 }
 
 void metrics_delivery_seconds(double seconds)

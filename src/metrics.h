@@ -38,9 +38,9 @@ void metrics_spool_fsync(void);
 /* auth = xoauth2: when the provider's current access token expires (Unix time). */
 void metrics_oauth2_expiry(const char *provider, double timestamp);
 
-/* How many messages were counted with this result (every worker's):
- * `subrelayctl stats` shows the same numbers as /metrics. */
-uint64_t metrics_message_count(const char *result);
+/* The message counters (every worker's) as "RESULT N" lines, for
+ * `subrelayctl stats`: the very numbers /metrics shows. */
+void metrics_write_messages(FILE *out);
 
 /*
  * What became of the last tries of each provider, from every worker

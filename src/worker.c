@@ -221,12 +221,10 @@ static bool ctl_reload(char *err, size_t errlen, void *arg)
  * always agree. */
 static void ctl_stats(FILE *out, void *arg)
 {
-	static const char *const results[] = { "accepted", "delivered", "delivered_live", "deferred", "failed" };
 	struct worker *wk = arg;
 
 	fprintf(out, "sessions %u\n", gauges_now(wk).sessions);
-	for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
-		fprintf(out, "%s %llu\n", results[i], (unsigned long long)metrics_message_count(results[i]));
+	metrics_write_messages(out);
 	if (wk->env.queue != NULL)
 		queue_stats(wk->env.queue, out);
 }
