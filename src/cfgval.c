@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <netinet/in.h>
 
@@ -125,6 +126,35 @@ bool cfg_parse_duration(const char *s, double *out, char *err, size_t errlen)
 		return fail(err, errlen, "duration \"%.*s\" is too long", QUOTE_MAX, s);
 	*out = v;
 	return true;
+}
+
+const char *cfg_format_duration(char *out, size_t n, double seconds)
+{
+	static const struct { char unit; unsigned long size; } units[] = {
+		{ 'd', 86400 }, { 'h', 3600 }, { 'm', 60 }, { 's', 1 },
+	};
+	const size_t nunits = sizeof(units) / sizeof(units[0]);
+	unsigned long left = seconds > 0 ? (unsigned long)(seconds + 0.5) : 0;
+	size_t i = 0;
+
+	while (i + 1 < nunits && left < units[i].size)
+		i++;
+	unsigned long big = left / units[i].size, small = i + 1 < nunits ? left % units[i].size / units[i + 1].size : 0;
+	if (small > 0)
+		snprintf(out, n, "%lu%c%lu%c", big, units[i].unit, small, units[i + 1].unit);
+	else
+		snprintf(out, n, "%lu%c", big, units[i].unit);
+	return out;
+}
+
+const char *cfg_format_utc(char *out, size_t n, double t)
+{
+	time_t secs = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&secs, &tm) == NULL || strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, n, "%.0f", t);
+	return out;
 }
 
 bool cfg_parse_bool(const char *s, bool *out, char *err, size_t errlen)

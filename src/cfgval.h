@@ -37,6 +37,11 @@ const char *tls_mode_name(enum tls_mode mode); /* "starttls", "implicit", "plain
 bool cfg_parse_size(const char *s, uint64_t *out, char *err, size_t errlen);
 /* "300ms", "5s", "5m", "1h", "5d", "10" (seconds); result in seconds. */
 bool cfg_parse_duration(const char *s, double *out, char *err, size_t errlen);
+/* The other way, for people: "2h13m", "45s", "1h", "1d2h" (whole seconds:
+ * the largest unit, and the next one when not zero); "0s" for zero or less. */
+const char *cfg_format_duration(char *out, size_t n, double seconds);
+/* A Unix time as ISO 8601 UTC, "2026-12-05T11:20:00Z". */
+const char *cfg_format_utc(char *out, size_t n, double t);
 /* "yes|no|true|false|on|off|1|0" */
 bool cfg_parse_bool(const char *s, bool *out, char *err, size_t errlen);
 /* Integer in [min, max]. */

@@ -117,12 +117,14 @@ struct relay_cfg {
 	bool metrics_on;
 	bool log_syslog;
 	enum log_level log_level;
+	enum log_format log_format;
 };
 
 struct queue_cfg {
 	double retry_initial;
 	double retry_max;
 	double max_age;
+	double alert_age;         /* /readyz: the oldest queued message must be younger */
 	enum bounce_mode bounce;
 	char *bounce_from;        /* the bounce's sender; NULL: <> (the route's sender then replaces it) */
 };

@@ -130,7 +130,8 @@ static int pick(const char *s, const char *const *words, char *err, size_t errle
 /* The enums are stored as int: the word's index is the enum value. */
 _Static_assert(sizeof(enum delivery_mode) == sizeof(int) && sizeof(enum auth_choice) == sizeof(int) &&
     sizeof(enum oauth2_grant) == sizeof(int) &&
-    sizeof(enum bounce_mode) == sizeof(int) && sizeof(enum log_level) == sizeof(int),
+    sizeof(enum bounce_mode) == sizeof(int) && sizeof(enum log_level) == sizeof(int) &&
+    sizeof(enum log_format) == sizeof(int),
     "p_enum stores an int");
 
 static bool p_enum(const struct config *cfg, const struct key_def *k, void *obj, char *v,
@@ -606,6 +607,7 @@ static bool p_list(const struct config *cfg, const struct key_def *k, void *obj,
 
 const char *const config_delivery_words[] = { "queue", "passthrough", "hybrid", NULL };
 static const char *const level_words[] = { "error", "warn", "info", "debug", NULL };
+static const char *const log_format_words[] = { "logfmt", "json", NULL };
 static const char *const auth_words[] = { "auto", "plain", "login", "none", "xoauth2", NULL };
 static const char *const grant_words[] = { "client_credentials", "refresh_token", "jwt_bearer", NULL };
 static const char *const bounce_words[] = { "none", "sender", NULL };
@@ -643,6 +645,7 @@ const struct key_def config_keys[] = {
 	{ RELAY("metrics", p_metrics, metrics, "") },
 	{ RELAY("log", p_log, log_syslog, "stderr") },
 	{ RELAY("log_level", p_enum, log_level, "info"), .words = level_words },
+	{ RELAY("log_format", p_enum, log_format, "logfmt"), .words = log_format_words },
 
 	{ PROV("preset", p_string, preset, NULL) },
 	{ PROV("host", p_host, host, NULL) },
@@ -686,6 +689,7 @@ const struct key_def config_keys[] = {
 	{ QUEUE("retry_initial", p_duration, retry_initial, "1m") },
 	{ QUEUE("retry_max", p_duration, retry_max, "1h") },
 	{ QUEUE("max_age", p_duration, max_age, "5d") },
+	{ QUEUE("alert_age", p_duration, alert_age, "1h") },
 	{ QUEUE("bounce", p_enum, bounce, "none"), .words = bounce_words },
 	{ QUEUE("bounce_from", p_sender, bounce_from, NULL) },
 };

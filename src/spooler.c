@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "log.h"
-#include "metrics.h"
 
 /* The session fills it and commits at once (body_space, then body_commit
  * in the same call): one buffer serves every session of this
@@ -143,7 +142,6 @@ static void on_committed(bool ok, int err, void *arg)
 		sp->events->answer(sp->session, &r);
 		return;
 	}
-	metrics_message("accepted");
 	log_info("message id=%s session=%s from=%s rcpts=%u size=%llu result=queued duration=%.3fs", tx->id,
 	    sp->session_id, log_quote(from, sizeof(from), tx->from), tx->accepted, (unsigned long long)tx->bytes,
 	    ev_now(sp->loop) - tx->started);

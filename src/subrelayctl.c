@@ -2,7 +2,10 @@
  * subrelayctl: the control client. Sends one request line to the
  * daemon's control socket (see control.h), prints the reply's output to
  * stdout and turns its status line into the exit status: 0 "ok",
- * 1 "error: ..." or no daemon, 2 misuse.
+ * 1 "error: ..." or no daemon, 2 misuse. `health` exits 1 when the
+ * answer is "not ready". Without -s the socket is the configuration's
+ * relay.control (-c FILE, default the daemon's file), else the built-in
+ * default.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -14,6 +17,7 @@
 
 #include "control_client.h"
 #include "control_commands.h"
+#include "ctl_config.h"
 
 static void print_commands(FILE *out)
 {
@@ -24,18 +28,20 @@ static void print_commands(FILE *out)
 static void usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: subrelayctl [-s SOCKET] COMMAND [ARG]\n"
+	    "usage: subrelayctl [-c FILE | -s SOCKET] COMMAND [ARG]\n"
 	    "       subrelayctl -V | -h\n"
 	    "\n"
-	    "  -s SOCKET  the daemon's control socket, relay.control (default %s)\n"
+	    "  -c FILE    find the control socket in the daemon's configuration (default %s)\n"
+	    "  -s SOCKET  the daemon's control socket (default: relay.control of the configuration, else %s)\n"
 	    "  -V         print the version and exit\n"
 	    "  -h         print this help and exit\n"
 	    "\n"
 	    "commands:\n",
-	    DEFAULT_CONTROL);
+	    SUBRELAY_DEFAULT_CONFIG, DEFAULT_CONTROL);
 	for (size_t i = 0; i < CONTROL_NCOMMANDS; i++)
 		fprintf(out, "  %-15s %s\n", control_commands[i].usage, control_commands[i].help);
-	fprintf(out, "\nExit status: 0 ok, 1 the daemon reported an error or cannot be reached, 2 misuse.\n");
+	fprintf(out, "\nExit status: 0 ok, 1 the daemon reported an error, is not ready (health) or cannot be\n"
+	    "reached, 2 misuse.\n");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) die_usage(const char *fmt, ...)
@@ -80,13 +86,40 @@ static void check_request(int nargs, char **args)
 	}
 }
 
+/* The socket of the configuration in file (given: -c, else the default
+ * file, which may be missing), into path. Exits on a problem. */
+static void socket_from_config(const char *file, bool given, char *path, size_t n)
+{
+	char err[512];
+
+	switch (ctl_config_control(file, path, n, err, sizeof(err))) {
+	case CTL_CONFIG_FOUND:
+		if (path[0] == '\0') {
+			fprintf(stderr, "subrelayctl: the control socket is off in %s (relay.control is empty)\n", file);
+			exit(1);
+		}
+		return;
+	case CTL_CONFIG_UNREADABLE:
+		if (given)
+			die_usage("%s", err);
+		break; /* no default file: the default socket */
+	case CTL_CONFIG_NO_KEY:
+		break;
+	}
+	snprintf(path, n, "%s", DEFAULT_CONTROL);
+}
+
 int main(int argc, char **argv)
 {
-	const char *socket_path = DEFAULT_CONTROL;
+	const char *socket_path = NULL, *config_file = NULL;
+	char from_config[4096];
 	int c;
 
-	while ((c = getopt(argc, argv, "+:s:hV")) != -1) {
+	while ((c = getopt(argc, argv, "+:c:s:hV")) != -1) {
 		switch (c) {
+		case 'c':
+			config_file = optarg;
+			break;
 		case 's':
 			socket_path = optarg;
 			break;
@@ -105,6 +138,13 @@ int main(int argc, char **argv)
 	if (optind >= argc)
 		die_usage("no command given (see -h)");
 	check_request(argc - optind, argv + optind);
+	if (socket_path != NULL && config_file != NULL)
+		die_usage("-c and -s both say where the socket is: give one");
+	if (socket_path == NULL) {
+		socket_from_config(config_file ? config_file : SUBRELAY_DEFAULT_CONFIG, config_file != NULL, from_config,
+		    sizeof(from_config));
+		socket_path = from_config;
+	}
 
 	char request[CONTROL_LINE_MAX + 1];
 	if (argc - optind > 1)
@@ -123,10 +163,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "subrelayctl: %s\n", err);
 	if (res == CONTROL_REPLY_OK || res == CONTROL_REPLY_ERROR)
 		fwrite(reply.output, 1, reply.output_len, stdout);
+	/* A verdict command (health) succeeds only with the verdict "ready". */
+	const struct control_command *cmd = &control_commands[control_command_find(argv[optind])];
+	bool verdict_no = res == CONTROL_REPLY_OK && cmd->verdict &&
+	    !(reply.output_len >= 6 && memcmp(reply.output, "ready\n", 6) == 0);
 	control_reply_free(&reply);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "subrelayctl: writing the output: %s\n", strerror(errno));
 		return 1;
 	}
-	return res == CONTROL_REPLY_OK ? 0 : 1;
+	return res == CONTROL_REPLY_OK && !verdict_no ? 0 : 1;
 }

@@ -68,6 +68,16 @@ static void test_duration(void)
 	CHECK(!cfg_parse_duration(".5s", &d, err, sizeof(err)));
 	CHECK(!cfg_parse_duration("5.s", &d, err, sizeof(err)));
 	CHECK(!cfg_parse_duration("-1s", &d, err, sizeof(err)));
+
+	/* And back, for people (health answers). */
+	char out[32];
+	CHECK_STR(cfg_format_duration(out, sizeof(out), 2 * 3600 + 13 * 60 + 9), "2h13m");
+	CHECK_STR(cfg_format_duration(out, sizeof(out), 3600), "1h");
+	CHECK_STR(cfg_format_duration(out, sizeof(out), 45.4), "45s");
+	CHECK_STR(cfg_format_duration(out, sizeof(out), 86400 + 7200), "1d2h");
+	CHECK_STR(cfg_format_duration(out, sizeof(out), 0), "0s");
+	CHECK_STR(cfg_format_duration(out, sizeof(out), -5), "0s");
+	CHECK_STR(cfg_format_utc(out, sizeof(out), 1796469600), "2026-12-05T11:20:00Z");
 	CHECK(!cfg_parse_duration("5 s", &d, err, sizeof(err)));
 	CHECK(!cfg_parse_duration("5S", &d, err, sizeof(err)));
 	CHECK(!cfg_parse_duration("1e3", &d, err, sizeof(err)));
