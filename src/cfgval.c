@@ -223,6 +223,25 @@ bool cfg_parse_listen(const char *s, struct sockaddr_any *out, char *err, size_t
 	    (int)(end - host), host);
 }
 
+bool cfg_parse_listener(const char *s, struct listen_cfg *out, char *err, size_t errlen)
+{
+	const char *slash = strchr(s, '/');
+	char addr[128];
+
+	memset(out, 0, sizeof(*out));
+	if (slash == NULL)
+		return cfg_parse_listen(s, &out->addr, err, errlen);
+	if (strcmp(slash + 1, "implicit") != 0)
+		return fail(err, errlen, "unknown listener option \"/%.*s\" (use ADDRESS:PORT or ADDRESS:PORT/implicit)",
+		    QUOTE_MAX, slash + 1);
+	if ((size_t)(slash - s) >= sizeof(addr))
+		return fail(err, errlen, "bad address \"%.*s\"", QUOTE_MAX, s);
+	memcpy(addr, s, (size_t)(slash - s));
+	addr[slash - s] = '\0';
+	out->implicit_tls = true;
+	return cfg_parse_listen(addr, &out->addr, err, errlen);
+}
+
 void sockaddr_format(char *out, size_t len, const struct sockaddr *sa)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";

@@ -31,6 +31,12 @@ struct sockaddr_any {
 	socklen_t len;
 };
 
+/* A relay.listen entry: the address, and what a client speaks first. */
+struct listen_cfg {
+	struct sockaddr_any addr;
+	bool implicit_tls;   /* ADDR:PORT/implicit: TLS from the first byte (SMTPS, port 465) */
+};
+
 const char *tls_mode_name(enum tls_mode mode); /* "starttls", "implicit", "plain" */
 
 /* "25M", "512k", "1G", "1000": powers of 1024; no negative, no overflow. */
@@ -44,6 +50,8 @@ bool cfg_parse_uint(const char *s, unsigned long min, unsigned long max, unsigne
     char *err, size_t errlen);
 /* "127.0.0.1:25", "[::1]:25", "0.0.0.0:0". Port 0 allowed (ephemeral). */
 bool cfg_parse_listen(const char *s, struct sockaddr_any *out, char *err, size_t errlen);
+/* cfg_parse_listen() plus an optional "/implicit" suffix. */
+bool cfg_parse_listener(const char *s, struct listen_cfg *out, char *err, size_t errlen);
 /* Formats sa as "IP:PORT" or "[IPv6]:PORT" (the inverse of cfg_parse_listen). */
 void sockaddr_format(char *out, size_t len, const struct sockaddr *sa);
 /* "127.0.0.0/8", "::1/128", "10.0.0.1" (host = full prefix). Host bits must be zero. */

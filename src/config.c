@@ -19,6 +19,7 @@
 #include "config.h"
 #include "config_keys.h"
 #include "presets.h"
+#include "users.h"
 #include "oauth2_jwt.h"
 
 #include <assert.h>
@@ -652,11 +653,32 @@ static void check_provider(struct loader *ld, const struct section *s, const str
 		    p->auth == AUTH_CHOICE_PLAIN ? "plain" : "login");
 }
 
+/* The server side of TLS: a certificate needs its key, /implicit needs both. */
+static void check_relay(struct loader *ld, const struct section *s, struct relay_cfg *r)
+{
+	/* Whether written (empty is unset), not whether it worked: a bad file was reported already. */
+	bool cert = r->tls_cert_file != NULL || (is_set(s, "tls_cert_file") && raw_of(s, "tls_cert_file")->text[0]);
+	bool key = r->tls_key_file != NULL || (is_set(s, "tls_key_file") && raw_of(s, "tls_key_file")->text[0]);
+
+	if (cert && !key)
+		add_error(ld, loc_of(s, "tls_cert_file"), "tls_cert_file: no tls_key_file for it");
+	if (key && !cert)
+		add_error(ld, loc_of(s, "tls_key_file"), "tls_key_file: no tls_cert_file for it");
+	for (unsigned i = 0; !cert && i < r->nlisten; i++)
+		if (r->listen[i].implicit_tls) {
+			add_error(ld, loc_of(s, "listen"), "listen: /implicit needs tls_cert_file and tls_key_file");
+			break;
+		}
+	r->tls_line = raw_of(s, "tls_cert_file")->at.from == FROM_FILE ? loc_of(s, "tls_cert_file").line : 0;
+}
+
 static void check_section(struct loader *ld, const struct section *s)
 {
 	const struct queue_cfg *q = s->obj;
 
-	if (s->kind == SECT_PROVIDER) {
+	if (s->kind == SECT_RELAY) {
+		check_relay(ld, s, s->obj);
+	} else if (s->kind == SECT_PROVIDER) {
 		check_provider(ld, s, s->obj);
 	} else if (s->kind == SECT_ROUTE) {
 		if (raw_of(s, "from")->text == NULL)
@@ -909,6 +931,9 @@ void config_free(struct config *cfg)
 	free(cfg->relay.providers);
 	free(cfg->relay.user);
 	free(cfg->relay.control);
+	free(cfg->relay.tls_cert_file);
+	free(cfg->relay.tls_key_file);
+	users_free(cfg->relay.users);
 	free(cfg->providers);
 	free(cfg->routes);
 	free(cfg->file);

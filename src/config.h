@@ -45,6 +45,8 @@ struct oauth2_cfg {
 	char *ca_file;             /* extra trust anchors for the token endpoint */
 };
 
+struct users;
+
 struct provider_cfg {
 	char *name;
 	char *preset;             /* NAME[:REGION] as written; NULL when none */
@@ -87,7 +89,7 @@ struct route_cfg {
 };
 
 struct relay_cfg {
-	struct sockaddr_any *listen;
+	struct listen_cfg *listen;
 	unsigned nlisten;
 	char *hostname;
 	char *qualify_domain;     /* for addresses without one; default: hostname */
@@ -110,6 +112,10 @@ struct relay_cfg {
 	bool metrics_on;
 	bool log_syslog;
 	enum log_level log_level;
+	char *tls_cert_file;      /* server certificate chain (PEM); NULL: no STARTTLS, no /implicit */
+	char *tls_key_file;
+	unsigned tls_line;        /* of tls_cert_file, for messages; 0 when set with -o */
+	struct users *users;      /* users_file: who may AUTH (users.h); NULL when unset */
 };
 
 struct queue_cfg {

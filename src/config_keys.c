@@ -11,10 +11,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <openssl/ssl.h>
 
 #include "smtp_parse.h"
+#include "users.h"
 
 #define SECRET_MAX 4096    /* a bigger password_file is surely the wrong file */
 #define HOSTNAME_MAX 253
@@ -278,6 +280,44 @@ static bool p_ca_file(const struct config *cfg, const struct key_def *k, void *o
 	return set_str(&FIELD(obj, k, char *), v, true, err, errlen);
 }
 
+/* A secret file must be the daemon's alone: readable by its group or by
+ * everyone, it is refused. (The general rule of DESIGN.md "Secrets and
+ * privileges", with the daemon's group, supersedes this minimal one.) */
+static bool secret_file_private(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return failf(err, errlen, "cannot read \"%s\": %s", path, strerror(errno));
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+		return failf(err, errlen, "\"%s\" is readable or writable by others (mode %04o); chmod 600 it",
+		    path, (unsigned)(st.st_mode & 07777));
+	return true;
+}
+
+/* tls_key_file: a private key, checked readable and private here and
+ * loaded (with the certificate) by tls.c. */
+static bool p_key_file(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	if (*v != '\0' && !secret_file_private(v, err, errlen))
+		return false;
+	return p_ca_file(cfg, k, obj, v, err, errlen);
+}
+
+static bool p_users(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	struct users *u = NULL;
+
+	(void)cfg;
+	if (*v != '\0' && (!secret_file_private(v, err, errlen) || (u = users_load(v, err, errlen)) == NULL))
+		return false;
+	users_free(FIELD(obj, k, struct users *));
+	FIELD(obj, k, struct users *) = u;
+	return true;
+}
+
 /* Reads a one-line secret into buf (size SECRET_MAX + 2), one trailing newline removed. */
 static bool read_secret(const char *path, char *buf, char *err, size_t errlen)
 {
@@ -422,12 +462,13 @@ static bool item_listen(const struct config *cfg, const char *s, void *out,
     char *err, size_t errlen)
 {
 	(void)cfg;
-	return cfg_parse_listen(s, out, err, errlen);
+	return cfg_parse_listener(s, out, err, errlen);
 }
 
+/* The same address twice is an error, whatever its options. */
 static bool same_listen(const void *a, const void *b)
 {
-	const struct sockaddr_any *x = a, *y = b;
+	const struct sockaddr_any *x = &((const struct listen_cfg *)a)->addr, *y = &((const struct listen_cfg *)b)->addr;
 
 	return x->len == y->len && memcmp(&x->ss, &y->ss, x->len) == 0;
 }
@@ -513,7 +554,7 @@ static bool same_pointer(const void *a, const void *b)
 }
 
 #define ITEMS(what, type, parse, same, drop) { what, sizeof(type), parse, same, drop }
-static const struct item_kind listen_items = ITEMS("address", struct sockaddr_any, item_listen, same_listen, NULL);
+static const struct item_kind listen_items = ITEMS("address", struct listen_cfg, item_listen, same_listen, NULL);
 static const struct item_kind cidr_items = ITEMS("network", struct cidr, item_cidr, same_cidr, NULL);
 static const struct item_kind port_items = ITEMS("port", struct port_mode, item_port, same_port, NULL);
 static const struct item_kind pattern_items =
@@ -542,7 +583,7 @@ static bool add_item(const char *s, void *arg, char *err, size_t errlen)
 	struct list_build *lb = arg;
 	const struct item_kind *ik = lb->ik;
 	union {
-		struct sockaddr_any sa;
+		struct listen_cfg l;
 		struct cidr c;
 		struct port_mode pm;
 		void *p;
@@ -631,6 +672,9 @@ const struct key_def config_keys[] = {
 	{ RELAY("metrics", p_metrics, metrics, "") },
 	{ RELAY("log", p_log, log_syslog, "stderr") },
 	{ RELAY("log_level", p_enum, log_level, "info"), .words = level_words },
+	{ RELAY("tls_cert_file", p_ca_file, tls_cert_file, NULL) },
+	{ RELAY("tls_key_file", p_key_file, tls_key_file, NULL) },
+	{ RELAY("users_file", p_users, users, NULL) },
 
 	{ PROV("preset", p_string, preset, NULL) },
 	{ PROV("host", p_host, host, NULL) },

@@ -23,6 +23,7 @@
 struct listener {
 	ev_io watcher;
 	int fd;
+	bool implicit_tls;
 	struct listeners *set;
 };
 
@@ -85,12 +86,14 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			}
 			return;
 		}
-		const char *reject = NULL;
-		if (!peer_allowed(r, (struct sockaddr *)&ss))
-			reject = "554 5.7.1 Relaying from your address is not allowed";
+		/* Outside allow, a client may still authenticate when there are users. */
+		struct session_opts o = { .trusted = peer_allowed(r, (struct sockaddr *)&ss),
+			.implicit_tls = l->implicit_tls };
+		if (!o.trusted && r->users == NULL)
+			o.reject = "554 5.7.1 Relaying from your address is not allowed";
 		else if (clients_alive(env) >= r->max_clients)
-			reject = "421 4.7.0 Too many connections, try again later";
-		server_session_start(env, fd, (struct sockaddr *)&ss, reject);
+			o.reject = "421 4.7.0 Too many connections, try again later";
+		server_session_start(env, fd, (struct sockaddr *)&ss, &o);
 	}
 }
 
@@ -116,11 +119,12 @@ static int bind_one(const struct sockaddr_any *a, bool reuseport, struct sockadd
 	return fd;
 }
 
-static void add_listener(struct listeners *ls, int fd)
+static void add_listener(struct listeners *ls, int fd, bool implicit_tls)
 {
 	struct listener *l = &ls->items[ls->n++];
 
 	l->fd = fd;
+	l->implicit_tls = implicit_tls;
 	l->set = ls;
 	ev_io_init(&l->watcher, on_accept, fd, EV_READ);
 	l->watcher.data = l;
@@ -158,8 +162,13 @@ bool listen_fds_bind(const struct relay_cfg *r, unsigned nworkers, struct listen
 	out->naddr = activated > 0 ? (unsigned)activated : r->nlisten;
 	out->per = activated > 0 ? 1 : nworkers;
 	out->fd = malloc((size_t)out->naddr * out->per * sizeof(*out->fd) + 1);
-	if (out->fd == NULL) {
+	out->implicit_tls = calloc(out->naddr + 1, sizeof(*out->implicit_tls));
+	if (out->fd == NULL || out->implicit_tls == NULL) {
 		log_error("out of memory");
+		free(out->fd);
+		free(out->implicit_tls);
+		out->fd = NULL;
+		out->implicit_tls = NULL;
 		return false;
 	}
 	for (unsigned i = 0; i < out->naddr * out->per; i++)
@@ -177,12 +186,13 @@ bool listen_fds_bind(const struct relay_cfg *r, unsigned nworkers, struct listen
 	for (unsigned i = 0; activated == 0 && i < r->nlisten; i++) {
 		struct sockaddr_any first, bound;
 		char want[64];
-		sockaddr_format(want, sizeof(want), (const struct sockaddr *)&r->listen[i].ss);
+		sockaddr_format(want, sizeof(want), (const struct sockaddr *)&r->listen[i].addr.ss);
+		out->implicit_tls[i] = r->listen[i].implicit_tls;
 		/* The first socket turns port 0 into a real port; the others join
 		 * it. A single one takes no SO_REUSEPORT: a second daemon on the
 		 * same address must fail, not share it. */
 		for (unsigned k = 0; k < nworkers; k++) {
-			int fd = bind_one(k == 0 ? &r->listen[i] : &first, nworkers > 1, &bound);
+			int fd = bind_one(k == 0 ? &r->listen[i].addr : &first, nworkers > 1, &bound);
 			if (fd < 0) {
 				log_error("cannot listen on %s: %s", want, strerror(errno));
 				listen_fds_close(out);
@@ -194,7 +204,7 @@ bool listen_fds_bind(const struct relay_cfg *r, unsigned nworkers, struct listen
 		}
 		char text[64];
 		sockaddr_format(text, sizeof(text), (const struct sockaddr *)&first.ss);
-		log_info("listening address=%s", text);
+		log_info("listening address=%s%s", text, r->listen[i].implicit_tls ? " tls=implicit" : "");
 	}
 	return true;
 }
@@ -210,7 +220,9 @@ void listen_fds_close(struct listen_fds *lf)
 		if (lf->fd[i] >= 0)
 			close(lf->fd[i]);
 	free(lf->fd);
+	free(lf->implicit_tls);
 	lf->fd = NULL;
+	lf->implicit_tls = NULL;
 	lf->naddr = lf->per = 0;
 }
 
@@ -227,7 +239,7 @@ struct listeners *listeners_serve(struct server_env *env, const struct listen_fd
 			listeners_close(ls);
 			return NULL;
 		}
-		add_listener(ls, fd);
+		add_listener(ls, fd, lf->implicit_tls[i]);
 	}
 	return ls;
 }

@@ -1,6 +1,8 @@
 /*
  * smtp_server: the client-facing SMTP session (RFC 5321 with PIPELINING,
- * SIZE, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8).
+ * SIZE, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8), with STARTTLS (RFC 3207)
+ * when relay.tls_cert_file is set and AUTH PLAIN / LOGIN (RFC 4954) over
+ * TLS when relay.users_file is.
  *
  * It knows the dialogue with its client and nothing of what carries the
  * message: each command that concerns the message goes to the delivery
@@ -36,12 +38,20 @@ struct server_env {
 	struct session *sessions;  /* every session alive */
 };
 
+/* What the listener decided about a new client. */
+struct session_opts {
+	const char *reject;  /* a full reply line without CRLF (e.g. "554 5.7.1 ..."): said, then closed */
+	bool trusted;        /* inside relay.allow: may submit without AUTH */
+	bool implicit_tls;   /* an /implicit listener: TLS before the greeting */
+};
+
 /*
- * Starts a session on an accepted socket. With `reject` (a full reply
- * line without CRLF, e.g. "554 5.7.1 ...") the session only sends it and
- * closes. The session counts itself in env->nclients while alive.
+ * Starts a session on an accepted socket. The session counts itself in
+ * env->nclients while alive. A client that is not trusted must
+ * authenticate (STARTTLS, AUTH) before MAIL: 530 5.7.0 until then.
  */
-void server_session_start(struct server_env *env, int fd, const struct sockaddr *peer, const char *reject);
+void server_session_start(struct server_env *env, int fd, const struct sockaddr *peer,
+    const struct session_opts *o);
 /* Closes every session at once (exit after the drain deadline). */
 void server_close_all(struct server_env *env);
 

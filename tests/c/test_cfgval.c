@@ -113,6 +113,21 @@ static unsigned port_of(const struct sockaddr_any *a)
 	return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
 }
 
+static void test_listener(void)
+{
+	struct listen_cfg l;
+
+	CHECK(cfg_parse_listener("127.0.0.1:25", &l, err, sizeof(err)) && !l.implicit_tls && port_of(&l.addr) == 25);
+	CHECK(cfg_parse_listener("0.0.0.0:465/implicit", &l, err, sizeof(err)) && l.implicit_tls);
+	CHECK(port_of(&l.addr) == 465);
+	CHECK(cfg_parse_listener("[::1]:0/implicit", &l, err, sizeof(err)) && l.implicit_tls);
+	CHECK(l.addr.ss.ss_family == AF_INET6);
+	CHECK(!cfg_parse_listener("127.0.0.1:465/tls", &l, err, sizeof(err)));
+	CHECK_STR(err, "unknown listener option \"/tls\" (use ADDRESS:PORT or ADDRESS:PORT/implicit)");
+	CHECK(!cfg_parse_listener("127.0.0.1/implicit", &l, err, sizeof(err)));
+	CHECK_STR(err, "missing port in \"127.0.0.1\" (use ADDRESS:PORT, e.g. 127.0.0.1:25)");
+}
+
 static void test_listen(void)
 {
 	struct sockaddr_any a;
@@ -424,8 +439,8 @@ static void test_defaults(void)
 		return;
 	gethostname(host, sizeof(host) - 1);
 	CHECK_STR(cfg->file, "conf.ini");
-	CHECK(cfg->relay.nlisten == 1 && port_of(&cfg->relay.listen[0]) == 25);
-	CHECK(((struct sockaddr_in *)&cfg->relay.listen[0].ss)->sin_addr.s_addr == htonl(0x7f000001));
+	CHECK(cfg->relay.nlisten == 1 && port_of(&cfg->relay.listen[0].addr) == 25);
+	CHECK(((struct sockaddr_in *)&cfg->relay.listen[0].addr.ss)->sin_addr.s_addr == htonl(0x7f000001));
 	CHECK_STR(cfg->relay.hostname, host[0] ? host : "localhost");
 	CHECK(cfg->relay.nallow == 2 && cfg->relay.allow[0].family == AF_INET && cfg->relay.allow[0].prefix == 8);
 	CHECK(cfg->relay.allow[1].family == AF_INET6 && cfg->relay.allow[1].prefix == 128);
@@ -510,8 +525,8 @@ static const char full_ini[] =
 
 static void check_full_relay(const struct relay_cfg *r)
 {
-	CHECK(r->nlisten == 3 && port_of(&r->listen[0]) == 0 && port_of(&r->listen[1]) == 2526);
-	CHECK(r->listen[1].ss.ss_family == AF_INET6 && port_of(&r->listen[2]) == 2527);
+	CHECK(r->nlisten == 3 && port_of(&r->listen[0].addr) == 0 && port_of(&r->listen[1].addr) == 2526);
+	CHECK(r->listen[1].addr.ss.ss_family == AF_INET6 && port_of(&r->listen[2].addr) == 2527);
 	CHECK_STR(r->hostname, "relay1.example.com");
 	CHECK(r->nallow == 2 && r->allow[1].family == AF_INET6 && r->allow[1].prefix == 128);
 	CHECK(r->max_clients == 50 && r->workers == 0 && r->drain_timeout == 0);
@@ -602,7 +617,7 @@ static void test_continuations(void)
 	    "  , 172.16.0.0/12\r\nlisten=127.0.0.1:1\r\n", NULL, 0);
 	if (cfg != NULL) {
 		CHECK(cfg->relay.nallow == 3 && cfg->relay.allow[2].prefix == 12);
-		CHECK(cfg->relay.nlisten == 1 && port_of(&cfg->relay.listen[0]) == 1);
+		CHECK(cfg->relay.nlisten == 1 && port_of(&cfg->relay.listen[0].addr) == 1);
 	}
 	config_free(cfg);
 	/* A list may start on the line after its key. */
@@ -844,7 +859,7 @@ static void test_overrides(void)
 	    "conf.ini:5: ports: 1025/plain sends mail in clear text; set allow_plaintext = yes to permit it\n");
 	EXPECT_OK(cfg, ini, fix, 6);
 	if (cfg != NULL) {
-		CHECK(cfg->relay.nlisten == 2 && port_of(&cfg->relay.listen[0]) == 2600);
+		CHECK(cfg->relay.nlisten == 2 && port_of(&cfg->relay.listen[0].addr) == 2600);
 		CHECK(cfg->relay.max_clients == 7);
 		CHECK(cfg->nproviders == 2 && cfg->relay.nproviders == 2);
 		CHECK_STR(cfg->providers[1].name, "smtp.example.org");
@@ -887,6 +902,7 @@ int main(void)
 	test_duration();
 	test_bool_uint();
 	test_listen();
+	test_listener();
 	test_sockaddr_format();
 	test_cidr();
 	test_port_mode();
