@@ -193,6 +193,12 @@ SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, 
 	 * AEAD first); the server's order, no renegotiation, no compression. */
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	/* Many clients close without close_notify; SMTP frames its own data
+	 * (a cut message has no end of data), so that close is an EOF, and
+	 * what the client sent before it is still answered. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_read_ahead(ctx, 1);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
