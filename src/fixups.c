@@ -80,8 +80,8 @@ static void compose(struct fixups *f, const struct fixup_facts *facts)
 	 * would disclose the others). */
 	if (f->tx->nrcpts == 1)
 		snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", f->tx->rcpts[0].addr);
-	snprintf(f->received, sizeof(f->received), "Received: from %.255s (%s)\r\n\tby %.255s (subrelay) with ESMTP id %s%s;\r\n\t%s\r\n",
-	    facts->helo, ip, facts->hostname, f->tx->id, rcpt, now);
+	snprintf(f->received, sizeof(f->received), "Received: from %.255s (%s)\r\n\tby %.255s (subrelay) with %s id %s%s;\r\n\t%s\r\n",
+	    facts->helo, ip, facts->hostname, facts->with, f->tx->id, rcpt, now);
 	snprintf(f->date, sizeof(f->date), "Date: %s\r\n", now);
 	snprintf(f->message_id, sizeof(f->message_id), "Message-ID: <%s@%.255s>\r\n", f->tx->id, facts->hostname);
 }

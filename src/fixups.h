@@ -20,6 +20,7 @@ struct fixup_facts {
 	const char *helo;          /* the client's EHLO or HELO name */
 	const char *peer;          /* its address, "IP:PORT" or "[IP]:PORT" */
 	const char *hostname;      /* relay.hostname */
+	const char *with;          /* RFC 3848: ESMTP, ESMTPS (over TLS) or ESMTPSA (and authenticated) */
 };
 
 struct fixups;

@@ -214,7 +214,8 @@ static void tx_end(struct session *s)
  * without them is still delivered when there is no memory for them). */
 static void start_fixups(struct session *s)
 {
-	struct fixup_facts facts = { .helo = s->helo, .peer = s->peer, .hostname = s->cfg->relay.hostname };
+	struct fixup_facts facts = { .helo = s->helo, .peer = s->peer, .hostname = s->cfg->relay.hostname,
+		.with = !s->tls ? "ESMTP" : s->auth_user[0] ? "ESMTPSA" : "ESMTPS" };
 
 	if (s->cfg->relay.add_missing_headers && (s->fixups = fixups_start(&s->backend, &s->tx, &facts)) == NULL)
 		log_warn("id=%s out of memory for the message fix-ups", s->tx.id);
