@@ -538,6 +538,7 @@ static void auth_result(void *arg, bool ok)
 	enter_state(s, S_IDLE);
 	log_info("auth id=%s client=%s user=%s result=%s", s->id, s->peer,
 	    log_quote(user, sizeof(user), s->creds.user), ok ? "ok" : "failed");
+	metrics_client_auth(ok);
 	if (ok) {
 		snprintf(s->auth_user, sizeof(s->auth_user), "%s", s->creds.user);
 		reply(s->io, "235 2.7.0 Authentication successful");
