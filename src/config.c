@@ -664,6 +664,10 @@ static void check_relay(struct loader *ld, const struct section *s, struct relay
 		add_error(ld, loc_of(s, "tls_cert_file"), "tls_cert_file: no tls_key_file for it");
 	if (key && !cert)
 		add_error(ld, loc_of(s, "tls_key_file"), "tls_key_file: no tls_cert_file for it");
+	/* AUTH is offered over TLS only: without it nobody could log in. */
+	if (is_set(s, "users_file") && raw_of(s, "users_file")->text[0] && !cert)
+		add_error(ld, loc_of(s, "users_file"), "users_file: needs tls_cert_file and tls_key_file "
+		    "(AUTH is offered over TLS only)");
 	for (unsigned i = 0; !cert && i < r->nlisten; i++)
 		if (r->listen[i].implicit_tls) {
 			add_error(ld, loc_of(s, "listen"), "listen: /implicit needs tls_cert_file and tls_key_file");
