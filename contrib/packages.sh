@@ -9,7 +9,7 @@ set -euo pipefail
 
 build_packages="gcc make autoconf automake libtool pkg-config
                 libev-dev libssl-dev libinih-dev libc-ares-dev libsystemd-dev
-                libcurl4-openssl-dev libjansson-dev"
+                libcurl4-openssl-dev libjansson-dev libcrypt-dev"
 # strace delays a worker's fsyncs in one test; systemd gives systemd-notify
 # to the readiness test; iproute2 and nftables build the firewalled
 # network namespaces of tests/netns; php-cli's mail() drives

@@ -259,6 +259,7 @@ static const struct {
 	unsigned flag;
 } listen_options[] = {
 	{ "proxy", LISTEN_PROXY },
+	{ "implicit", LISTEN_IMPLICIT },
 };
 
 static bool listen_option(const char *word, size_t n, unsigned *flags, char *err, size_t errlen)
@@ -271,7 +272,7 @@ static bool listen_option(const char *word, size_t n, unsigned *flags, char *err
 		*flags |= listen_options[i].flag;
 		return true;
 	}
-	return fail(err, errlen, "unknown listener option \"/%.*s\" (known: /proxy)",
+	return fail(err, errlen, "unknown listener option \"/%.*s\" (known: /proxy, /implicit)",
 	    n > QUOTE_MAX ? QUOTE_MAX : (int)n, word);
 }
 

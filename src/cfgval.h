@@ -31,6 +31,8 @@ struct sockaddr_any {
 	socklen_t len;
 };
 
+/* A relay.listen entry: the address, and what a client speaks first. */
+
 const char *tls_mode_name(enum tls_mode mode); /* "starttls", "implicit", "plain" */
 
 /* "25M", "512k", "1G", "1000": powers of 1024; no negative, no overflow. */
@@ -50,12 +52,13 @@ bool cfg_parse_uint(const char *s, unsigned long min, unsigned long max, unsigne
 /* "127.0.0.1:25", "[::1]:25", "0.0.0.0:0". Port 0 allowed (ephemeral). */
 bool cfg_parse_listen(const char *s, struct sockaddr_any *out, char *err, size_t errlen);
 /* A relay.listen entry: the address, and what its listener expects first. */
-#define LISTEN_PROXY 1u /* "/proxy": a PROXY protocol header from a relay.proxy_from peer */
+#define LISTEN_PROXY 1u    /* "/proxy": a PROXY protocol header from a relay.proxy_from peer */
+#define LISTEN_IMPLICIT 2u /* "/implicit": TLS from the first byte (SMTPS, port 465) */
 struct listen_addr {
 	struct sockaddr_any sa;
 	unsigned flags;        /* LISTEN_* */
 };
-/* An address as for cfg_parse_listen, then options: "127.0.0.1:2525/proxy". */
+/* An address as for cfg_parse_listen, then options: "127.0.0.1:2525/proxy", "0.0.0.0:465/implicit". */
 bool cfg_parse_listen_addr(const char *s, struct listen_addr *out, char *err, size_t errlen);
 /* Formats sa as "IP:PORT" or "[IPv6]:PORT" (the inverse of cfg_parse_listen). */
 void sockaddr_format(char *out, size_t len, const struct sockaddr *sa);

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "config_keys.h"
 #include "presets.h"
+#include "users.h"
 #include "oauth2_jwt.h"
 
 #include <assert.h>
@@ -540,7 +541,7 @@ static void apply_values(struct loader *ld, const struct section *s, bool first)
 			parse_value(ld, provider_key(pv.settings[i].key), s->obj, pv.settings[i].value,
 			    raw_of(s, "preset")->at, false);
 	for (size_t i = 0; i < config_nkeys; i++)
-		if (s->vals[i].text != NULL && config_keys[i].first == first)
+		if (s->vals[i].text != NULL && config_keys[i].first == first && !(ld->local && config_keys[i].daemon_only))
 			parse_value(ld, &config_keys[i], s->obj, s->vals[i].text, s->vals[i].at, true);
 }
 
@@ -665,16 +666,45 @@ static void check_provider(struct loader *ld, const struct section *s, const str
 
 /* A /proxy listener trusts nobody by default: refusing every connection
  * would look like an outage, so the missing proxy_from is an error here. */
-static void check_relay(struct loader *ld, const struct section *s, const struct relay_cfg *r)
+static void check_proxy_listeners(struct loader *ld, const struct section *s, const struct relay_cfg *r)
 {
 	for (unsigned i = 0; i < r->nlisten; i++) {
 		char addr[64];
-		if (!(r->listen[i].flags & LISTEN_PROXY) || r->nproxy_from > 0)
+		if (!(r->listen[i].flags & LISTEN_PROXY))
 			continue;
 		sockaddr_format(addr, sizeof(addr), (const struct sockaddr *)&r->listen[i].sa.ss);
+		if (r->listen[i].flags & LISTEN_IMPLICIT)
+			add_error(ld, loc_of(s, "listen"), "listen: %s/proxy/implicit: a PROXY header before TLS is not "
+			    "supported yet (use /proxy with STARTTLS)", addr);
+		if (r->nproxy_from > 0)
+			continue;
 		add_error(ld, loc_of(s, "listen"), "listen: %s/proxy needs proxy_from "
 		    "(the networks of the proxies or load balancers allowed to send the PROXY header)", addr);
 	}
+}
+
+/* The server side of TLS: a certificate needs its key, /implicit needs both. */
+static void check_relay(struct loader *ld, const struct section *s, struct relay_cfg *r)
+{
+	/* Whether written (empty is unset), not whether it worked: a bad file was reported already. */
+	bool cert = r->tls_cert_file != NULL || (is_set(s, "tls_cert_file") && raw_of(s, "tls_cert_file")->text[0]);
+	bool key = r->tls_key_file != NULL || (is_set(s, "tls_key_file") && raw_of(s, "tls_key_file")->text[0]);
+
+	check_proxy_listeners(ld, s, r);
+	if (cert && !key)
+		add_error(ld, loc_of(s, "tls_cert_file"), "tls_cert_file: no tls_key_file for it");
+	if (key && !cert)
+		add_error(ld, loc_of(s, "tls_key_file"), "tls_key_file: no tls_cert_file for it");
+	/* AUTH is offered over TLS only: without it nobody could log in. */
+	if (is_set(s, "users_file") && raw_of(s, "users_file")->text[0] && !cert)
+		add_error(ld, loc_of(s, "users_file"), "users_file: needs tls_cert_file and tls_key_file "
+		    "(AUTH is offered over TLS only)");
+	for (unsigned i = 0; !cert && i < r->nlisten; i++)
+		if (r->listen[i].flags & LISTEN_IMPLICIT) {
+			add_error(ld, loc_of(s, "listen"), "listen: /implicit needs tls_cert_file and tls_key_file");
+			break;
+		}
+	r->tls_line = raw_of(s, "tls_cert_file")->at.from == FROM_FILE ? loc_of(s, "tls_cert_file").line : 0;
 }
 
 static void check_section(struct loader *ld, const struct section *s)
@@ -955,6 +985,9 @@ void config_free(struct config *cfg)
 	free(cfg->relay.providers);
 	free(cfg->relay.user);
 	free(cfg->relay.control);
+	free(cfg->relay.tls_cert_file);
+	free(cfg->relay.tls_key_file);
+	users_free(cfg->relay.users);
 	free(cfg->providers);
 	free(cfg->routes);
 	free(cfg->file);

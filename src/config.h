@@ -46,6 +46,8 @@ struct oauth2_cfg {
 	char *ca_file;             /* extra trust anchors for the token endpoint */
 };
 
+struct users;
+
 struct provider_cfg {
 	char *name;
 	char *preset;             /* NAME[:REGION] as written; NULL when none */
@@ -118,6 +120,10 @@ struct relay_cfg {
 	bool log_syslog;
 	enum log_level log_level;
 	enum log_format log_format;
+	char *tls_cert_file;      /* server certificate chain (PEM); NULL: no STARTTLS, no /implicit */
+	char *tls_key_file;
+	unsigned tls_line;        /* of tls_cert_file, for messages; 0 when set with -o */
+	struct users *users;      /* users_file: who may AUTH (users.h); NULL when unset */
 };
 
 struct queue_cfg {

@@ -11,11 +11,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <openssl/ssl.h>
 
 #include "secret_file.h"
 #include "smtp_parse.h"
+#include "users.h"
 
 #define SECRET_MAX 4096    /* a bigger password_file is surely the wrong file */
 #define HOSTNAME_MAX 253
@@ -287,6 +289,38 @@ static bool p_user(const struct config *cfg, const struct key_def *k, void *obj,
 	if (!daemon_id_resolve(v, &id, err, errlen) || !set_str(&FIELD(obj, k, char *), v, true, err, errlen))
 		return false;
 	r->id = id;
+	return true;
+}
+
+/* A secret file's checks (secret_file.h) without reading it here. */
+static bool secret_file_ok(const struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	FILE *fp = secret_file_open(&cfg->relay.id, path, err, errlen);
+
+	if (fp == NULL)
+		return false;
+	fclose(fp);
+	return true;
+}
+
+/* tls_key_file: a secret, loaded with the certificate by tls.c. */
+static bool p_key_file(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	if (*v != '\0' && !secret_file_ok(cfg, v, err, errlen))
+		return false;
+	return p_ca_file(cfg, k, obj, v, err, errlen);
+}
+
+static bool p_users(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	struct users *u = NULL;
+
+	if (*v != '\0' && (!secret_file_ok(cfg, v, err, errlen) || (u = users_load(v, err, errlen)) == NULL))
+		return false;
+	users_free(FIELD(obj, k, struct users *));
+	FIELD(obj, k, struct users *) = u;
 	return true;
 }
 
@@ -646,6 +680,9 @@ const struct key_def config_keys[] = {
 	{ RELAY("log", p_log, log_syslog, "stderr") },
 	{ RELAY("log_level", p_enum, log_level, "info"), .words = level_words },
 	{ RELAY("log_format", p_enum, log_format, "logfmt"), .words = log_format_words },
+	{ RELAY("tls_cert_file", p_ca_file, tls_cert_file, NULL), .daemon_only = true },
+	{ RELAY("tls_key_file", p_key_file, tls_key_file, NULL), .daemon_only = true },
+	{ RELAY("users_file", p_users, users, NULL), .daemon_only = true },
 
 	{ PROV("preset", p_string, preset, NULL) },
 	{ PROV("host", p_host, host, NULL) },

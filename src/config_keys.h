@@ -49,6 +49,7 @@ struct key_def {
 	unsigned long min, max;         /* integers */
 	bool secret;                    /* printed as <secret> (--print-config) */
 	bool first;                     /* parsed before every other key (relay.user: files are checked against it) */
+	bool daemon_only;               /* a file only the daemon reads: subrelay-sendmail's load skips it */
 };
 
 extern const char *const config_delivery_words[];

@@ -80,8 +80,8 @@ void fixups_compose(struct fixup_fields *out, const struct fixup_facts *facts, c
 	if (facts->peer != NULL) {
 		peer_ip(facts->peer, ip, sizeof(ip));
 		snprintf(out->received, sizeof(out->received),
-		    "Received: from %.255s (%s)\r\n\tby %.255s (subrelay) with ESMTP id %s%s;\r\n\t%s\r\n",
-		    facts->helo, ip, facts->hostname, id, for_rcpt, now);
+		    "Received: from %.255s (%s)\r\n\tby %.255s (subrelay) with %s id %s%s;\r\n\t%s\r\n",
+		    facts->helo, ip, facts->hostname, facts->with, id, for_rcpt, now);
 	} else {
 		/* No client host: the form local MTAs use for a local user. */
 		snprintf(out->received, sizeof(out->received),

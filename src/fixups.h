@@ -21,6 +21,7 @@ struct fixup_facts {
 	const char *peer;          /* its address, "IP:PORT" or "[IP]:PORT"; NULL: a local submission */
 	unsigned long uid;         /* peer NULL: the local user who submitted it (maildrop.h) */
 	const char *hostname;      /* relay.hostname */
+	const char *with;          /* RFC 3848: ESMTP, ESMTPS (over TLS) or ESMTPSA (and authenticated) */
 };
 
 /* The fields themselves, complete with their CRLF. */

@@ -26,6 +26,7 @@ struct listener {
 	ev_io watcher;
 	int fd;
 	bool proxy;                  /* LISTEN_PROXY: a PROXY header comes first */
+	bool implicit_tls;           /* LISTEN_IMPLICIT: TLS from the first byte */
 	struct listeners *set;
 };
 
@@ -72,25 +73,28 @@ static void on_resume(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* Starts the session of client (proxy: the /proxy listener's peer, or
  * NULL); the allow list and max_clients may make it only a refusal. */
-static void admit(struct server_env *env, int fd, const struct sockaddr *client, const struct sockaddr *proxy)
+static void admit(struct server_env *env, int fd, const struct sockaddr *client, const struct sockaddr *proxy,
+    bool implicit_tls)
 {
 	const struct relay_cfg *r = &env->rt->path.cfg->relay;
-	const char *reject = NULL;
+	/* Outside allow, a client may still authenticate when there are users. */
+	struct session_opts o = { .trusted = cidr_list_match(r->allow, r->nallow, client),
+		.implicit_tls = implicit_tls, .proxy = proxy };
 
-	if (!cidr_list_match(r->allow, r->nallow, client))
-		reject = "554 5.7.1 Relaying from your address is not allowed";
+	if (!o.trusted && r->users == NULL)
+		o.reject = "554 5.7.1 Relaying from your address is not allowed";
 	else if (clients_alive(env) >= r->max_clients)
-		reject = "421 4.7.0 Too many connections, try again later";
+		o.reject = "421 4.7.0 Too many connections, try again later";
 	else if (peer_over_cap(env, r, client))
-		reject = "421 4.7.0 Too many connections from your address, try again later";
-	server_session_start(env, fd, client, proxy, reject);
+		o.reject = "421 4.7.0 Too many connections from your address, try again later";
+	server_session_start(env, fd, client, &o);
 }
 
 static void on_proxy_header(void *arg, int fd, const struct sockaddr *client, const struct sockaddr *proxy)
 {
 	struct listeners *ls = arg;
 
-	admit(ls->env, fd, client, proxy);
+	admit(ls->env, fd, client, proxy, false); /* /proxy with /implicit is refused by config.c */
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -117,7 +121,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		if (l->proxy)
 			proxy_accept(l->set->proxies, fd, (struct sockaddr *)&ss, r);
 		else
-			admit(env, fd, (struct sockaddr *)&ss, NULL);
+			admit(env, fd, (struct sockaddr *)&ss, NULL, l->implicit_tls);
 	}
 }
 
@@ -152,6 +156,7 @@ static bool add_listener(struct listeners *ls, int fd, unsigned flags)
 		return false;
 	struct listener *l = &ls->items[ls->n++];
 	l->fd = fd;
+	l->implicit_tls = (flags & LISTEN_IMPLICIT) != 0;
 	l->set = ls;
 	l->proxy = proxy;
 	ev_io_init(&l->watcher, on_accept, fd, EV_READ);
@@ -195,7 +200,8 @@ static unsigned activated_flags(const struct relay_cfg *r, const struct sockaddr
 
 static void log_listening(const char *addr, unsigned flags)
 {
-	log_info("listening address=%s%s", addr, flags & LISTEN_PROXY ? " proxy=yes" : "");
+	log_info("listening address=%s%s%s", addr, flags & LISTEN_PROXY ? " proxy=yes" : "",
+	    flags & LISTEN_IMPLICIT ? " tls=implicit" : "");
 }
 
 bool listen_fds_bind(const struct relay_cfg *r, unsigned nworkers, struct listen_fds *out)

@@ -2,8 +2,8 @@
  * listener: the listening sockets. Binds every relay.listen address
  * (IPv4 and IPv6, port 0 for an ephemeral port), logs each bound
  * address as `listening address=IP:PORT`, accepts in a loop and applies
- * the allow list (others get 554 5.7.1) and max_clients (421 4.7.0)
- * before a session starts. Under systemd socket activation the passed
+ * the allow list (others get 554 5.7.1, unless relay.users_file lets
+ * them authenticate) and max_clients (421 4.7.0) before a session starts. Under systemd socket activation the passed
  * sockets replace relay.listen.
  *
  * Two steps: the startup binds every address before privileges are
@@ -26,7 +26,8 @@
 
 struct listeners;
 
-/* The bound sockets: fd[addr * per + worker] (per = 1: shared). */
+/* The bound sockets: fd[addr * per + worker] (per = 1: shared), and
+ * whether each address speaks implicit TLS (never for passed sockets). */
 struct listen_fds {
 	unsigned naddr, per;
 	int *fd;

@@ -60,6 +60,7 @@ struct provider_health {
  */
 struct metrics_shared {
 	uint64_t sessions_total;
+	uint64_t client_auth[2];     /* AUTH by clients: failed, ok */
 	uint64_t spool_fsyncs;
 	uint64_t message_counts[NRESULTS];
 	uint64_t latency_counts[NBUCKETS];
@@ -131,6 +132,11 @@ void metrics_delivery_seconds(double seconds)
 void metrics_session_opened(void)
 {
 	add(&shm->sessions_total, 1);
+}
+
+void metrics_client_auth(bool ok)
+{
+	add(&shm->client_auth[ok], 1);
 }
 
 void metrics_spool_fsync(void)
@@ -298,6 +304,11 @@ void metrics_write(FILE *out, const struct metrics_handlers *h)
 
 	fputs("# HELP subrelay_sessions_total Client sessions accepted.\n# TYPE subrelay_sessions_total counter\n", out);
 	fprintf(out, "subrelay_sessions_total %llu\n", (unsigned long long)get(&shm->sessions_total));
+	fputs("# HELP subrelay_client_auth_total AUTH attempts of clients (relay.users_file) by result.\n"
+	      "# TYPE subrelay_client_auth_total counter\n", out);
+	fprintf(out, "subrelay_client_auth_total{result=\"ok\"} %llu\n", (unsigned long long)get(&shm->client_auth[1]));
+	fprintf(out, "subrelay_client_auth_total{result=\"failed\"} %llu\n",
+	    (unsigned long long)get(&shm->client_auth[0]));
 	fputs("# HELP subrelay_spool_fsyncs_total fsync calls on spool files and directories (durability paid).\n"
 	      "# TYPE subrelay_spool_fsyncs_total counter\n", out);
 	fprintf(out, "subrelay_spool_fsyncs_total %llu\n", (unsigned long long)get(&shm->spool_fsyncs));

@@ -33,6 +33,8 @@ void metrics_delivery_seconds(double seconds);
 /* One upstream attempt's outcome: "ok" or a failure class. */
 void metrics_attempt(const char *provider, uint16_t port, const char *mode, const char *result);
 void metrics_session_opened(void);
+/* A client's AUTH was checked (relay.users_file). */
+void metrics_client_auth(bool ok);
 /* One fsync of a spool file or directory (safe from the commit thread). */
 void metrics_spool_fsync(void);
 /* auth = xoauth2: when the provider's current access token expires (Unix time). */

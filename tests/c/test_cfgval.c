@@ -161,10 +161,12 @@ static void test_listen_options(void)
 	CHECK(cfg_parse_listen_addr("127.0.0.1:25", &la, err, sizeof(err)) && la.flags == 0 && port_of(&la.sa) == 25);
 	CHECK(cfg_parse_listen_addr("[::1]:2525/proxy", &la, err, sizeof(err)) && la.flags == LISTEN_PROXY);
 	CHECK(la.sa.ss.ss_family == AF_INET6 && port_of(&la.sa) == 2525);
+	CHECK(cfg_parse_listen_addr("0.0.0.0:465/implicit", &la, err, sizeof(err)) && la.flags == LISTEN_IMPLICIT);
+	CHECK(port_of(&la.sa) == 465);
 	CHECK(!cfg_parse_listen_addr("127.0.0.1:25/", &la, err, sizeof(err)));
-	CHECK_STR(err, "unknown listener option \"/\" (known: /proxy)");
+	CHECK_STR(err, "unknown listener option \"/\" (known: /proxy, /implicit)");
 	CHECK(!cfg_parse_listen_addr("127.0.0.1:25/proxi", &la, err, sizeof(err)));
-	CHECK_STR(err, "unknown listener option \"/proxi\" (known: /proxy)");
+	CHECK_STR(err, "unknown listener option \"/proxi\" (known: /proxy, /implicit)");
 	CHECK(!cfg_parse_listen_addr("127.0.0.1:25/proxy/proxy", &la, err, sizeof(err)));
 	CHECK_STR(err, "/proxy given twice");
 	CHECK(!cfg_parse_listen_addr("127.0.0.1/proxy", &la, err, sizeof(err)));
@@ -835,7 +837,7 @@ static void test_cross_checks(void)
 	EXPECT_ERRORS("[relay]\nproxy_from = 10.0.0.0/33\n", NULL, 0,
 	    "conf.ini:2: proxy_from: bad prefix length in \"10.0.0.0/33\" (use 0 to 32)\n");
 	EXPECT_ERRORS("[relay]\nlisten = 127.0.0.1:25/haproxy\n", NULL, 0,
-	    "conf.ini:2: listen: unknown listener option \"/haproxy\" (known: /proxy)\n");
+	    "conf.ini:2: listen: unknown listener option \"/haproxy\" (known: /proxy, /implicit)\n");
 	EXPECT_ERRORS("[route r]\nfrom = billing.example.com, *@x\nproviders =\n", NULL, 0,
 	    "conf.ini:2: from: sender pattern \"billing.example.com\" has no @ (for a domain use "
 	    "*@billing.example.com)\n"
