@@ -12,8 +12,11 @@ build_packages="gcc make autoconf automake libtool pkg-config
                 libcurl4-openssl-dev libjansson-dev"
 # strace delays a worker's fsyncs in one test; systemd gives systemd-notify
 # to the readiness test; iproute2 and nftables build the firewalled
-# network namespaces of tests/netns.
-test_packages="openssl tcl expect tcl-tls swaks iproute2 nftables systemd strace"
+# network namespaces of tests/netns. tests/install lints the man pages
+# (mandoc, man-db) and builds, lints and installs the Debian package
+# (dpkg-dev debhelper fakeroot lintian, and git for contrib/build-deb.sh).
+test_packages="openssl tcl expect tcl-tls swaks iproute2 nftables systemd strace
+               mandoc man-db dpkg-dev debhelper fakeroot lintian git"
 
 case "${1:-}" in
 build) packages=$build_packages ;;
