@@ -14,8 +14,11 @@ build_packages="gcc make autoconf automake libtool pkg-config
 # to the readiness test; iproute2 and nftables build the firewalled
 # network namespaces of tests/netns; php-cli's mail() drives
 # subrelay-sendmail in tests/sendmail; haproxy runs contrib/haproxy's
-# example in tests/contrib.
-test_packages="openssl tcl expect tcl-tls swaks iproute2 nftables systemd strace php-cli haproxy"
+# example in tests/contrib. tests/install lints the man pages (mandoc,
+# man-db) and builds, lints and installs the Debian package (dpkg-dev
+# debhelper fakeroot lintian, and git for contrib/build-deb.sh).
+test_packages="openssl tcl expect tcl-tls swaks iproute2 nftables systemd strace php-cli haproxy
+               mandoc man-db dpkg-dev debhelper fakeroot lintian git"
 
 case "${1:-}" in
 build) packages=$build_packages ;;
