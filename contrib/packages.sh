@@ -9,12 +9,17 @@ set -euo pipefail
 
 build_packages="gcc make autoconf automake libtool pkg-config
                 libev-dev libssl-dev libinih-dev libc-ares-dev libsystemd-dev
-                libcurl4-openssl-dev libjansson-dev"
+                libcurl4-openssl-dev libjansson-dev libcrypt-dev"
 # strace delays a worker's fsyncs in one test; systemd gives systemd-notify
 # to the readiness test; iproute2 and nftables build the firewalled
-# network namespaces of tests/netns; clang and libclang-rt-14-dev (its
-# libFuzzer) build the fuzz targets of tests/fuzz.
-test_packages="openssl tcl expect tcl-tls swaks iproute2 nftables systemd strace clang libclang-rt-14-dev"
+# network namespaces of tests/netns; php-cli's mail() drives
+# subrelay-sendmail in tests/sendmail; haproxy runs contrib/haproxy's
+# example in tests/contrib. tests/install lints the man pages (mandoc,
+# man-db) and builds, lints and installs the Debian package (dpkg-dev
+# debhelper fakeroot lintian, and git for contrib/build-deb.sh); clang and
+# libclang-rt-14-dev (its libFuzzer) build the fuzz targets of tests/fuzz.
+test_packages="openssl tcl expect tcl-tls swaks iproute2 nftables systemd strace php-cli haproxy
+               mandoc man-db dpkg-dev debhelper fakeroot lintian git clang libclang-rt-14-dev"
 
 case "${1:-}" in
 build) packages=$build_packages ;;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <netinet/in.h>
 
@@ -127,6 +128,35 @@ bool cfg_parse_duration(const char *s, double *out, char *err, size_t errlen)
 	return true;
 }
 
+const char *cfg_format_duration(char *out, size_t n, double seconds)
+{
+	static const struct { char unit; unsigned long size; } units[] = {
+		{ 'd', 86400 }, { 'h', 3600 }, { 'm', 60 }, { 's', 1 },
+	};
+	const size_t nunits = sizeof(units) / sizeof(units[0]);
+	unsigned long left = seconds > 0 ? (unsigned long)(seconds + 0.5) : 0;
+	size_t i = 0;
+
+	while (i + 1 < nunits && left < units[i].size)
+		i++;
+	unsigned long big = left / units[i].size, small = i + 1 < nunits ? left % units[i].size / units[i + 1].size : 0;
+	if (small > 0)
+		snprintf(out, n, "%lu%c%lu%c", big, units[i].unit, small, units[i + 1].unit);
+	else
+		snprintf(out, n, "%lu%c", big, units[i].unit);
+	return out;
+}
+
+const char *cfg_format_utc(char *out, size_t n, double t)
+{
+	time_t secs = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&secs, &tm) == NULL || strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, n, "%.0f", t);
+	return out;
+}
+
 bool cfg_parse_bool(const char *s, bool *out, char *err, size_t errlen)
 {
 	static const char *const yes[] = { "yes", "true", "on", "1" };
@@ -223,6 +253,49 @@ bool cfg_parse_listen(const char *s, struct sockaddr_any *out, char *err, size_t
 	    (int)(end - host), host);
 }
 
+/* The options a listen address may carry after a slash. */
+static const struct {
+	const char *word;
+	unsigned flag;
+} listen_options[] = {
+	{ "proxy", LISTEN_PROXY },
+	{ "implicit", LISTEN_IMPLICIT },
+};
+
+static bool listen_option(const char *word, size_t n, unsigned *flags, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(listen_options) / sizeof(listen_options[0]); i++) {
+		if (strlen(listen_options[i].word) != n || strncmp(word, listen_options[i].word, n) != 0)
+			continue;
+		if (*flags & listen_options[i].flag)
+			return fail(err, errlen, "/%s given twice", listen_options[i].word);
+		*flags |= listen_options[i].flag;
+		return true;
+	}
+	return fail(err, errlen, "unknown listener option \"/%.*s\" (known: /proxy, /implicit)",
+	    n > QUOTE_MAX ? QUOTE_MAX : (int)n, word);
+}
+
+bool cfg_parse_listen_addr(const char *s, struct listen_addr *out, char *err, size_t errlen)
+{
+	char addr[80]; /* the longest [IPv6]:PORT is 53 bytes */
+	size_t n = strcspn(s, "/");
+	unsigned flags = 0;
+
+	if (n >= sizeof(addr))
+		return fail(err, errlen, "bad address \"%.*s\"", QUOTE_MAX, s);
+	memcpy(addr, s, n);
+	addr[n] = '\0';
+	for (const char *opt = s + n; *opt == '/'; opt += 1 + strcspn(opt + 1, "/"))
+		if (!listen_option(opt + 1, strcspn(opt + 1, "/"), &flags, err, errlen))
+			return false;
+	memset(out, 0, sizeof(*out));
+	if (!cfg_parse_listen(addr, &out->sa, err, errlen))
+		return false;
+	out->flags = flags;
+	return true;
+}
+
 void sockaddr_format(char *out, size_t len, const struct sockaddr *sa)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
@@ -307,6 +380,14 @@ bool cidr_match(const struct cidr *c, const struct sockaddr *sa)
 	if (family != c->family || memcmp(a, c->addr, full) != 0)
 		return false;
 	return rest == 0 || ((a[full] ^ c->addr[full]) & (0xff00u >> rest) & 0xff) == 0;
+}
+
+bool cidr_list_match(const struct cidr *list, unsigned n, const struct sockaddr *sa)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (cidr_match(&list[i], sa))
+			return true;
+	return false;
 }
 
 bool cfg_parse_port_mode(const char *s, struct port_mode *out, char *err, size_t errlen)

@@ -31,12 +31,19 @@ struct sockaddr_any {
 	socklen_t len;
 };
 
+/* A relay.listen entry: the address, and what a client speaks first. */
+
 const char *tls_mode_name(enum tls_mode mode); /* "starttls", "implicit", "plain" */
 
 /* "25M", "512k", "1G", "1000": powers of 1024; no negative, no overflow. */
 bool cfg_parse_size(const char *s, uint64_t *out, char *err, size_t errlen);
 /* "300ms", "5s", "5m", "1h", "5d", "10" (seconds); result in seconds. */
 bool cfg_parse_duration(const char *s, double *out, char *err, size_t errlen);
+/* The other way, for people: "2h13m", "45s", "1h", "1d2h" (whole seconds:
+ * the largest unit, and the next one when not zero); "0s" for zero or less. */
+const char *cfg_format_duration(char *out, size_t n, double seconds);
+/* A Unix time as ISO 8601 UTC, "2026-12-05T11:20:00Z". */
+const char *cfg_format_utc(char *out, size_t n, double t);
 /* "yes|no|true|false|on|off|1|0" */
 bool cfg_parse_bool(const char *s, bool *out, char *err, size_t errlen);
 /* Integer in [min, max]. */
@@ -44,11 +51,22 @@ bool cfg_parse_uint(const char *s, unsigned long min, unsigned long max, unsigne
     char *err, size_t errlen);
 /* "127.0.0.1:25", "[::1]:25", "0.0.0.0:0". Port 0 allowed (ephemeral). */
 bool cfg_parse_listen(const char *s, struct sockaddr_any *out, char *err, size_t errlen);
+/* A relay.listen entry: the address, and what its listener expects first. */
+#define LISTEN_PROXY 1u    /* "/proxy": a PROXY protocol header from a relay.proxy_from peer */
+#define LISTEN_IMPLICIT 2u /* "/implicit": TLS from the first byte (SMTPS, port 465) */
+struct listen_addr {
+	struct sockaddr_any sa;
+	unsigned flags;        /* LISTEN_* */
+};
+/* An address as for cfg_parse_listen, then options: "127.0.0.1:2525/proxy", "0.0.0.0:465/implicit". */
+bool cfg_parse_listen_addr(const char *s, struct listen_addr *out, char *err, size_t errlen);
 /* Formats sa as "IP:PORT" or "[IPv6]:PORT" (the inverse of cfg_parse_listen). */
 void sockaddr_format(char *out, size_t len, const struct sockaddr *sa);
 /* "127.0.0.0/8", "::1/128", "10.0.0.1" (host = full prefix). Host bits must be zero. */
 bool cfg_parse_cidr(const char *s, struct cidr *out, char *err, size_t errlen);
 bool cidr_match(const struct cidr *c, const struct sockaddr *sa);
+/* Whether sa is in any of the n networks. */
+bool cidr_list_match(const struct cidr *list, unsigned n, const struct sockaddr *sa);
 /* "587", "465" (implicit by default), "587/starttls", "465/implicit", "1025/plain". */
 bool cfg_parse_port_mode(const char *s, struct port_mode *out, char *err, size_t errlen);
 

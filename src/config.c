@@ -19,6 +19,7 @@
 #include "config.h"
 #include "config_keys.h"
 #include "presets.h"
+#include "users.h"
 #include "oauth2_jwt.h"
 
 #include <assert.h>
@@ -83,6 +84,7 @@ struct loader {
 	struct cfg_err *errs;
 	unsigned nerrs;
 	bool oom;
+	bool local;             /* config_load_local(): providers and routes are not built */
 	struct config *cfg;
 };
 
@@ -528,18 +530,28 @@ static const struct key_def *provider_key(const char *name)
 	return &config_keys[config_key_find(SECT_PROVIDER, name)];
 }
 
-/* Defaults, then the preset's settings, then what is written. */
-static void apply_values(struct loader *ld, const struct section *s)
+/* Defaults, then the preset's settings, then what is written; the keys
+ * marked `first` (in every section) before the others. */
+static void apply_values(struct loader *ld, const struct section *s, bool first)
 {
 	struct preset_values pv;
 
-	if (section_preset(ld, s, &pv, true))
+	if (!first && section_preset(ld, s, &pv, true))
 		for (unsigned i = 0; i < pv.n; i++)
 			parse_value(ld, provider_key(pv.settings[i].key), s->obj, pv.settings[i].value,
 			    raw_of(s, "preset")->at, false);
 	for (size_t i = 0; i < config_nkeys; i++)
-		if (s->vals[i].text != NULL)
+		if (s->vals[i].text != NULL && config_keys[i].first == first && !(ld->local && config_keys[i].daemon_only))
 			parse_value(ld, &config_keys[i], s->obj, s->vals[i].text, s->vals[i].at, true);
+}
+
+/* relay.user reads this file at every reload. */
+static void check_config_file(struct loader *ld)
+{
+	char err[ERR_MAX];
+
+	if (!reload_can_read(&ld->cfg->relay.id, ld->file, err, sizeof(err)))
+		add_error(ld, (struct loc){ FROM_FILE, 0 }, "%s", err);
 }
 
 static void default_hostname(struct loader *ld, struct relay_cfg *r)
@@ -652,11 +664,56 @@ static void check_provider(struct loader *ld, const struct section *s, const str
 		    p->auth == AUTH_CHOICE_PLAIN ? "plain" : "login");
 }
 
+/* A /proxy listener trusts nobody by default: refusing every connection
+ * would look like an outage, so the missing proxy_from is an error here. */
+static void check_proxy_listeners(struct loader *ld, const struct section *s, const struct relay_cfg *r)
+{
+	for (unsigned i = 0; i < r->nlisten; i++) {
+		char addr[64];
+		if (!(r->listen[i].flags & LISTEN_PROXY))
+			continue;
+		sockaddr_format(addr, sizeof(addr), (const struct sockaddr *)&r->listen[i].sa.ss);
+		if (r->listen[i].flags & LISTEN_IMPLICIT)
+			add_error(ld, loc_of(s, "listen"), "listen: %s/proxy/implicit: a PROXY header before TLS is not "
+			    "supported yet (use /proxy with STARTTLS)", addr);
+		if (r->nproxy_from > 0)
+			continue;
+		add_error(ld, loc_of(s, "listen"), "listen: %s/proxy needs proxy_from "
+		    "(the networks of the proxies or load balancers allowed to send the PROXY header)", addr);
+	}
+}
+
+/* The server side of TLS: a certificate needs its key, /implicit needs both. */
+static void check_relay(struct loader *ld, const struct section *s, struct relay_cfg *r)
+{
+	/* Whether written (empty is unset), not whether it worked: a bad file was reported already. */
+	bool cert = r->tls_cert_file != NULL || (is_set(s, "tls_cert_file") && raw_of(s, "tls_cert_file")->text[0]);
+	bool key = r->tls_key_file != NULL || (is_set(s, "tls_key_file") && raw_of(s, "tls_key_file")->text[0]);
+
+	check_proxy_listeners(ld, s, r);
+	if (cert && !key)
+		add_error(ld, loc_of(s, "tls_cert_file"), "tls_cert_file: no tls_key_file for it");
+	if (key && !cert)
+		add_error(ld, loc_of(s, "tls_key_file"), "tls_key_file: no tls_cert_file for it");
+	/* AUTH is offered over TLS only: without it nobody could log in. */
+	if (is_set(s, "users_file") && raw_of(s, "users_file")->text[0] && !cert)
+		add_error(ld, loc_of(s, "users_file"), "users_file: needs tls_cert_file and tls_key_file "
+		    "(AUTH is offered over TLS only)");
+	for (unsigned i = 0; !cert && i < r->nlisten; i++)
+		if (r->listen[i].flags & LISTEN_IMPLICIT) {
+			add_error(ld, loc_of(s, "listen"), "listen: /implicit needs tls_cert_file and tls_key_file");
+			break;
+		}
+	r->tls_line = raw_of(s, "tls_cert_file")->at.from == FROM_FILE ? loc_of(s, "tls_cert_file").line : 0;
+}
+
 static void check_section(struct loader *ld, const struct section *s)
 {
 	const struct queue_cfg *q = s->obj;
 
-	if (s->kind == SECT_PROVIDER) {
+	if (s->kind == SECT_RELAY) {
+		check_relay(ld, s, s->obj);
+	} else if (s->kind == SECT_PROVIDER) {
 		check_provider(ld, s, s->obj);
 	} else if (s->kind == SECT_ROUTE) {
 		if (raw_of(s, "from")->text == NULL)
@@ -695,6 +752,11 @@ static void place_section(struct loader *ld, struct section *s)
 	}
 }
 
+static bool provider_or_route(const struct section *s)
+{
+	return s->kind == SECT_PROVIDER || s->kind == SECT_ROUTE;
+}
+
 static struct config *build(struct loader *ld)
 {
 	struct config *cfg = calloc(1, sizeof(*cfg));
@@ -720,11 +782,18 @@ static struct config *build(struct loader *ld)
 	for (unsigned i = 0; i < ld->nsects; i++)
 		place_section(ld, ld->sects[i]);
 	for (unsigned i = 0; i < ld->nsects; i++)
-		apply_values(ld, ld->sects[i]);
+		if (!ld->local || !provider_or_route(ld->sects[i]))
+			apply_values(ld, ld->sects[i], true);
+	for (unsigned i = 0; i < ld->nsects; i++)
+		if (!ld->local || !provider_or_route(ld->sects[i]))
+			apply_values(ld, ld->sects[i], false);
+	if (!ld->local)
+		check_config_file(ld); /* the daemon's concern, not a sendmail caller's */
 	if (cfg->relay.qualify_domain == NULL && (cfg->relay.qualify_domain = strdup(cfg->relay.hostname)) == NULL)
 		ld->oom = true;
 	for (unsigned i = 0; i < ld->nsects; i++)
-		check_section(ld, ld->sects[i]);
+		if (!ld->local || !provider_or_route(ld->sects[i]))
+			check_section(ld, ld->sects[i]);
 	return cfg;
 }
 
@@ -831,9 +900,10 @@ static void print_config(struct loader *ld, FILE *out)
 	print_section(ld, out, SECT_QUEUE, find_section(ld, SECT_QUEUE, NULL));
 }
 
-static struct config *load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs, FILE *print)
+static struct config *load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs, FILE *print,
+    bool local)
 {
-	struct loader ld = { .file = file };
+	struct loader ld = { .file = file, .local = local };
 	struct config *cfg = NULL;
 
 	if (read_file(&ld)) {
@@ -854,12 +924,17 @@ static struct config *load(const char *file, char *const *overrides, unsigned no
 
 struct config *config_load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs)
 {
-	return load(file, overrides, noverrides, errs, NULL);
+	return load(file, overrides, noverrides, errs, NULL, false);
+}
+
+struct config *config_load_local(const char *file, FILE *errs)
+{
+	return load(file, NULL, 0, errs, NULL, true);
 }
 
 bool config_print(const char *file, char *const *overrides, unsigned noverrides, FILE *out, FILE *errs)
 {
-	struct config *cfg = load(file, overrides, noverrides, errs, out);
+	struct config *cfg = load(file, overrides, noverrides, errs, out, false);
 
 	config_free(cfg);
 	return cfg != NULL;
@@ -905,10 +980,14 @@ void config_free(struct config *cfg)
 	free(cfg->relay.qualify_domain);
 	free(cfg->queue.bounce_from);
 	free(cfg->relay.allow);
+	free(cfg->relay.proxy_from);
 	free(cfg->relay.spool);
 	free(cfg->relay.providers);
 	free(cfg->relay.user);
 	free(cfg->relay.control);
+	free(cfg->relay.tls_cert_file);
+	free(cfg->relay.tls_key_file);
+	users_free(cfg->relay.users);
 	free(cfg->providers);
 	free(cfg->routes);
 	free(cfg->file);

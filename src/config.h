@@ -20,6 +20,7 @@
 
 #include "cfgval.h"
 #include "log.h"
+#include "secret_file.h"
 
 enum delivery_mode { DELIVERY_QUEUE, DELIVERY_PASSTHROUGH, DELIVERY_HYBRID };
 enum auth_choice { AUTH_CHOICE_AUTO, AUTH_CHOICE_PLAIN, AUTH_CHOICE_LOGIN, AUTH_CHOICE_NONE, AUTH_CHOICE_XOAUTH2 };
@@ -44,6 +45,8 @@ struct oauth2_cfg {
 	struct cfg_file key;       /* jwt_bearer: the service account's JSON key */
 	char *ca_file;             /* extra trust anchors for the token endpoint */
 };
+
+struct users;
 
 struct provider_cfg {
 	char *name;
@@ -87,35 +90,47 @@ struct route_cfg {
 };
 
 struct relay_cfg {
-	struct sockaddr_any *listen;
+	struct listen_addr *listen;
 	unsigned nlisten;
 	char *hostname;
 	char *qualify_domain;     /* for addresses without one; default: hostname */
 	bool add_missing_headers; /* Received:, and Date: / Message-ID: when missing (fixups.h) */
 	struct cidr *allow;
 	unsigned nallow;
+	struct cidr *proxy_from;  /* peers trusted to send a PROXY header on /proxy listeners */
+	unsigned nproxy_from;
 	unsigned max_clients;
+	unsigned max_clients_per_ip; /* 0: no cap; loopback clients are never capped */
 	unsigned workers;         /* 0 = auto */
 	double drain_timeout;
 	uint64_t max_message_size;
 	unsigned max_recipients;
 	double timeout;
+	uint64_t data_min_rate;   /* bytes a second a message body keeps on average after `timeout`; 0: off */
+	bool accept_lf_dot;       /* a "." line with a bare LF at one end ends DATA (smtp_data.h) */
 	enum delivery_mode delivery;
 	char *spool;
 	struct provider_cfg **providers; /* the default route, resolved */
 	unsigned nproviders;
 	char *user;               /* NULL/empty = no privilege drop */
+	struct daemon_id id;      /* who reads the files at reload (from user) */
 	char *control;            /* control socket path; NULL = off */
 	struct sockaddr_any metrics;
 	bool metrics_on;
 	bool log_syslog;
 	enum log_level log_level;
+	enum log_format log_format;
+	char *tls_cert_file;      /* server certificate chain (PEM); NULL: no STARTTLS, no /implicit */
+	char *tls_key_file;
+	unsigned tls_line;        /* of tls_cert_file, for messages; 0 when set with -o */
+	struct users *users;      /* users_file: who may AUTH (users.h); NULL when unset */
 };
 
 struct queue_cfg {
 	double retry_initial;
 	double retry_max;
 	double max_age;
+	double alert_age;         /* /readyz: the oldest queued message must be younger */
 	enum bounce_mode bounce;
 	char *bounce_from;        /* the bounce's sender; NULL: <> (the route's sender then replaces it) */
 };
@@ -137,6 +152,11 @@ struct config {
  * there was any. Defaults are those of DESIGN.md.
  */
 struct config *config_load(const char *file, char *const *overrides, unsigned noverrides, FILE *errs);
+/* For local clients (subrelay-sendmail), run by any user: loads and
+ * checks the file like config_load(), except that [provider] and
+ * [route] sections are not built (their secret files are the daemon's,
+ * unreadable to the client) and have only defaults. */
+struct config *config_load_local(const char *file, FILE *errs);
 /* Loads like config_load() and prints the effective configuration to
  * out: one "SECTION.KEY = VALUE" line per setting (written, else from
  * the preset, else the default), secrets as <secret>. */

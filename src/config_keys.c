@@ -11,10 +11,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <openssl/ssl.h>
 
+#include "secret_file.h"
 #include "smtp_parse.h"
+#include "users.h"
 
 #define SECRET_MAX 4096    /* a bigger password_file is surely the wrong file */
 #define HOSTNAME_MAX 253
@@ -129,7 +132,8 @@ static int pick(const char *s, const char *const *words, char *err, size_t errle
 /* The enums are stored as int: the word's index is the enum value. */
 _Static_assert(sizeof(enum delivery_mode) == sizeof(int) && sizeof(enum auth_choice) == sizeof(int) &&
     sizeof(enum oauth2_grant) == sizeof(int) &&
-    sizeof(enum bounce_mode) == sizeof(int) && sizeof(enum log_level) == sizeof(int),
+    sizeof(enum bounce_mode) == sizeof(int) && sizeof(enum log_level) == sizeof(int) &&
+    sizeof(enum log_format) == sizeof(int),
     "p_enum stores an int");
 
 static bool p_enum(const struct config *cfg, const struct key_def *k, void *obj, char *v,
@@ -267,27 +271,68 @@ static bool p_host(const struct config *cfg, const struct key_def *k, void *obj,
 static bool p_ca_file(const struct config *cfg, const struct key_def *k, void *obj, char *v,
     char *err, size_t errlen)
 {
-	FILE *fp;
-
-	(void)cfg;
-	if (*v != '\0') {
-		if ((fp = fopen(v, "r")) == NULL)
-			return failf(err, errlen, "cannot read \"%s\": %s", v, strerror(errno));
-		fclose(fp);
-	}
+	if (*v != '\0' && !reload_can_read(&cfg->relay.id, v, err, errlen))
+		return false;
 	return set_str(&FIELD(obj, k, char *), v, true, err, errlen);
 }
 
-/* Reads a one-line secret into buf (size SECRET_MAX + 2), one trailing newline removed. */
-static bool read_secret(const char *path, char *buf, char *err, size_t errlen)
+/* relay.user, resolved now: config.c parses it before any other key, so
+ * that every file the configuration names is checked against it. */
+static bool p_user(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
 {
-	FILE *fp = fopen(path, "r");
+	struct relay_cfg *r = obj;
+	struct daemon_id id;
+
+	(void)cfg;
+	/* An unknown user keeps the previous reader (the process itself), for the checks that follow. */
+	if (!daemon_id_resolve(v, &id, err, errlen) || !set_str(&FIELD(obj, k, char *), v, true, err, errlen))
+		return false;
+	r->id = id;
+	return true;
+}
+
+/* A secret file's checks (secret_file.h) without reading it here. */
+static bool secret_file_ok(const struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	FILE *fp = secret_file_open(&cfg->relay.id, path, err, errlen);
+
+	if (fp == NULL)
+		return false;
+	fclose(fp);
+	return true;
+}
+
+/* tls_key_file: a secret, loaded with the certificate by tls.c. */
+static bool p_key_file(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	if (*v != '\0' && !secret_file_ok(cfg, v, err, errlen))
+		return false;
+	return p_ca_file(cfg, k, obj, v, err, errlen);
+}
+
+static bool p_users(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	struct users *u = NULL;
+
+	if (*v != '\0' && (!secret_file_ok(cfg, v, err, errlen) || (u = users_load(v, err, errlen)) == NULL))
+		return false;
+	users_free(FIELD(obj, k, struct users *));
+	FIELD(obj, k, struct users *) = u;
+	return true;
+}
+
+/* Reads a one-line secret into buf (size SECRET_MAX + 2), one trailing newline removed. */
+static bool read_secret(const struct config *cfg, const char *path, char *buf, char *err, size_t errlen)
+{
+	FILE *fp = secret_file_open(&cfg->relay.id, path, err, errlen);
 	size_t n;
 	bool bad;
 
 	if (fp == NULL)
-		return failf(err, errlen, "cannot read \"%s\": %s", path, strerror(errno));
-	setvbuf(fp, NULL, _IONBF, 0); /* no copy of the secret in a stdio buffer */
+		return false;
 	n = fread(buf, 1, SECRET_MAX + 1, fp);
 	bad = ferror(fp);
 	fclose(fp);
@@ -314,10 +359,9 @@ static bool p_secret_file(const struct config *cfg, const struct key_def *k, voi
 	char buf[SECRET_MAX + 2];
 	bool ok;
 
-	(void)cfg;
 	if (*v == '\0')
 		return failf(err, errlen, "empty path");
-	ok = read_secret(v, buf, err, errlen) &&
+	ok = read_secret(cfg, v, buf, err, errlen) &&
 	    set_str(&FIELD(obj, k, char *), buf, false, err, errlen);
 	explicit_bzero(buf, sizeof(buf));
 	return ok;
@@ -346,15 +390,13 @@ static bool p_text_path(const struct config *cfg, const struct key_def *k, void 
 	size_t n = 0;
 	bool ok = false;
 
-	(void)cfg;
 	if (*v == '\0')
 		failf(err, errlen, "empty path");
 	else if (buf == NULL)
 		failf(err, errlen, "out of memory");
-	else if ((fp = fopen(v, "r")) == NULL)
-		failf(err, errlen, "cannot read \"%s\": %s", v, strerror(errno));
+	else
+		fp = secret_file_open(&cfg->relay.id, v, err, errlen);
 	if (fp != NULL) {
-		setvbuf(fp, NULL, _IONBF, 0); /* no copy of the key in a stdio buffer */
 		n = fread(buf, 1, TEXT_FILE_MAX + 1, fp);
 		if (ferror(fp))
 			failf(err, errlen, "cannot read \"%s\"", v);
@@ -422,12 +464,13 @@ static bool item_listen(const struct config *cfg, const char *s, void *out,
     char *err, size_t errlen)
 {
 	(void)cfg;
-	return cfg_parse_listen(s, out, err, errlen);
+	return cfg_parse_listen_addr(s, out, err, errlen);
 }
 
+/* One address twice is a mistake whatever its options. */
 static bool same_listen(const void *a, const void *b)
 {
-	const struct sockaddr_any *x = a, *y = b;
+	const struct sockaddr_any *x = &((const struct listen_addr *)a)->sa, *y = &((const struct listen_addr *)b)->sa;
 
 	return x->len == y->len && memcmp(&x->ss, &y->ss, x->len) == 0;
 }
@@ -513,7 +556,7 @@ static bool same_pointer(const void *a, const void *b)
 }
 
 #define ITEMS(what, type, parse, same, drop) { what, sizeof(type), parse, same, drop }
-static const struct item_kind listen_items = ITEMS("address", struct sockaddr_any, item_listen, same_listen, NULL);
+static const struct item_kind listen_items = ITEMS("address", struct listen_addr, item_listen, same_listen, NULL);
 static const struct item_kind cidr_items = ITEMS("network", struct cidr, item_cidr, same_cidr, NULL);
 static const struct item_kind port_items = ITEMS("port", struct port_mode, item_port, same_port, NULL);
 static const struct item_kind pattern_items =
@@ -542,7 +585,7 @@ static bool add_item(const char *s, void *arg, char *err, size_t errlen)
 	struct list_build *lb = arg;
 	const struct item_kind *ik = lb->ik;
 	union {
-		struct sockaddr_any sa;
+		struct listen_addr la;
 		struct cidr c;
 		struct port_mode pm;
 		void *p;
@@ -598,6 +641,7 @@ static bool p_list(const struct config *cfg, const struct key_def *k, void *obj,
 
 const char *const config_delivery_words[] = { "queue", "passthrough", "hybrid", NULL };
 static const char *const level_words[] = { "error", "warn", "info", "debug", NULL };
+static const char *const log_format_words[] = { "logfmt", "json", NULL };
 static const char *const auth_words[] = { "auto", "plain", "login", "none", "xoauth2", NULL };
 static const char *const grant_words[] = { "client_credentials", "refresh_token", "jwt_bearer", NULL };
 static const char *const bounce_words[] = { "none", "sender", NULL };
@@ -616,21 +660,29 @@ const struct key_def config_keys[] = {
 	{ RELAY("qualify_domain", p_hostname, qualify_domain, NULL) },
 	{ RELAY("add_missing_headers", p_bool, add_missing_headers, "yes") },
 	{ RELAY("allow", p_list, allow, "127.0.0.0/8, ::1/128"), LIST(relay_cfg, cidr_items, nallow) },
+	{ RELAY("proxy_from", p_list, proxy_from, ""), LIST(relay_cfg, cidr_items, nproxy_from), .empty_ok = true },
 	{ RELAY("max_clients", p_uint, max_clients, "1024"), .min = 1, .max = 1000000 },
+	{ RELAY("max_clients_per_ip", p_uint, max_clients_per_ip, "50"), .min = 0, .max = 1000000 },
 	{ RELAY("workers", p_workers, workers, "1"), .min = 1, .max = 1024 },
 	{ RELAY("drain_timeout", p_duration, drain_timeout, "10s"), .zero_ok = true },
 	{ RELAY("max_message_size", p_size, max_message_size, "25M") },
 	{ RELAY("max_recipients", p_uint, max_recipients, "100"), .min = 1, .max = 100000 },
 	{ RELAY("timeout", p_duration, timeout, "5m") },
+	{ RELAY("data_min_rate", p_size, data_min_rate, "500"), .zero_ok = true },
+	{ RELAY("accept_lf_dot", p_bool, accept_lf_dot, "no") },
 	{ RELAY("delivery", p_enum, delivery, "queue"), .words = config_delivery_words },
 	{ RELAY("spool", p_path, spool, DEFAULT_SPOOL) },
 	{ RELAY("providers", p_list, providers, ""), LIST(relay_cfg, provider_items, nproviders),
 	  .empty_ok = true },
-	{ RELAY("user", p_string, user, "") },
+	{ RELAY("user", p_user, user, ""), .first = true },
 	{ RELAY("control", p_control, control, DEFAULT_CONTROL) },
 	{ RELAY("metrics", p_metrics, metrics, "") },
 	{ RELAY("log", p_log, log_syslog, "stderr") },
 	{ RELAY("log_level", p_enum, log_level, "info"), .words = level_words },
+	{ RELAY("log_format", p_enum, log_format, "logfmt"), .words = log_format_words },
+	{ RELAY("tls_cert_file", p_ca_file, tls_cert_file, NULL), .daemon_only = true },
+	{ RELAY("tls_key_file", p_key_file, tls_key_file, NULL), .daemon_only = true },
+	{ RELAY("users_file", p_users, users, NULL), .daemon_only = true },
 
 	{ PROV("preset", p_string, preset, NULL) },
 	{ PROV("host", p_host, host, NULL) },
@@ -674,6 +726,7 @@ const struct key_def config_keys[] = {
 	{ QUEUE("retry_initial", p_duration, retry_initial, "1m") },
 	{ QUEUE("retry_max", p_duration, retry_max, "1h") },
 	{ QUEUE("max_age", p_duration, max_age, "5d") },
+	{ QUEUE("alert_age", p_duration, alert_age, "1h") },
 	{ QUEUE("bounce", p_enum, bounce, "none"), .words = bounce_words },
 	{ QUEUE("bounce_from", p_sender, bounce_from, NULL) },
 };

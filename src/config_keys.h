@@ -6,8 +6,9 @@
  * the parser that turns a value into a field of struct relay_cfg,
  * provider_cfg, route_cfg or queue_cfg. config.c reads the file and the
  * `-o` overrides and calls these parsers; it never interprets a value
- * itself. The only I/O here is reading password_file and checking that
- * tls_ca_file is readable, so that `subrelayd -t` catches both.
+ * itself. The only I/O here is reading the secret files and checking that
+ * CA files are readable (both through secret_file.h, against relay.user),
+ * so that `subrelayd -t` catches them.
  */
 #ifndef SUBRELAY_CONFIG_KEYS_H
 #define SUBRELAY_CONFIG_KEYS_H
@@ -47,6 +48,8 @@ struct key_def {
 	const char *const *words;       /* enums: accepted words, in enum order */
 	unsigned long min, max;         /* integers */
 	bool secret;                    /* printed as <secret> (--print-config) */
+	bool first;                     /* parsed before every other key (relay.user: files are checked against it) */
+	bool daemon_only;               /* a file only the daemon reads: subrelay-sendmail's load skips it */
 };
 
 extern const char *const config_delivery_words[];

@@ -187,6 +187,17 @@ static bool cmd_requeue(const struct control *c, const char *id, FILE *out, char
 	return true;
 }
 
+/* Not ready is an answer, not a failure of the command: the reply is
+ * "ok" either way and subrelayctl reads the verdict from the output. */
+static bool cmd_health(const struct control *c, const char *arg, FILE *out, char *err, size_t errlen)
+{
+	(void)arg;
+	(void)err;
+	(void)errlen;
+	c->ops.health(out, c->arg);
+	return true;
+}
+
 /* How each command of the shared table (control_commands.h) runs here. */
 static const cmd_fn handlers[CONTROL_NCOMMANDS] = {
 	[CONTROL_STATUS] = cmd_status,
@@ -198,6 +209,7 @@ static const cmd_fn handlers[CONTROL_NCOMMANDS] = {
 	[CONTROL_STATS] = cmd_stats,
 	[CONTROL_FAILED] = cmd_failed,
 	[CONTROL_REQUEUE] = cmd_requeue,
+	[CONTROL_HEALTH] = cmd_health,
 };
 
 /* "(try: status, queue, show ID, ...)" */

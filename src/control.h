@@ -8,7 +8,7 @@
  * 512 bytes). The daemon answers with text lines: the first is "ok" or
  * "error: REASON", the rest is the command's output; then it closes the
  * connection. Commands: status, queue, show ID, flush [ID], delete ID,
- * reload, stats, failed, requeue ID|all. The module only parses requests and frames replies; the
+ * reload, stats, failed, requeue ID|all, health. The module only parses requests and frames replies; the
  * daemon's callbacks do the work and write their output to a FILE.
  */
 #ifndef SUBRELAY_CONTROL_H
@@ -38,6 +38,8 @@ struct control_ops {
 	/* id NULL: all. Returns how many were requeued, -1: no failed message
 	 * id; *left: failed messages not requeued (a bounded batch) */
 	int (*requeue)(const char *id, unsigned *left, void *arg);
+	/* "ready", or "not ready" and the reasons (health.h); true when ready */
+	bool (*health)(FILE *out, void *arg);
 };
 
 struct control;

@@ -16,6 +16,8 @@ const struct control_command control_commands[CONTROL_NCOMMANDS] = {
 	[CONTROL_FAILED] = { "failed", "failed", "list the failed messages with the reason", CONTROL_ARG_NONE, false },
 	[CONTROL_REQUEUE] = { "requeue", "requeue ID|all", "put one failed message, or all, back in the queue",
 	    CONTROL_ARG_REQUIRED, true },
+	[CONTROL_HEALTH] = { "health", "health", "ready or not, with the reasons (as GET /readyz)", CONTROL_ARG_NONE, false,
+	    true },
 };
 
 int control_command_find(const char *name)

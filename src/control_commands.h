@@ -16,7 +16,7 @@ enum control_arg { CONTROL_ARG_NONE, CONTROL_ARG_OPTIONAL, CONTROL_ARG_REQUIRED 
 
 enum control_command_id {
 	CONTROL_STATUS, CONTROL_QUEUE, CONTROL_SHOW, CONTROL_FLUSH, CONTROL_DELETE, CONTROL_RELOAD, CONTROL_STATS,
-	CONTROL_FAILED, CONTROL_REQUEUE,
+	CONTROL_FAILED, CONTROL_REQUEUE, CONTROL_HEALTH,
 	CONTROL_NCOMMANDS
 };
 
@@ -26,6 +26,7 @@ struct control_command {
 	const char *help;          /* one line for subrelayctl -h */
 	enum control_arg arg;
 	bool changes;              /* logged at info by the daemon; read-only ones at debug */
+	bool verdict;              /* the output's first line is "ready" or not: subrelayctl exits 0 or 1 */
 };
 
 extern const struct control_command control_commands[CONTROL_NCOMMANDS];

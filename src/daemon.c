@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "maildrop_pickup.h"
 #include "metrics.h"
 #include "privdrop.h"
 #include "runtime.h"
@@ -43,6 +44,9 @@ static bool bind_all(const struct config *cfg, struct worker_env *we, char **con
 		log_error("spool: %s", err);
 		return false;
 	}
+	/* Not fatal: the daemon works without it, only sendmail's fallback does not. */
+	if (we->spool != NULL && !maildrop_prepare(r->spool, err, sizeof(err)))
+		log_warn("maildrop: %s (subrelay-sendmail cannot leave mail while the daemon is down)", err);
 	if (!listen_fds_bind(r, we->nworkers, &we->listen))
 		return false;
 	if (r->control != NULL && r->control[0] != '\0') {

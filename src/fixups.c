@@ -17,9 +17,7 @@ struct fixups {
 	struct header_sink sink;
 	struct header_filter *filter;
 	struct backend as_backend;
-	char received[SMTP_PATH_MAX + 1200]; /* every part at its longest */
-	char date[80];
-	char message_id[ID_LEN + 300];
+	struct fixup_fields fields;
 };
 
 static char *sink_space(void *ctx, size_t need, size_t *room)
@@ -67,23 +65,31 @@ static void peer_ip(const char *peer, char *out, size_t len)
 	snprintf(out, len, "[%.*s]", n, start);
 }
 
-static void compose(struct fixups *f, const struct fixup_facts *facts)
+void fixups_compose(struct fixup_fields *out, const struct fixup_facts *facts, const char *id, const char *rcpt)
 {
-	char now[64], ip[80], rcpt[SMTP_PATH_MAX + 16] = "";
+	char now[64], ip[80], for_rcpt[SMTP_PATH_MAX + 16] = "";
 	time_t t = time(NULL);
 	struct tm tm;
 
 	localtime_r(&t, &tm);
 	strftime(now, sizeof(now), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	peer_ip(facts->peer, ip, sizeof(ip));
 	/* "for" names the recipient only when there is one (RFC 5321 4.4: it
 	 * would disclose the others). */
-	if (f->tx->nrcpts == 1)
-		snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", f->tx->rcpts[0].addr);
-	snprintf(f->received, sizeof(f->received), "Received: from %.255s (%s)\r\n\tby %.255s (subrelay) with ESMTP id %s%s;\r\n\t%s\r\n",
-	    facts->helo, ip, facts->hostname, f->tx->id, rcpt, now);
-	snprintf(f->date, sizeof(f->date), "Date: %s\r\n", now);
-	snprintf(f->message_id, sizeof(f->message_id), "Message-ID: <%s@%.255s>\r\n", f->tx->id, facts->hostname);
+	if (rcpt != NULL)
+		snprintf(for_rcpt, sizeof(for_rcpt), "\r\n\tfor <%s>", rcpt);
+	if (facts->peer != NULL) {
+		peer_ip(facts->peer, ip, sizeof(ip));
+		snprintf(out->received, sizeof(out->received),
+		    "Received: from %.255s (%s)\r\n\tby %.255s (subrelay) with %s id %s%s;\r\n\t%s\r\n",
+		    facts->helo, ip, facts->hostname, facts->with, id, for_rcpt, now);
+	} else {
+		/* No client host: the form local MTAs use for a local user. */
+		snprintf(out->received, sizeof(out->received),
+		    "Received: by %.255s (subrelay, from userid %lu)\r\n\tid %s%s;\r\n\t%s\r\n", facts->hostname,
+		    facts->uid, id, for_rcpt, now);
+	}
+	snprintf(out->date, sizeof(out->date), "Date: %s\r\n", now);
+	snprintf(out->message_id, sizeof(out->message_id), "Message-ID: <%s@%.255s>\r\n", id, facts->hostname);
 }
 
 struct fixups *fixups_start(const struct backend *to, struct tx *tx, const struct fixup_facts *facts)
@@ -94,8 +100,9 @@ struct fixups *fixups_start(const struct backend *to, struct tx *tx, const struc
 		return NULL;
 	f->to = to;
 	f->tx = tx;
-	compose(f, facts);
-	f->rules = (struct header_rules){ .prepend = f->received, .date = f->date, .message_id = f->message_id };
+	fixups_compose(&f->fields, facts, tx->id, tx->nrcpts == 1 ? tx->rcpts[0].addr : NULL);
+	f->rules = (struct header_rules){ .prepend = f->fields.received, .date = f->fields.date,
+		.message_id = f->fields.message_id };
 	f->sink = (struct header_sink){ .space = sink_space, .commit = sink_commit, .ctx = f };
 	f->as_backend = (struct backend){ .ops = &fixed_ops, .impl = f };
 	if ((f->filter = header_filter_new(&f->rules, &f->sink)) == NULL) {

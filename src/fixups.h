@@ -18,9 +18,22 @@
 
 struct fixup_facts {
 	const char *helo;          /* the client's EHLO or HELO name */
-	const char *peer;          /* its address, "IP:PORT" or "[IP]:PORT" */
+	const char *peer;          /* its address, "IP:PORT" or "[IP]:PORT"; NULL: a local submission */
+	unsigned long uid;         /* peer NULL: the local user who submitted it (maildrop.h) */
 	const char *hostname;      /* relay.hostname */
+	const char *with;          /* RFC 3848: ESMTP, ESMTPS (over TLS) or ESMTPSA (and authenticated) */
 };
+
+/* The fields themselves, complete with their CRLF. */
+struct fixup_fields {
+	char received[SMTP_PATH_MAX + 1200]; /* every part at its longest */
+	char date[80];
+	char message_id[ID_LEN + 300];
+};
+
+/* Composes them for message id; rcpt is its recipient when it has only
+ * one (named in Received:), else NULL. */
+void fixups_compose(struct fixup_fields *out, const struct fixup_facts *facts, const char *id, const char *rcpt);
 
 struct fixups;
 

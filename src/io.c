@@ -41,6 +41,7 @@ struct io {
 	bool eof_reported;
 	bool close_after_flush;
 	bool tls_failed;
+	SSL *accept_ssl; /* io_accept_tls(): the server handshake starts once the output is flushed */
 	/* What OpenSSL asked for in the last read/write/handshake call. */
 	bool read_wants_write;
 	bool write_wants_read;
@@ -269,6 +270,17 @@ static void io_step_handshake(struct io *io)
 	io_set_tls_error(io, "TLS handshake", e);
 }
 
+/* The STARTTLS reply has gone out in clear: the server handshake starts. */
+static void io_begin_accept(struct io *io)
+{
+	io->ssl = io->accept_ssl;
+	io->accept_ssl = NULL;
+	SSL_set_fd(io->ssl, io->fd);
+	SSL_set_accept_state(io->ssl);
+	io->state = IO_ST_HANDSHAKE;
+	io->handshake_wants_write = false; /* the client speaks first */
+}
+
 static void io_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct io *io = w->data;
@@ -313,6 +325,11 @@ static void io_on_ready(struct io *io, int revents)
 		drained = io_do_write(io);
 	if (!io_report(io, before))
 		return;
+	if (io->accept_ssl != NULL) {
+		if (buf_empty(&io->out))
+			io_begin_accept(io);
+		return;
+	}
 	if (drained || (io->close_after_flush && buf_empty(&io->out))) {
 		if (!io_emit(io, IO_EV_DRAINED))
 			return;
@@ -363,7 +380,7 @@ static void io_rearm(struct io *io)
 		events = io->handshake_wants_write ? EV_WRITE : EV_READ;
 		break;
 	case IO_ST_OPEN: {
-		bool want_read = !io->read_paused && !io->eof && !io->close_after_flush &&
+		bool want_read = !io->read_paused && !io->eof && !io->close_after_flush && io->accept_ssl == NULL &&
 		    buf_len(&io->in) < io->in.limit;
 		if (want_read)
 			events |= io->read_wants_write ? EV_WRITE : EV_READ;
@@ -464,6 +481,7 @@ void io_free(struct io *io)
 	}
 	ev_io_stop(io->loop, &io->watcher);
 	ev_timer_stop(io->loop, &io->timer);
+	SSL_free(io->accept_ssl);
 	if (io->ssl != NULL) {
 		if (io->state == IO_ST_OPEN) {
 			ERR_clear_error();
@@ -486,6 +504,14 @@ void io_start_tls(struct io *io, SSL *ssl)
 	SSL_set_connect_state(ssl);
 	io->state = IO_ST_HANDSHAKE;
 	io->handshake_wants_write = true;
+	io_rearm(io);
+}
+
+void io_accept_tls(struct io *io, SSL *ssl)
+{
+	io->accept_ssl = ssl;
+	if (buf_empty(&io->out))
+		io_begin_accept(io);
 	io_rearm(io);
 }
 

@@ -45,6 +45,11 @@ void io_free(struct io *io);
 
 /* Starts a TLS client handshake over the connection (takes ownership of ssl). */
 void io_start_tls(struct io *io, SSL *ssl);
+/* Starts a TLS server handshake (takes ownership of ssl) once the output
+ * buffer is flushed: the STARTTLS reply goes out in clear first. Nothing
+ * is read meanwhile; IO_EV_TLS_UP or IO_EV_ERROR follow. Bytes already
+ * in io_in() are the owner's to discard. */
+void io_accept_tls(struct io *io, SSL *ssl);
 SSL *io_ssl(const struct io *io);
 
 struct buf *io_in(struct io *io);

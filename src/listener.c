@@ -14,6 +14,8 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "peer_count.h"
+#include "proxy_accept.h"
 
 /* Large enough that a burst of clients never sees dropped SYNs. */
 #define LISTEN_BACKLOG 511
@@ -23,6 +25,8 @@
 struct listener {
 	ev_io watcher;
 	int fd;
+	bool proxy;                  /* LISTEN_PROXY: a PROXY header comes first */
+	bool implicit_tls;           /* LISTEN_IMPLICIT: TLS from the first byte */
 	struct listeners *set;
 };
 
@@ -31,21 +35,24 @@ struct listeners {
 	struct listener *items;
 	unsigned n;
 	ev_timer resume;
+	struct proxy_waits *proxies; /* connections of /proxy listeners before their session */
 };
-
-static bool peer_allowed(const struct relay_cfg *r, const struct sockaddr *sa)
-{
-	for (unsigned i = 0; i < r->nallow; i++)
-		if (cidr_match(&r->allow[i], sa))
-			return true;
-	return false;
-}
 
 /* max_clients is for the whole daemon: with workers, every worker's
  * sessions (each publishes its count in shared memory as it changes). */
 static unsigned clients_alive(const struct server_env *env)
 {
 	return env->nworkers > 1 ? metrics_workers_sum(env->nworkers).sessions : env->nclients;
+}
+
+/* max_clients_per_ip: sessions from one address (each worker counts its
+ * own); loopback clients, the applications beside the daemon, are not
+ * capped. */
+static bool peer_over_cap(const struct server_env *env, const struct relay_cfg *r, const struct sockaddr *sa)
+{
+	struct peer_key key;
+	return r->max_clients_per_ip > 0 && peer_key_of(sa, &key) && !peer_key_is_loopback(&key) &&
+	    peer_count_get(env->per_ip, &key) >= r->max_clients_per_ip;
 }
 
 static void pause_accepting(struct listeners *ls)
@@ -62,6 +69,32 @@ static void on_resume(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	for (unsigned i = 0; i < ls->n; i++)
 		ev_io_start(loop, &ls->items[i].watcher);
+}
+
+/* Starts the session of client (proxy: the /proxy listener's peer, or
+ * NULL); the allow list and max_clients may make it only a refusal. */
+static void admit(struct server_env *env, int fd, const struct sockaddr *client, const struct sockaddr *proxy,
+    bool implicit_tls)
+{
+	const struct relay_cfg *r = &env->rt->path.cfg->relay;
+	/* Outside allow, a client may still authenticate when there are users. */
+	struct session_opts o = { .trusted = cidr_list_match(r->allow, r->nallow, client),
+		.implicit_tls = implicit_tls, .proxy = proxy };
+
+	if (!o.trusted && r->users == NULL)
+		o.reject = "554 5.7.1 Relaying from your address is not allowed";
+	else if (clients_alive(env) >= r->max_clients)
+		o.reject = "421 4.7.0 Too many connections, try again later";
+	else if (peer_over_cap(env, r, client))
+		o.reject = "421 4.7.0 Too many connections from your address, try again later";
+	server_session_start(env, fd, client, &o);
+}
+
+static void on_proxy_header(void *arg, int fd, const struct sockaddr *client, const struct sockaddr *proxy)
+{
+	struct listeners *ls = arg;
+
+	admit(ls->env, fd, client, proxy, false); /* /proxy with /implicit is refused by config.c */
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -85,12 +118,10 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			}
 			return;
 		}
-		const char *reject = NULL;
-		if (!peer_allowed(r, (struct sockaddr *)&ss))
-			reject = "554 5.7.1 Relaying from your address is not allowed";
-		else if (clients_alive(env) >= r->max_clients)
-			reject = "421 4.7.0 Too many connections, try again later";
-		server_session_start(env, fd, (struct sockaddr *)&ss, reject);
+		if (l->proxy)
+			proxy_accept(l->set->proxies, fd, (struct sockaddr *)&ss, r);
+		else
+			admit(env, fd, (struct sockaddr *)&ss, NULL, l->implicit_tls);
 	}
 }
 
@@ -116,15 +147,22 @@ static int bind_one(const struct sockaddr_any *a, bool reuseport, struct sockadd
 	return fd;
 }
 
-static void add_listener(struct listeners *ls, int fd)
+/* False (fd not taken) when out of memory. */
+static bool add_listener(struct listeners *ls, int fd, unsigned flags)
 {
-	struct listener *l = &ls->items[ls->n++];
+	bool proxy = (flags & LISTEN_PROXY) != 0;
 
+	if (proxy && ls->proxies == NULL && (ls->proxies = proxy_waits_new(ls->env->loop, on_proxy_header, ls)) == NULL)
+		return false;
+	struct listener *l = &ls->items[ls->n++];
 	l->fd = fd;
+	l->implicit_tls = (flags & LISTEN_IMPLICIT) != 0;
 	l->set = ls;
+	l->proxy = proxy;
 	ev_io_init(&l->watcher, on_accept, fd, EV_READ);
 	l->watcher.data = l;
 	ev_io_start(ls->env->loop, &l->watcher);
+	return true;
 }
 
 /* systemd socket activation: the passed sockets replace relay.listen. */
@@ -151,6 +189,21 @@ static struct listeners *listeners_new(struct server_env *env, unsigned n)
 	return ls;
 }
 
+/* A passed socket takes the options of the relay.listen address it is bound to. */
+static unsigned activated_flags(const struct relay_cfg *r, const struct sockaddr_any *bound)
+{
+	for (unsigned i = 0; i < r->nlisten; i++)
+		if (r->listen[i].sa.len == bound->len && memcmp(&r->listen[i].sa.ss, &bound->ss, bound->len) == 0)
+			return r->listen[i].flags;
+	return 0;
+}
+
+static void log_listening(const char *addr, unsigned flags)
+{
+	log_info("listening address=%s%s%s", addr, flags & LISTEN_PROXY ? " proxy=yes" : "",
+	    flags & LISTEN_IMPLICIT ? " tls=implicit" : "");
+}
+
 bool listen_fds_bind(const struct relay_cfg *r, unsigned nworkers, struct listen_fds *out)
 {
 	int activated = activated_sockets();
@@ -158,8 +211,13 @@ bool listen_fds_bind(const struct relay_cfg *r, unsigned nworkers, struct listen
 	out->naddr = activated > 0 ? (unsigned)activated : r->nlisten;
 	out->per = activated > 0 ? 1 : nworkers;
 	out->fd = malloc((size_t)out->naddr * out->per * sizeof(*out->fd) + 1);
-	if (out->fd == NULL) {
+	out->flags = calloc(out->naddr + 1, sizeof(*out->flags));
+	if (out->fd == NULL || out->flags == NULL) {
 		log_error("out of memory");
+		free(out->fd);
+		free(out->flags);
+		out->fd = NULL;
+		out->flags = NULL;
 		return false;
 	}
 	for (unsigned i = 0; i < out->naddr * out->per; i++)
@@ -170,19 +228,21 @@ bool listen_fds_bind(const struct relay_cfg *r, unsigned nworkers, struct listen
 		char text[64] = "?";
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 		out->fd[i] = fd;
-		if (getsockname(fd, (struct sockaddr *)&bound.ss, &bound.len) == 0)
+		if (getsockname(fd, (struct sockaddr *)&bound.ss, &bound.len) == 0) {
 			sockaddr_format(text, sizeof(text), (struct sockaddr *)&bound.ss);
-		log_info("listening address=%s", text);
+			out->flags[i] = activated_flags(r, &bound);
+		}
+		log_listening(text, out->flags[i]);
 	}
 	for (unsigned i = 0; activated == 0 && i < r->nlisten; i++) {
 		struct sockaddr_any first, bound;
 		char want[64];
-		sockaddr_format(want, sizeof(want), (const struct sockaddr *)&r->listen[i].ss);
+		sockaddr_format(want, sizeof(want), (const struct sockaddr *)&r->listen[i].sa.ss);
 		/* The first socket turns port 0 into a real port; the others join
 		 * it. A single one takes no SO_REUSEPORT: a second daemon on the
 		 * same address must fail, not share it. */
 		for (unsigned k = 0; k < nworkers; k++) {
-			int fd = bind_one(k == 0 ? &r->listen[i] : &first, nworkers > 1, &bound);
+			int fd = bind_one(k == 0 ? &r->listen[i].sa : &first, nworkers > 1, &bound);
 			if (fd < 0) {
 				log_error("cannot listen on %s: %s", want, strerror(errno));
 				listen_fds_close(out);
@@ -194,7 +254,8 @@ bool listen_fds_bind(const struct relay_cfg *r, unsigned nworkers, struct listen
 		}
 		char text[64];
 		sockaddr_format(text, sizeof(text), (const struct sockaddr *)&first.ss);
-		log_info("listening address=%s", text);
+		out->flags[i] = r->listen[i].flags;
+		log_listening(text, out->flags[i]);
 	}
 	return true;
 }
@@ -210,7 +271,9 @@ void listen_fds_close(struct listen_fds *lf)
 		if (lf->fd[i] >= 0)
 			close(lf->fd[i]);
 	free(lf->fd);
+	free(lf->flags);
 	lf->fd = NULL;
+	lf->flags = NULL;
 	lf->naddr = lf->per = 0;
 }
 
@@ -227,7 +290,11 @@ struct listeners *listeners_serve(struct server_env *env, const struct listen_fd
 			listeners_close(ls);
 			return NULL;
 		}
-		add_listener(ls, fd);
+		if (!add_listener(ls, fd, lf->flags[i])) {
+			close(fd);
+			listeners_close(ls);
+			return NULL;
+		}
 	}
 	return ls;
 }
@@ -246,6 +313,7 @@ void listeners_close(struct listeners *ls)
 	listeners_stop(ls);
 	for (unsigned i = 0; i < ls->n; i++)
 		close(ls->items[i].fd);
+	proxy_waits_free(ls->proxies);
 	free(ls->items);
 	free(ls);
 }

@@ -14,9 +14,11 @@
 #include <stddef.h>
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+/* relay.log_format: the key=value line as is, or one JSON object per line. */
+enum log_format { LOG_FMT_LOGFMT, LOG_FMT_JSON };
 
-/* Configures where lines go; callable again on reload. */
-void log_setup(bool use_syslog, enum log_level level);
+/* Configures where lines go and how; callable again on reload. */
+void log_setup(bool use_syslog, enum log_level level, enum log_format format);
 /* relay.workers > 1: every line of worker k ends with ` worker=k`
  * (k < 0: none, the master and a single process). */
 void log_set_worker(int k);

@@ -24,6 +24,8 @@
 #define ATTEMPTS_MAX 256
 /* Providers with auth = xoauth2 whose token expiry is shown. */
 #define OAUTH2_MAX 64
+/* Providers whose health is followed (a reload may bring new names). */
+#define PROVIDERS_MAX 256
 
 static const char *const message_results[] = { "accepted", "delivered", "deferred", "failed", "delivered_live" };
 #define NRESULTS (sizeof(message_results) / sizeof(message_results[0]))
@@ -44,14 +46,21 @@ struct oauth2_expiry {
 	int64_t expiry;
 };
 
+struct provider_health {
+	char provider[64];
+	struct metrics_provider_state st;
+};
+
 /*
  * Everything counted, in one block that relay.workers processes share
  * (a MAP_SHARED mapping made before fork). Counters change with relaxed
  * atomic adds; a new attempts row is filled under `lock` and published
  * by a release store of nattempts, so readers never see half a row.
+ * Provider health rows are written and read whole under `lock`.
  */
 struct metrics_shared {
 	uint64_t sessions_total;
+	uint64_t client_auth[2];     /* AUTH by clients: failed, ok */
 	uint64_t spool_fsyncs;
 	uint64_t message_counts[NRESULTS];
 	uint64_t latency_counts[NBUCKETS];
@@ -62,6 +71,8 @@ struct metrics_shared {
 	struct attempt_counter attempts[ATTEMPTS_MAX];
 	uint32_t noauth2;
 	struct oauth2_expiry oauth2[OAUTH2_MAX];
+	uint32_t nproviders;
+	struct provider_health providers[PROVIDERS_MAX];
 	struct metrics_worker_gauges gauges[METRICS_WORKERS_MAX];
 };
 
@@ -103,6 +114,12 @@ void metrics_message(const char *result)
 			add(&shm->message_counts[i], 1);
 }
 
+void metrics_write_messages(FILE *out)
+{
+	for (size_t i = 0; i < NRESULTS; i++)
+		fprintf(out, "%s %llu\n", message_results[i], (unsigned long long)get(&shm->message_counts[i]));
+}
+
 void metrics_delivery_seconds(double seconds)
 {
 	for (size_t i = 0; i < NBUCKETS; i++)
@@ -115,6 +132,11 @@ void metrics_delivery_seconds(double seconds)
 void metrics_session_opened(void)
 {
 	add(&shm->sessions_total, 1);
+}
+
+void metrics_client_auth(bool ok)
+{
+	add(&shm->client_auth[ok], 1);
 }
 
 void metrics_spool_fsync(void)
@@ -197,10 +219,61 @@ void metrics_oauth2_expiry(const char *provider, double timestamp)
 	unlock_attempts();
 }
 
-void metrics_worker_set(unsigned sessions, unsigned idle)
+/* The provider's row (added when create and there is room), under the lock. */
+static struct provider_health *provider_row(const char *provider, bool create)
+{
+	for (uint32_t i = 0; i < shm->nproviders; i++)
+		if (strcmp(shm->providers[i].provider, provider) == 0)
+			return &shm->providers[i];
+	if (!create || shm->nproviders == PROVIDERS_MAX)
+		return NULL;
+	struct provider_health *h = &shm->providers[shm->nproviders++];
+	memset(h, 0, sizeof(*h));
+	snprintf(h->provider, sizeof(h->provider), "%s", provider);
+	return h;
+}
+
+void metrics_provider_outcome(const char *provider, bool ok, const char *reason, double now)
+{
+	lock_attempts();
+	struct provider_health *h = provider_row(provider, true);
+	if (h != NULL && ok) {
+		h->st.last_ok = now;
+		h->st.failing_since = 0;
+	} else if (h != NULL) {
+		h->st.last_fail = now;
+		if (h->st.failing_since == 0)
+			h->st.failing_since = now;
+		snprintf(h->st.reason, sizeof(h->st.reason), "%s", reason);
+	}
+	unlock_attempts();
+}
+
+void metrics_provider_get(const char *provider, struct metrics_provider_state *out)
+{
+	lock_attempts();
+	const struct provider_health *h = provider_row(provider, false);
+	if (h != NULL)
+		*out = h->st;
+	else
+		memset(out, 0, sizeof(*out));
+	unlock_attempts();
+}
+
+void metrics_worker_set(unsigned sessions, unsigned idle, double now)
 {
 	__atomic_store_n(&shm->gauges[my_slot].sessions, sessions, __ATOMIC_RELAXED);
 	__atomic_store_n(&shm->gauges[my_slot].idle, idle, __ATOMIC_RELAXED);
+	__atomic_store(&shm->gauges[my_slot].beat, &now, __ATOMIC_RELAXED);
+}
+
+double metrics_worker_beat(unsigned k)
+{
+	double beat = 0;
+
+	if (k < METRICS_WORKERS_MAX)
+		__atomic_load(&shm->gauges[k].beat, &beat, __ATOMIC_RELAXED);
+	return beat;
 }
 
 void metrics_worker_sessions(unsigned sessions)
@@ -216,7 +289,7 @@ void metrics_worker_clear(unsigned k)
 
 struct metrics_worker_gauges metrics_workers_sum(unsigned nworkers)
 {
-	struct metrics_worker_gauges sum = { 0, 0 };
+	struct metrics_worker_gauges sum = { 0, 0, 0 };
 
 	for (unsigned k = 0; k < nworkers && k < METRICS_WORKERS_MAX; k++) {
 		sum.sessions += __atomic_load_n(&shm->gauges[k].sessions, __ATOMIC_RELAXED);
@@ -225,12 +298,17 @@ struct metrics_worker_gauges metrics_workers_sum(unsigned nworkers)
 	return sum;
 }
 
-void metrics_write(FILE *out, metrics_gauges_fn gauges, void *arg)
+void metrics_write(FILE *out, const struct metrics_handlers *h)
 {
 	uint32_t nattempts = __atomic_load_n(&shm->nattempts, __ATOMIC_ACQUIRE);
 
 	fputs("# HELP subrelay_sessions_total Client sessions accepted.\n# TYPE subrelay_sessions_total counter\n", out);
 	fprintf(out, "subrelay_sessions_total %llu\n", (unsigned long long)get(&shm->sessions_total));
+	fputs("# HELP subrelay_client_auth_total AUTH attempts of clients (relay.users_file) by result.\n"
+	      "# TYPE subrelay_client_auth_total counter\n", out);
+	fprintf(out, "subrelay_client_auth_total{result=\"ok\"} %llu\n", (unsigned long long)get(&shm->client_auth[1]));
+	fprintf(out, "subrelay_client_auth_total{result=\"failed\"} %llu\n",
+	    (unsigned long long)get(&shm->client_auth[0]));
 	fputs("# HELP subrelay_spool_fsyncs_total fsync calls on spool files and directories (durability paid).\n"
 	      "# TYPE subrelay_spool_fsyncs_total counter\n", out);
 	fprintf(out, "subrelay_spool_fsyncs_total %llu\n", (unsigned long long)get(&shm->spool_fsyncs));
@@ -260,8 +338,8 @@ void metrics_write(FILE *out, metrics_gauges_fn gauges, void *arg)
 	for (uint32_t i = 0; i < noauth2; i++)
 		fprintf(out, "subrelay_oauth2_token_expiry_timestamp_seconds{provider=\"%s\"} %lld\n", shm->oauth2[i].provider,
 		    (long long)__atomic_load_n(&shm->oauth2[i].expiry, __ATOMIC_RELAXED));
-	if (gauges != NULL)
-		gauges(out, arg);
+	if (h->gauges != NULL)
+		h->gauges(out, h->arg);
 }
 
 /* ---- the HTTP side ---- */
@@ -274,8 +352,7 @@ struct metrics_server {
 	struct ev_loop *loop;
 	int fd;
 	struct gate gate;
-	metrics_gauges_fn gauges;
-	void *arg;
+	struct metrics_handlers h;
 	bool closed;               /* freed with its last connection */
 };
 
@@ -304,26 +381,66 @@ static void conn_free(struct http_conn *c)
 	free(c);
 }
 
+/* The paths served, numbered as route() returns them. */
+static const char *const paths[] = { "/metrics", "/healthz", "/readyz" };
+
+/* Which of paths[] the request line "METHOD PATH[?QUERY] VERSION" asks
+ * for: its index, or -1 when none (404). *get: the method is GET. */
+static int route(const char *req, bool *get)
+{
+	size_t mlen = strcspn(req, " \r\n");
+	const char *path = req + mlen + (req[mlen] == ' ');
+	size_t plen = strcspn(path, " ?\r\n");
+
+	*get = mlen == 3 && memcmp(req, "GET", 3) == 0;
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (strlen(paths[i]) == plen && memcmp(path, paths[i], plen) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Writes the body for the request into out; returns the HTTP status
+ * line's end (a 405 carries its Allow header after it). */
+static const char *answer(const struct http_conn *c, FILE *out)
+{
+	const struct metrics_handlers *h = &c->m->h;
+	bool get;
+	int which = route(c->req, &get);
+
+	if (which < 0) {
+		fputs("not found: try /metrics, /healthz or /readyz\n", out);
+		return "404 Not Found";
+	}
+	if (!get) {
+		fputs("method not allowed: only GET\n", out);
+		return "405 Method Not Allowed\r\nAllow: GET";
+	}
+	if (which == 0) {
+		metrics_write(out, h);
+		return "200 OK";
+	}
+	bool ok = which == 1 ? h->live(out, h->arg) : h->ready(out, h->arg);
+	return ok ? "200 OK" : "503 Service Unavailable";
+}
+
 static void build_reply(struct http_conn *c)
 {
 	char *body = NULL;
 	size_t body_len = 0;
 	FILE *out = open_memstream(&body, &body_len);
-	bool found = strncmp(c->req, "GET /metrics ", 13) == 0 || strncmp(c->req, "GET /metrics?", 13) == 0;
+	const char *status = "500 Internal Server Error";
 
-	if (out != NULL && found)
-		metrics_write(out, c->m->gauges, c->m->arg);
-	else if (out != NULL)
-		fputs("not found: try /metrics\n", out);
-	if (out != NULL)
+	if (out != NULL) {
+		status = answer(c, out);
 		fclose(out);
+	}
 	FILE *r = open_memstream(&c->reply, &c->reply_len);
 	if (r == NULL) {
 		free(body);
 		return;
 	}
 	fprintf(r, "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-	    "Content-Length: %zu\r\nConnection: close\r\n\r\n", found ? "200 OK" : "404 Not Found", body_len);
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, body_len);
 	if (body != NULL)
 		fwrite(body, 1, body_len, r);
 	fclose(r);
@@ -410,7 +527,7 @@ int metrics_bind(const struct sockaddr_any *addr, char *err, size_t errlen)
 	return fd;
 }
 
-struct metrics_server *metrics_serve(struct ev_loop *loop, int fd, metrics_gauges_fn gauges, void *arg)
+struct metrics_server *metrics_serve(struct ev_loop *loop, int fd, const struct metrics_handlers *h)
 {
 	struct metrics_server *m = calloc(1, sizeof(*m));
 
@@ -418,8 +535,7 @@ struct metrics_server *metrics_serve(struct ev_loop *loop, int fd, metrics_gauge
 		return NULL;
 	m->loop = loop;
 	m->fd = fd;
-	m->gauges = gauges;
-	m->arg = arg;
+	m->h = *h;
 	gate_start(&m->gate, loop, fd, METRICS_MAX_CONNS, "metrics", on_conn_accepted, m);
 	return m;
 }

@@ -108,6 +108,7 @@ static void log_attempt(const char *what, struct attempt *a, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 static void start_next(struct path_search *ps);
 static void provider_exhausted(struct path_search *ps);
+static void provider_broken(struct path_search *ps);
 static void resolve(struct path_search *ps);
 static bool reuse_idle(struct path_search *ps);
 
@@ -370,6 +371,7 @@ static void on_attempt_ready(struct upstream *up, void *arg)
 	log_attempt("ready", a, "tls=%s cipher=%s auth=%s resumed=%s", info.tls_version, info.tls_cipher, info.auth,
 	    info.tls_resumed ? "yes" : "no");
 	metrics_attempt(info.provider, info.port, info.mode, "ok");
+	metrics_provider_outcome(info.provider, true, NULL, ev_now(ps->env->loop));
 	cur_memory(ps)->announced_size = upstream_size_limit(up);
 	if (ps->recheck) {
 		on_recheck_done(ps, up);
@@ -459,8 +461,10 @@ static void start_next(struct path_search *ps)
 			return;
 		}
 	}
-	if (ps->running == 0)
+	if (ps->running == 0) {
+		provider_broken(ps);
 		provider_exhausted(ps);
+	}
 }
 
 /* ---- pacing (pace.h) ---- */
@@ -664,6 +668,7 @@ static void on_resolved(const struct dns_result *res, void *arg)
 		log_warn("upstream failed id=%s provider=%s host=%s class=dns reason=\"%s\"", ps->log_id, p->name,
 		    p->host, res->error ? res->error : "no address");
 		snprintf(ps->last_error, sizeof(ps->last_error), "%s: cannot resolve %s", p->name, p->host);
+		provider_broken(ps);
 		provider_exhausted(ps);
 		return;
 	}
@@ -680,6 +685,17 @@ static void on_resolved(const struct dns_result *res, void *arg)
 	}
 	enter_state(ps, PS_ATTEMPTING);
 	start_next(ps);
+}
+
+/* No working path to the current provider: every candidate failed, or
+ * its name did not resolve (being paced or throttled is not that).
+ * health.h counts it down. A recheck of the preferred pairs alone says
+ * nothing of the remembered one. */
+static void provider_broken(struct path_search *ps)
+{
+	if (ps->recheck && ps->pair_limit < cur_provider(ps)->nports)
+		return;
+	metrics_provider_outcome(cur_provider(ps)->name, false, ps->last_error, ev_now(ps->env->loop));
 }
 
 static void provider_exhausted(struct path_search *ps)
@@ -905,6 +921,8 @@ void path_search_accepted(struct path_search *ps)
 
 	log_info("path chosen id=%s provider=%s port=%u mode=%s", ps->log_id, p->name, p->ports[a->pair].port,
 	    tls_mode_name(p->ports[a->pair].mode));
+	/* A pooled session's MAIL is its only sign of life. */
+	metrics_provider_outcome(p->name, true, NULL, ev_now(ps->env->loop));
 	remember(ps, a->pair);
 	release_turn(ps, true); /* counted in the provider's daily_quota */
 	attempt_done(a); /* the caller's now */
@@ -980,6 +998,23 @@ void path_limits(const struct path_env *env, const char *sender, struct path_lim
 
 /* ---- background re-check of preferred pairs ---- */
 
+/* A setup-only search of m's provider over its first pair_limit pairs
+ * (all of them: a health check), unless one is running. */
+static void start_recheck(struct path_memory *m, unsigned pair_limit)
+{
+	const struct path_env *env = m->env;
+	struct provider_cfg *p = &env->cfg->providers[m->provider];
+	struct path_search *ps;
+
+	if (m->rechecking != NULL || (ps = search_new(env, NULL, 1, pair_limit < p->nports ? "recheck" : "check")) == NULL)
+		return;
+	ps->own[0] = p;
+	ps->recheck = true;
+	ps->pair_limit = pair_limit;
+	if (search_begin(ps))
+		m->rechecking = ps;
+}
+
 static void on_recheck_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct path_memory *m = w->data;
@@ -991,23 +1026,28 @@ static void on_recheck_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	if (m->pair <= 0 || m->rechecking != NULL)
 		return;
 	log_info("path recheck provider=%s remembered_port=%u", p->name, p->ports[m->pair].port);
-	struct path_search *ps = search_new(env, NULL, 1, "recheck");
-	if (ps == NULL)
-		return;
-	ps->own[0] = p;
-	ps->recheck = true;
-	ps->pair_limit = (unsigned)m->pair;
-	if (search_begin(ps))
-		m->rechecking = ps;
+	start_recheck(m, (unsigned)m->pair);
 }
 
-/* up: a preferred pair works again (switch back); NULL: none does yet. */
+void path_check(const struct path_env *env, unsigned provider)
+{
+	struct path_memory *m = &env->memory[provider];
+
+	if (m->rechecking != NULL)
+		return;
+	log_info("path check provider=%s", env->cfg->providers[provider].name);
+	start_recheck(m, env->cfg->providers[provider].nports);
+}
+
+/* up: a preferred pair works again (switch back), or a check found a
+ * working pair; NULL: none does yet. */
 static void on_recheck_done(struct path_search *ps, struct upstream *up)
 {
 	/* The cursor may be past the end: a recheck has exactly one provider. */
 	ps->provider = 0;
 	struct path_memory *m = cur_memory(ps);
 	struct provider_cfg *p = cur_provider(ps);
+	const char *what = ps->pair_limit < p->nports ? "recheck" : "check";
 	unsigned pair = 0;
 
 	for (unsigned i = 0; up != NULL && i < ps->next; i++)
@@ -1015,12 +1055,16 @@ static void on_recheck_done(struct path_search *ps, struct upstream *up)
 			pair = ps->attempts[i].pair;
 	m->rechecking = NULL;
 	if (up != NULL) {
-		log_info("path recheck provider=%s result=ok port=%u", p->name, p->ports[pair].port);
+		log_info("path %s provider=%s result=ok port=%u", what, p->name, p->ports[pair].port);
 		remember(ps, pair);
-	} else {
-		log_info("path recheck provider=%s result=still_failing next_in=%gs", p->name, p->recheck_interval);
+	} else if (m->pair > 0) {
+		log_info("path %s provider=%s result=still_failing next_in=%gs", what, p->name, p->recheck_interval);
 		ev_timer_set(&m->recheck, p->recheck_interval, 0.);
 		ev_timer_start(ps->env->loop, &m->recheck);
+	} else {
+		char quoted[sizeof(ps->last_error) + 16];
+		log_info("path %s provider=%s result=failed reason=%s", what, p->name,
+		    log_quote(quoted, sizeof(quoted), ps->last_error));
 	}
 	path_search_cancel(ps);
 }

@@ -32,6 +32,10 @@
  * while the remembered pair is not the preferred one, a background
  * re-check every recheck_interval tries the preferred pairs and switches
  * back once one works.
+ *
+ * Each provider's outcome is recorded for health.h (metrics.h shares it
+ * across workers): a ready session is a success; every candidate failing,
+ * or its name not resolving, a failure. Pacing and throttling are neither.
  */
 #ifndef SUBRELAY_PATH_H
 #define SUBRELAY_PATH_H
@@ -116,6 +120,12 @@ void path_search_refused(struct path_search *ps, const struct smtp_reply *reply)
 void path_search_lost(struct path_search *ps, enum upstream_fail cls, const char *reason);
 /* Ends the search, closing every session it owns (the one handed over too). */
 void path_search_cancel(struct path_search *ps);
+
+/* A health check of provider i (index in cfg->providers, health.h): the
+ * search of a recheck over all its pairs, ending at setup (no MAIL, no
+ * pacing turn), its outcome recorded and a working pair remembered.
+ * Nothing when a check or recheck of it is running. */
+void path_check(const struct path_env *env, unsigned provider);
 
 /* The provider of up answered `command` with a throttling reply
  * (pace_is_throttling()): the whole provider backs off (from the queue's

@@ -12,15 +12,18 @@
 
 #include "log.h"
 
-/* The spool must stay writable by the user we become. */
+/* The spool must stay writable by the user we become. The drop
+ * directory keeps its group (maildrop_pickup.h: the users who may drop). */
 static void chown_spool(const char *spool, const struct passwd *pw)
 {
-	static const char *const subdirs[] = { "", "/tmp", "/queue", "/failed" };
+	static const struct { const char *sub; bool keep_group; } dirs[] = {
+		{ "", false }, { "/tmp", false }, { "/queue", false }, { "/failed", false }, { "/maildrop", true },
+	};
 
-	for (size_t i = 0; spool != NULL && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+	for (size_t i = 0; spool != NULL && i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		char path[4096];
-		snprintf(path, sizeof(path), "%s%s", spool, subdirs[i]);
-		if (chown(path, pw->pw_uid, pw->pw_gid) < 0)
+		snprintf(path, sizeof(path), "%s%s", spool, dirs[i].sub);
+		if (chown(path, pw->pw_uid, dirs[i].keep_group ? (gid_t)-1 : pw->pw_gid) < 0 && errno != ENOENT)
 			log_warn("cannot chown %s to %s: %s", path, pw->pw_name, strerror(errno));
 	}
 }
@@ -42,7 +45,9 @@ bool privdrop(const char *user, const char *spool)
 		return false;
 	}
 	chown_spool(spool, pw);
-	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+	/* Its supplementary groups too: a tls_key_file shared through ssl-cert,
+	 * and what secret_file.h assumed when it checked the files at load. */
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
 		log_error("cannot drop privileges to %s: %s", user, strerror(errno));
 		return false;
 	}

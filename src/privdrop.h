@@ -9,8 +9,9 @@
 #include <stdbool.h>
 
 /* user empty: no change (a warning when root). Otherwise chowns the
- * spool directories (spool may be NULL: none), then setgroups/setgid/
- * setuid. False, with the reason logged, when the user does not exist
+ * spool directories (spool may be NULL: none), then initgroups/setgid/
+ * setuid (the user's supplementary groups are kept, as secret_file.h
+ * assumes). False, with the reason logged, when the user does not exist
  * or the change fails; not being root only warns. */
 bool privdrop(const char *user, const char *spool);
 

@@ -54,7 +54,6 @@ struct queue {
 	unsigned *active;          /* deliveries running per provider slot */
 	unsigned char *paced;      /* per slot: what last held it back (enum pace_block), for the log */
 	unsigned nactive;
-	unsigned long delivered, failed, deferred, accepted;
 	unsigned kept_failed;      /* messages in failed/ (the gauge) */
 };
 
@@ -156,8 +155,10 @@ static void on_committed(const char *id, bool ok, int err, void *arg)
 		ok = false;
 		err = EIO;
 	}
+	/* Every message the queue takes counts here, once: a client's, and
+	 * a bounce notice the queue made itself. */
 	if (ok)
-		q->accepted++;
+		metrics_message("accepted");
 	for (struct queue_waiter **w = &q->waiters; *w != NULL; w = &(*w)->next) {
 		if (strcmp((*w)->id, id) != 0)
 			continue;
@@ -254,7 +255,6 @@ static void settle(struct qentry *e, struct delivery *d)
 		metrics_message(any_failed ? "failed" : "delivered");
 		metrics_delivery_seconds(now - m->received);
 		if (any_failed) {
-			q->failed++;
 			if (bounce_queue(q->sp, q->committer, m, cfg, now))
 				q->pending_commits++;
 			if (!spool_move_failed(q->sp, m))
@@ -262,14 +262,12 @@ static void settle(struct qentry *e, struct delivery *d)
 			else
 				q->kept_failed++;
 		} else {
-			q->delivered++;
 			spool_remove(q->sp, m->id);
 		}
 		drop_entry(q, e);
 		return;
 	}
 	m->next_try = now + backoff(&cfg->queue, m->attempts);
-	q->deferred++;
 	metrics_message("deferred");
 	delivery_log(d, "deferred");
 	log_info("message id=%s next_try_in=%.0fs", m->id, m->next_try - now);
@@ -496,8 +494,7 @@ bool queue_adopt(struct queue *q, const char *id)
 	/* Gone already: a rescan found it first and it has been delivered. */
 	if (!spool_exists(q->sp, id) || !load_one(q, id))
 		return false;
-	q->accepted++;
-	schedule(q);
+	schedule(q); /* counted as accepted by the worker that committed it */
 	return true;
 }
 
@@ -661,9 +658,11 @@ bool queue_show(struct queue *q, const char *id, FILE *out)
 		return false;
 	const struct spool_msg *m = &e->m;
 	static const char *const states[] = { "pending", "delivered", "failed" };
-	fprintf(out, "id: %s\nfrom: <%s>\nsize: %llu\nreceived: %.0f\nattempts: %u\nnext_try: %.0f\nlast_error: %s\n",
-	    m->id, m->from, (unsigned long long)m->size, m->received, m->attempts, m->next_try,
-	    m->last_error[0] ? m->last_error : "-");
+	char received[32], next_try[32];
+	/* Times for people (ISO 8601 UTC); queue and failed show ages instead. */
+	fprintf(out, "id: %s\nfrom: <%s>\nsize: %llu\nreceived: %s\nattempts: %u\nnext_try: %s\nlast_error: %s\n",
+	    m->id, m->from, (unsigned long long)m->size, cfg_format_utc(received, sizeof(received), m->received),
+	    m->attempts, cfg_format_utc(next_try, sizeof(next_try), m->next_try), m->last_error[0] ? m->last_error : "-");
 	for (unsigned i = 0; i < m->nrcpts; i++)
 		fprintf(out, "rcpt: <%s> %s\n", m->rcpts[i].addr, states[m->rcpts[i].state]);
 	return true;
@@ -719,8 +718,7 @@ double queue_oldest_age(const struct queue *q)
 void queue_stats(struct queue *q, FILE *out)
 {
 	double oldest = queue_oldest_age(q);
-	fprintf(out, "queue_depth %u\noldest_age_seconds %.0f\naccepted %lu\ndelivered %lu\ndeferred %lu\nfailed %lu\n"
-	    "held %u\nfailed_messages %u\n", q->n, oldest, q->accepted, q->delivered, q->deferred, q->failed,
+	fprintf(out, "queue_depth %u\noldest_age_seconds %.0f\nheld %u\nfailed_messages %u\n", q->n, oldest,
 	    count_held(q), q->kept_failed);
 }
 

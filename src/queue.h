@@ -67,6 +67,8 @@ bool queue_show(struct queue *q, const char *id, FILE *out);
 int queue_flush(struct queue *q, const char *id);
 /* A queued message, or else a failed one. */
 bool queue_delete(struct queue *q, const char *id);
+/* The queue's own `stats` lines: depth, oldest age, held, failed messages
+ * (the message counters are metrics.h's). */
 void queue_stats(struct queue *q, FILE *out);
 unsigned queue_depth(const struct queue *q);
 /* Failed messages (failed/, read from the spool: they are not in the

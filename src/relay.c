@@ -99,14 +99,14 @@ static void fail_all(struct relay *r, const char *fmt, ...)
 static void write_message_line(const struct relay *r, const char *result, const struct smtp_reply *reply,
     const char *suffix)
 {
-	char from[SMTP_PATH_MAX + 8], text[300], where[300];
+	char from[SMTP_PATH_MAX + 8], text[300], where[300], auth[USER_NAME_MAX + 16];
 	const struct tx *tx = r->tx;
 
 	upstream_info_format(r->have_info ? &r->info : NULL, where, sizeof(where));
-	log_info("message id=%s session=%s from=%s rcpts=%u size=%llu %s result=%s reply=%s duration=%.3fs%s", tx->id,
+	log_info("message id=%s session=%s from=%s rcpts=%u size=%llu %s result=%s reply=%s duration=%.3fs%s%s", tx->id,
 	    r->session_id, log_quote(from, sizeof(from), tx->from), tx->accepted, (unsigned long long)tx->bytes, where,
 	    result, log_quote(text, sizeof(text), reply ? reply->text : ""), ev_now(r->rt->path.loop) - tx->started,
-	    suffix);
+	    tx_log_auth(tx, auth, sizeof(auth)), suffix);
 }
 
 /* The message's outcome, when it is the relay's to tell: its line and

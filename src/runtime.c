@@ -8,6 +8,22 @@
 #include "pool.h"
 #include "tls.h"
 
+static bool server_context(const struct config *cfg, SSL_CTX **ctx, FILE *errs)
+{
+	const struct relay_cfg *r = &cfg->relay;
+	char err[512];
+
+	if (r->tls_cert_file == NULL || r->tls_key_file == NULL)
+		return true;
+	if ((ctx[cfg->nproviders] = tls_server_ctx(r->tls_cert_file, r->tls_key_file, err, sizeof(err))) != NULL)
+		return true;
+	if (r->tls_line == 0)
+		fprintf(errs, "-o: relay.tls_cert_file: %s\n", err);
+	else
+		fprintf(errs, "%s:%u: tls_cert_file: %s\n", cfg->file, r->tls_line, err);
+	return false;
+}
+
 SSL_CTX **runtime_tls_contexts(const struct config *cfg, FILE *errs)
 {
 	SSL_CTX **ctx = calloc(cfg->nproviders + 1, sizeof(*ctx));
@@ -25,6 +41,8 @@ SSL_CTX **runtime_tls_contexts(const struct config *cfg, FILE *errs)
 			fprintf(errs, "%s:%u: provider %s: %s\n", cfg->file, cfg->providers[i].line,
 			    cfg->providers[i].name, err);
 	}
+	if (ok && !server_context(cfg, ctx, errs))
+		ok = false;
 	if (ok)
 		return ctx;
 	runtime_free_tls_contexts(cfg, ctx);
@@ -33,9 +51,14 @@ SSL_CTX **runtime_tls_contexts(const struct config *cfg, FILE *errs)
 
 void runtime_free_tls_contexts(const struct config *cfg, SSL_CTX **ctx)
 {
-	for (unsigned i = 0; ctx != NULL && i < cfg->nproviders; i++)
+	for (unsigned i = 0; ctx != NULL && i <= cfg->nproviders; i++)
 		SSL_CTX_free(ctx[i]);
 	free(ctx);
+}
+
+SSL_CTX *runtime_server_tls(const struct runtime *rt)
+{
+	return rt->path.tls_ctx[rt->path.cfg->nproviders];
 }
 
 struct runtime *runtime_new(struct ev_loop *loop, struct dns *dns, struct config *cfg, SSL_CTX **tls_ctx,

@@ -22,9 +22,14 @@ struct runtime *runtime_new(struct ev_loop *loop, struct dns *dns, struct config
 struct runtime *runtime_ref(struct runtime *rt);
 void runtime_unref(struct runtime *rt);
 
-/* One client context per provider, index-aligned with cfg->providers;
- * problems printed to errs as FILE:LINE (NULL if any). */
+/* One client context per provider, index-aligned with cfg->providers,
+ * then (at index nproviders) the server context of the listeners, NULL
+ * without relay.tls_cert_file; problems printed to errs as FILE:LINE
+ * (NULL if any). A reload builds new ones: a rotated certificate serves
+ * new sessions, a bad one keeps the running configuration. */
 SSL_CTX **runtime_tls_contexts(const struct config *cfg, FILE *errs);
 void runtime_free_tls_contexts(const struct config *cfg, SSL_CTX **ctx);
+/* The listeners' server context, NULL when TLS is not configured. */
+SSL_CTX *runtime_server_tls(const struct runtime *rt);
 
 #endif

@@ -733,6 +733,11 @@ bool smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len)
 		return false;
 	if (r->lines > 0 && code != r->code)
 		return false;
+	if (r->lines >= SMTP_REPLY_LINES_MAX || r->bytes + len > SMTP_REPLY_BYTES_MAX) {
+		r->too_long = true;
+		return false;
+	}
+	r->bytes += len;
 	if (len > 3) {
 		text = line + 4;
 		tlen = len - 4;

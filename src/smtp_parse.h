@@ -16,6 +16,11 @@
 #define SMTP_PATH_MAX 256      /* RFC 5321 4.5.3.1.3 reverse/forward path */
 #define SMTP_LINE_MAX 1000     /* command line incl. CRLF, 4.5.3.1.4 (we allow 2048 with SMTPUTF8) */
 #define SMTP_REPLY_TEXT_MAX 512
+/* Bounds on one reply: a provider that keeps sending "250-" lines must not
+ * hold a transaction until the command timeout. Real replies (EHLO lists,
+ * banners) stay well under them. */
+#define SMTP_REPLY_LINES_MAX 100
+#define SMTP_REPLY_BYTES_MAX 65536
 
 #define SMTP_VERBS(X) \
 	X(HELO) X(EHLO) X(MAIL) X(RCPT) X(DATA) X(RSET) X(NOOP) X(QUIT) X(VRFY) X(HELP) X(STARTTLS) X(AUTH) X(EXPN)
@@ -72,6 +77,8 @@ struct smtp_reply {
 	char enhanced[16];         /* "2.1.0" if the first line carries one, else "" */
 	char text[SMTP_REPLY_TEXT_MAX]; /* text of the lines after code (and enhanced code), joined by "; " (truncated) */
 	unsigned lines;
+	size_t bytes;              /* of the lines so far, without their line ends */
+	bool too_long;             /* refused for passing SMTP_REPLY_LINES_MAX or SMTP_REPLY_BYTES_MAX */
 	bool complete;             /* the last line ("250 ...", not "250-...") arrived */
 	/* EHLO keywords gathered from every line after the first, upper-cased, space-separated, e.g.
 	 * "PIPELINING SIZE 10240000 STARTTLS AUTH PLAIN LOGIN" lines joined by '\n'. */
@@ -82,7 +89,8 @@ void smtp_reply_reset(struct smtp_reply *r);
 /*
  * Feeds one reply line (no CRLF). Returns false if the line is not a
  * valid reply line (no 3-digit code, or a code that differs from the
- * first line's, or a separator other than ' ' or '-').
+ * first line's, or a separator other than ' ' or '-'), or if the reply
+ * grows past SMTP_REPLY_LINES_MAX lines or SMTP_REPLY_BYTES_MAX bytes.
  */
 bool smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len);
 

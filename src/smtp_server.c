@@ -19,8 +19,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
+#include "authpool.h"
 #include "backend.h"
 #include "body_pump.h"
 #include "envelope.h"
@@ -28,11 +31,15 @@
 #include "io.h"
 #include "log.h"
 #include "metrics.h"
+#include "peer_count.h"
 #include "reply.h"
+#include "sasl.h"
 #include "smtp_data.h"
 #include "smtp_line.h"
 #include "smtp_parse.h"
+#include "tls.h"
 #include "tx.h"
+#include "users.h"
 
 #define CLIENT_IN_LIMIT (16 * 1024)
 #define CLIENT_OUT_LIMIT (8 * 1024)
@@ -45,6 +52,9 @@
 	X(WAIT)     /* the oldest owed answer decides how input is read next (DATA, end of data, RSET) */ \
 	X(BODY)     /* message bytes go to the backend */ \
 	X(DISCARD)  /* reading the rest of a message that will not be delivered */ \
+	X(TLS)      /* TLS handshake (STARTTLS or /implicit): nothing read or answered */ \
+	X(SASL)     /* AUTH: the next line is a SASL response, not a command */ \
+	X(VERIFY)   /* AUTH: the password is being checked (authpool.h); nothing read */ \
 	X(CLOSING)
 
 enum session_state {
@@ -87,15 +97,34 @@ struct session {
 	struct backend backend;
 	struct fixups *fixups;     /* the body's Received:, Date:, Message-ID: (fixups.h) */
 	char helo[128];            /* the client's EHLO or HELO name */
+	ev_tstamp wait_start;      /* when the wait for the next command began; 0: not waiting */
+	ev_tstamp body_start;      /* when the message body began (S_BODY, S_DISCARD) */
+	struct peer_key peer_key;  /* the client's address, counted in env->per_ip when `counted` */
+	bool counted;
+
+	bool trusted;              /* inside relay.allow: may submit without AUTH */
+	bool tls;                  /* TLS is up: STARTTLS done, or an /implicit listener */
+	bool implicit_tls;         /* the greeting waits for the handshake */
+	enum sasl_step { SASL_PLAIN, SASL_LOGIN_USER, SASL_LOGIN_PASS } sasl; /* what S_SASL reads */
+	struct sasl_creds creds;   /* being verified; wiped as soon as the check has its copy */
+	struct auth_job *auth_job; /* the check in flight, cancelled if the client leaves */
+	char auth_user[USER_NAME_MAX + 1]; /* "" until AUTH succeeds */
 };
 
 static void session_process(struct session *s);
 
 /* ---- lifecycle ---- */
 
+static bool in_body(enum session_state state)
+{
+	return state == S_BODY || state == S_DISCARD;
+}
+
 static void enter_state(struct session *s, enum session_state next)
 {
 	log_debug("id=%s state=%s->%s", s->id, session_state_names[s->state], session_state_names[next]);
+	if (in_body(next) && !in_body(s->state))
+		s->body_start = ev_now(s->env->loop);
 	s->state = next;
 }
 
@@ -116,10 +145,14 @@ static void session_free(struct session *s)
 	if (in_transaction(s))
 		s->backend.ops->abort(s->backend.impl, &s->tx); /* never let a partial message be completed */
 	s->backend.ops->free(s->backend.impl);
+	authpool_cancel(s->auth_job);
+	sasl_creds_wipe(&s->creds);
 	fixups_free(s->fixups);
 	tx_clear(&s->tx);
 	io_free(s->io);
 	s->env->nclients--;
+	if (s->counted)
+		peer_count_remove(s->env->per_ip, &s->peer_key);
 	metrics_worker_sessions(s->env->nclients);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
@@ -195,7 +228,8 @@ static void tx_end(struct session *s)
  * without them is still delivered when there is no memory for them). */
 static void start_fixups(struct session *s)
 {
-	struct fixup_facts facts = { .helo = s->helo, .peer = s->peer, .hostname = s->cfg->relay.hostname };
+	struct fixup_facts facts = { .helo = s->helo, .peer = s->peer, .hostname = s->cfg->relay.hostname,
+		.with = !s->tls ? "ESMTP" : s->auth_user[0] ? "ESMTPSA" : "ESMTPS" };
 
 	if (s->cfg->relay.add_missing_headers && (s->fixups = fixups_start(&s->backend, &s->tx, &facts)) == NULL)
 		log_warn("id=%s out of memory for the message fix-ups", s->tx.id);
@@ -251,7 +285,7 @@ static void on_answer(void *arg, const struct smtp_reply *r)
 	case TX_CMD_DATA:
 		reply_answer(s->io, r, "0.0");
 		if (r->code == 354) {
-			smtp_data_init(&s->data);
+			smtp_data_init(&s->data, s->cfg->relay.accept_lf_dot);
 			start_fixups(s);
 			enter_state(s, S_BODY);
 		} else {
@@ -342,6 +376,11 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 	reply(s->io, "250-SIZE %llu", (unsigned long long)r->max_message_size);
 	reply(s->io, "250-8BITMIME");
 	reply(s->io, "250-ENHANCEDSTATUSCODES");
+	/* STARTTLS until TLS is up; AUTH only over TLS (RFC 4954 section 4). */
+	if (runtime_server_tls(s->rt) != NULL && !s->tls)
+		reply(s->io, "250-STARTTLS");
+	if (s->tls && r->users != NULL)
+		reply(s->io, "250-AUTH PLAIN LOGIN");
 	reply(s->io, "250 SMTPUTF8");
 }
 
@@ -350,6 +389,10 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 	char from[SMTP_PATH_MAX + 1], refusal[REPLY_LINE_MAX];
 	struct path_limits lim;
 
+	if (!s->trusted && s->auth_user[0] == '\0') {
+		reply_error(s, "530 5.7.0 Authentication required");
+		return;
+	}
 	if (!envelope_address(c, c->smtputf8, s->cfg, from, refusal, sizeof(refusal)) ||
 	    !envelope_mail_size(c, &s->rt->path, from, &lim, refusal, sizeof(refusal))) {
 		reply_error(s, "%s", refusal);
@@ -362,8 +405,9 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 	s->tx.body_8bit = c->body == SMTP_BODY_8BITMIME;
 	s->tx.smtputf8 = c->smtputf8;
 	s->tx.started = ev_now(s->env->loop);
+	snprintf(s->tx.auth_user, sizeof(s->tx.auth_user), "%s", s->auth_user);
 	s->limits = lim;
-	smtp_data_init(&s->data);
+	smtp_data_init(&s->data, s->cfg->relay.accept_lf_dot);
 	enter_state(s, S_TX);
 	tx_owe(&s->owed, TX_CMD_MAIL);
 	s->backend.ops->mail(s->backend.impl, &s->tx);
@@ -447,6 +491,169 @@ static void cmd_not_offered(struct session *s, const struct smtp_cmd *c)
 	reply_error(s, "502 5.5.1 %s not implemented", smtp_verb_name(c->verb));
 }
 
+/* ---- STARTTLS and AUTH ---- */
+
+static void cmd_starttls(struct session *s, const struct smtp_cmd *c)
+{
+	SSL_CTX *ctx = runtime_server_tls(s->rt);
+	SSL *ssl;
+	struct buf *in = io_in(s->io);
+
+	if (ctx == NULL) {
+		cmd_not_offered(s, c);
+		return;
+	}
+	if (s->tls) {
+		reply_error(s, "503 5.5.1 TLS already active");
+		return;
+	}
+	if (s->state != S_IDLE) {
+		reply_error(s, "503 5.5.1 Send EHLO first, and STARTTLS outside a mail transaction");
+		return;
+	}
+	if ((ssl = SSL_new(ctx)) == NULL) {
+		reply(s->io, "454 4.7.0 TLS not available due to temporary reason");
+		return;
+	}
+	reply(s->io, "220 2.0.0 Ready to start TLS");
+	/* Whatever came in clear behind STARTTLS must not be taken as if it
+	 * came over TLS (the CVE-2011-0411 command injection): dropped. */
+	if (!buf_empty(in)) {
+		log_info("starttls id=%s client=%s discarded=%zu", s->id, s->peer, buf_len(in));
+		buf_consume(in, buf_len(in));
+	}
+	s->line = (struct smtp_line){ 0 };
+	enter_state(s, S_TLS);
+	io_accept_tls(s->io, ssl);
+	io_timeout(s->io, s->cfg->relay.timeout);
+}
+
+/* RFC 3207 section 4.2: after the handshake the client starts afresh. */
+static void tls_up(struct session *s)
+{
+	struct tls_peer_info info;
+
+	tls_peer_info(io_ssl(s->io), &info);
+	log_info("tls id=%s client=%s version=%s cipher=%s", s->id, s->peer, info.version, info.cipher);
+	s->tls = true;
+	s->helo[0] = '\0';
+	enter_state(s, S_GREET);
+	if (s->implicit_tls)
+		reply(s->io, "220 %s ESMTP subrelay", s->cfg->relay.hostname);
+}
+
+static void auth_result(void *arg, bool ok)
+{
+	struct session *s = arg;
+	char user[USER_NAME_MAX + 8];
+
+	session_enter(s);
+	s->auth_job = NULL;
+	enter_state(s, S_IDLE);
+	log_info("auth id=%s client=%s user=%s result=%s", s->id, s->peer,
+	    log_quote(user, sizeof(user), s->creds.user), ok ? "ok" : "failed");
+	metrics_client_auth(ok);
+	if (ok) {
+		snprintf(s->auth_user, sizeof(s->auth_user), "%s", s->creds.user);
+		reply(s->io, "235 2.7.0 Authentication successful");
+	} else {
+		reply_error(s, "535 5.7.8 Authentication credentials invalid");
+	}
+	sasl_creds_wipe(&s->creds);
+	session_continue(s);
+	session_leave(s);
+}
+
+/* The credentials are complete: checked off the loop, the session waits. */
+static void auth_verify(struct session *s)
+{
+	const struct users *u = s->cfg->relay.users;
+	const char *hash = users_hash(u, s->creds.user);
+
+	s->auth_job = authpool_verify(s->env->loop, hash ? hash : users_decoy_hash(u), hash == NULL, s->creds.pass,
+	    auth_result, s);
+	explicit_bzero(s->creds.pass, sizeof(s->creds.pass));
+	if (s->auth_job == NULL) {
+		sasl_creds_wipe(&s->creds);
+		enter_state(s, S_IDLE);
+		reply(s->io, "454 4.7.0 Temporary authentication failure, try again later");
+		return;
+	}
+	enter_state(s, S_VERIFY);
+}
+
+/* A SASL response (the initial one, or a line read in S_SASL). */
+static void auth_step(struct session *s, const char *resp, size_t len)
+{
+	enum sasl_status st;
+
+	switch (s->sasl) {
+	case SASL_PLAIN:
+		st = sasl_plain(resp, len, &s->creds);
+		break;
+	case SASL_LOGIN_USER:
+		st = sasl_login_field(resp, len, s->creds.user, sizeof(s->creds.user));
+		break;
+	default:
+		st = sasl_login_field(resp, len, s->creds.pass, sizeof(s->creds.pass));
+		break;
+	}
+	enter_state(s, S_IDLE);
+	if (st != SASL_OK) {
+		sasl_creds_wipe(&s->creds);
+		if (st == SASL_CANCELLED)
+			reply_error(s, "501 5.0.0 Authentication cancelled");
+		else
+			reply_error(s, "501 5.5.2 Cannot decode the response");
+	} else if (s->sasl == SASL_LOGIN_USER) {
+		s->sasl = SASL_LOGIN_PASS;
+		enter_state(s, S_SASL);
+		reply(s->io, "334 UGFzc3dvcmQ6"); /* "Password:" */
+	} else {
+		auth_verify(s);
+	}
+}
+
+static void cmd_auth(struct session *s, const struct smtp_cmd *c)
+{
+	char mech[16];
+	const char *sp = memchr(c->arg, ' ', c->arglen);
+	size_t mlen = sp ? (size_t)(sp - c->arg) : c->arglen;
+	const char *resp = sp ? sp + 1 : NULL;
+
+	if (s->cfg->relay.users == NULL) {
+		cmd_not_offered(s, c);
+		return;
+	}
+	if (!s->tls) {
+		reply_error(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+		return;
+	}
+	if (s->auth_user[0] != '\0') {
+		reply_error(s, "503 5.5.1 Already authenticated");
+		return;
+	}
+	if (s->state != S_IDLE) {
+		reply_error(s, "503 5.5.1 Send EHLO first, and AUTH outside a mail transaction");
+		return;
+	}
+	snprintf(mech, sizeof(mech), "%.*s", (int)(mlen < sizeof(mech) ? mlen : sizeof(mech) - 1), c->arg);
+	if (mlen < sizeof(mech) && strcasecmp(mech, "PLAIN") == 0) {
+		s->sasl = SASL_PLAIN;
+	} else if (mlen < sizeof(mech) && strcasecmp(mech, "LOGIN") == 0) {
+		s->sasl = SASL_LOGIN_USER;
+	} else {
+		reply_error(s, "504 5.5.4 Unrecognized authentication type (use PLAIN or LOGIN)");
+		return;
+	}
+	if (resp != NULL) {
+		auth_step(s, resp, c->arglen - mlen - 1);
+		return;
+	}
+	enter_state(s, S_SASL);
+	reply(s->io, s->sasl == SASL_PLAIN ? "334 " : "334 VXNlcm5hbWU6"); /* "Username:" */
+}
+
 /* Which states accept a command: bits of enum session_state. */
 #define IN(st) (1u << S_##st)
 #define READY_STATES (IN(GREET) | IN(IDLE) | IN(TX))
@@ -470,8 +677,8 @@ static const struct command commands[] = {
 	{ SMTP_VERB_VRFY, READY_STATES, NULL, cmd_vrfy },
 	{ SMTP_VERB_HELP, READY_STATES, NULL, cmd_help },
 	{ SMTP_VERB_EXPN, READY_STATES, NULL, cmd_not_offered },
-	{ SMTP_VERB_STARTTLS, READY_STATES, NULL, cmd_not_offered },
-	{ SMTP_VERB_AUTH, READY_STATES, NULL, cmd_not_offered },
+	{ SMTP_VERB_STARTTLS, READY_STATES, NULL, cmd_starttls },
+	{ SMTP_VERB_AUTH, READY_STATES, NULL, cmd_auth },
 };
 
 static void run_command(struct session *s, const char *line, size_t len)
@@ -579,8 +786,50 @@ static bool take_command(struct session *s)
 	if (s->owed.n > 0 && !joins_flight(s, line, len))
 		return false; /* resumed by the backend's answers */
 	smtp_line_consume(&s->line, in);
-	run_command(s, line, len);
+	s->wait_start = 0; /* the next command gets its own time */
+	if (s->state == S_SASL)
+		auth_step(s, line, len);
+	else
+		run_command(s, line, len);
+	explicit_bzero(line, len); /* it may have held a password */
 	return true;
+}
+
+/*
+ * How long the session may still wait for the client. The timer is not
+ * restarted by every byte: a client trickling one byte a second must not
+ * hold a session for ever. A command line must be complete within
+ * `timeout` of the moment the session began waiting for it; a message
+ * body may pause at most `timeout`, and after a first `timeout` it must
+ * keep data_min_rate bytes a second on average.
+ */
+static double client_time_left(struct session *s)
+{
+	const struct relay_cfg *r = &s->cfg->relay;
+	ev_tstamp now = ev_now(s->env->loop);
+
+	if (in_body(s->state)) {
+		if (r->data_min_rate == 0)
+			return r->timeout;
+		double rate_left = s->body_start + r->timeout + (double)s->data.in_bytes / r->data_min_rate - now;
+		return rate_left < r->timeout ? rate_left : r->timeout;
+	}
+	if (s->wait_start == 0)
+		s->wait_start = now;
+	return s->wait_start + r->timeout - now;
+}
+
+/* Which bound the client missed, for the log line. */
+static const char *timeout_kind(const struct session *s)
+{
+	const struct relay_cfg *r = &s->cfg->relay;
+	ev_tstamp now = ev_now(s->env->loop);
+
+	if (in_body(s->state))
+		return r->data_min_rate > 0 &&
+			s->body_start + r->timeout + (double)s->data.in_bytes / r->data_min_rate <= now + 0.001
+		    ? "data_too_slow" : "idle";
+	return s->wait_start > 0 && buf_len(io_in(s->io)) > 0 ? "command_too_slow" : "idle";
 }
 
 /* Works through buffered input until it must wait (for the client, the
@@ -591,11 +840,14 @@ static void session_process(struct session *s)
 	for (;;) {
 		if (s->dead || s->state == S_CLOSING)
 			return;
-		if (s->state == S_WAIT) {
+		if (s->state == S_WAIT || s->state == S_VERIFY) {
 			io_timeout(s->io, 0);
+			s->wait_start = 0;
 			return;
 		}
-		if (s->state == S_BODY || s->state == S_DISCARD) {
+		if (s->state == S_TLS)
+			return; /* the handshake's own time runs on the client timer */
+		if (in_body(s->state)) {
 			if (!pump_body(s))
 				break;
 			continue;
@@ -613,10 +865,25 @@ static void session_process(struct session *s)
 	/* The client's timer runs only while we wait for it, not while
 	 * answers to its commands are still to come from the backend (the
 	 * provider's own command timeout covers that wait). */
-	io_timeout(s->io, s->owed.n > 0 ? 0 : s->cfg->relay.timeout);
+	if (s->owed.n > 0) {
+		io_timeout(s->io, 0);
+		s->wait_start = 0;
+	} else {
+		double left = client_time_left(s);
+		io_timeout(s->io, left > 0.001 ? left : 0.001);
+	}
 	/* Waiting for the client: an idle session keeps no buffers. */
 	io_release_idle(s->io);
 	io_update(s->io);
+}
+
+/* A legacy client that ended its data LF-only waits for an answer that
+ * cannot come (only CRLF.CRLF ends data): say what it sent and what accepts it. */
+static void explain_lf_dot(const struct session *s)
+{
+	if ((s->state == S_BODY || s->state == S_DISCARD) && s->data.lf_dot_seen != NULL)
+		log_warn("client ended data with %s, which is not the end of data; set relay.accept_lf_dot = yes "
+		    "if this client needs it id=%s client=%s", s->data.lf_dot_seen, s->id, s->peer);
 }
 
 static void on_client_io(struct io *io, enum io_event ev, void *arg)
@@ -634,8 +901,15 @@ static void on_client_io(struct io *io, enum io_event ev, void *arg)
 			session_process(s);
 		break;
 	case IO_EV_TIMEOUT:
+		if (s->state == S_TLS) { /* nothing can be said in clear now */
+			log_info("timeout id=%s client=%s state=TLS", s->id, s->peer);
+			session_close(s, "tls_timeout");
+			break;
+		}
 		reply(s->io, "421 4.4.2 %s Timeout waiting for the client, closing connection", s->cfg->relay.hostname);
-		log_info("timeout id=%s client=%s state=%s", s->id, s->peer, session_state_names[s->state]);
+		log_info("timeout id=%s client=%s state=%s kind=%s", s->id, s->peer, session_state_names[s->state],
+		    timeout_kind(s));
+		explain_lf_dot(s);
 		close_after_replies(s, "timeout");
 		break;
 	case IO_EV_EOF:
@@ -655,15 +929,23 @@ static void on_client_io(struct io *io, enum io_event ev, void *arg)
 			log_message(s, "aborted");
 		session_close(s, io_error(s->io)[0] ? io_error(s->io) : "io_error");
 		break;
-	case IO_EV_CONNECTED:
 	case IO_EV_TLS_UP:
+		tls_up(s);
+		session_process(s);
+		break;
+	case IO_EV_CONNECTED:
 		break;
 	}
 	session_leave(s);
 }
 
-void server_session_start(struct server_env *env, int fd, const struct sockaddr *peer, const char *reject)
+void server_session_start(struct server_env *env, int fd, const struct sockaddr *peer,
+    const struct session_opts *o)
 {
+	const char *reject = o->reject;
+	const struct sockaddr *proxy = o->proxy;
+	char via[72] = "";
+
 	struct session *s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		close(fd);
@@ -674,6 +956,7 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 	s->rt = runtime_ref(env->rt);
 	s->cfg = s->rt->path.cfg;
 	s->state = S_GREET;
+	s->trusted = o->trusted;
 	id_new(s->id);
 	sockaddr_format(s->peer, sizeof(s->peer), peer);
 	s->io = io_new(env->loop, fd, CLIENT_IN_LIMIT, CLIENT_OUT_LIMIT, on_client_io, s);
@@ -687,6 +970,8 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 		return;
 	}
 	env->nclients++;
+	if (peer_key_of(peer, &s->peer_key))
+		s->counted = peer_count_add(env->per_ip, &s->peer_key);
 	if (env->nclients > env->clients_peak)
 		env->clients_peak = env->nclients;
 	metrics_worker_sessions(env->nclients);
@@ -695,14 +980,30 @@ void server_session_start(struct server_env *env, int fd, const struct sockaddr 
 	if (s->next != NULL)
 		s->next->prev = s;
 	env->sessions = s;
-	log_info("connect id=%s client=%s%s", s->id, s->peer, reject ? " rejected=yes" : "");
+	if (proxy != NULL) {
+		memcpy(via, " proxy=", 7);
+		sockaddr_format(via + 7, sizeof(via) - 7, proxy);
+	}
+	log_info("connect id=%s client=%s%s%s%s", s->id, s->peer, via, reject ? " rejected=yes" : "",
+	    !o->trusted && !reject ? " needs_auth=yes" : "");
+	SSL *ssl = o->implicit_tls && runtime_server_tls(s->rt) ? SSL_new(runtime_server_tls(s->rt)) : NULL;
+	if (o->implicit_tls && reject == NULL && ssl == NULL)
+		reject = "421 4.7.0 TLS not available, try again later"; /* said in clear: nothing else is possible */
+	io_timeout(s->io, s->cfg->relay.timeout);
 	if (reject != NULL) {
+		SSL_free(ssl);
 		reply(s->io, "%s", reject);
 		close_after_replies(s, "rejected");
 		return;
 	}
+	if (ssl != NULL) {
+		/* /implicit: the greeting is the first thing said over TLS. */
+		s->implicit_tls = true;
+		enter_state(s, S_TLS);
+		io_accept_tls(s->io, ssl);
+		return;
+	}
 	reply(s->io, "220 %s ESMTP subrelay", s->cfg->relay.hostname);
-	io_timeout(s->io, s->cfg->relay.timeout);
 }
 
 void server_close_all(struct server_env *env)

@@ -10,6 +10,10 @@
  *   failed/ID, failed/ID.st   messages given up on, with the reason;
  *                the operator may requeue them (back to queue/) or delete them
  *   egress       the path chooser's memory (pair that last worked)
+ *   maildrop/    where subrelay-sendmail leaves mail while the daemon is
+ *                down (maildrop.h, maildrop_pickup.h: mode 1730, and the
+ *                spool directory 0711 so that it can be reached)
+ *   corrupt/     drop files the pickup refused, for the operator
  *
  * A message file is written in tmp/, fsync'd, renamed into queue/ and
  * the directory fsync'd before anyone is told it is queued: a crash at

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "log.h"
-#include "metrics.h"
 
 /* The session fills it and commits at once (body_space, then body_commit
  * in the same call): one buffer serves every session of this
@@ -132,7 +131,7 @@ static void on_committed(bool ok, int err, void *arg)
 {
 	struct spooler *sp = arg;
 	struct tx *tx = sp->committing;
-	char text[100], from[SMTP_PATH_MAX + 8];
+	char text[100], from[SMTP_PATH_MAX + 8], auth[USER_NAME_MAX + 16];
 	struct smtp_reply r;
 
 	sp->commit = NULL;
@@ -143,10 +142,9 @@ static void on_committed(bool ok, int err, void *arg)
 		sp->events->answer(sp->session, &r);
 		return;
 	}
-	metrics_message("accepted");
-	log_info("message id=%s session=%s from=%s rcpts=%u size=%llu result=queued duration=%.3fs", tx->id,
+	log_info("message id=%s session=%s from=%s rcpts=%u size=%llu result=queued duration=%.3fs%s", tx->id,
 	    sp->session_id, log_quote(from, sizeof(from), tx->from), tx->accepted, (unsigned long long)tx->bytes,
-	    ev_now(sp->loop) - tx->started);
+	    ev_now(sp->loop) - tx->started, tx_log_auth(tx, auth, sizeof(auth)));
 	snprintf(text, sizeof(text), "Ok: queued as %s", tx->id);
 	answer(sp, 250, "2.0.0", text);
 }

@@ -16,16 +16,13 @@
 #include <ev.h>
 
 #include "config.h"
+#include "ctl_config.h"
 #include "daemon.h"
 #include "log.h"
 #include "probe.h"
 #include "runtime.h"
 #include "tls.h"
 
-#ifndef SYSCONFDIR
-#define SYSCONFDIR "/etc"
-#endif
-#define DEFAULT_CONFIG SYSCONFDIR "/subrelay/subrelay.ini"
 
 struct options {
 	const char *config_file;
@@ -59,7 +56,7 @@ static void usage(FILE *out)
 	    "            provider's sender, else the recipient)\n"
 	    "  -V        print the version and exit\n"
 	    "  -h        print this help and exit\n",
-	    DEFAULT_CONFIG);
+	    SUBRELAY_DEFAULT_CONFIG);
 }
 
 /* Exits on misuse with a one-line reason and status 2. */
@@ -78,7 +75,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	};
 	int c;
 
-	o->config_file = DEFAULT_CONFIG;
+	o->config_file = SUBRELAY_DEFAULT_CONFIG;
 	o->overrides = calloc((size_t)argc, sizeof(char *));
 	if (o->overrides == NULL)
 		exit(2);
@@ -173,7 +170,7 @@ int main(int argc, char **argv)
 	}
 	int status = 0;
 	if (o.probe) {
-		log_setup(false, LOG_LVL_ERROR);
+		log_setup(false, LOG_LVL_ERROR, LOG_FMT_LOGFMT);
 		status = probe_run(cfg, ctx, &o.probe_opts, stdout);
 	} else if (o.test_only) {
 		printf("%s: configuration ok\n", cfg->file);
@@ -183,7 +180,7 @@ int main(int argc, char **argv)
 			.overrides = o.overrides,
 			.noverrides = o.noverrides,
 		};
-		log_setup(cfg->relay.log_syslog, cfg->relay.log_level);
+		log_setup(cfg->relay.log_syslog, cfg->relay.log_level, cfg->relay.log_format);
 		status = daemon_run(&args, cfg, ctx);
 		free(o.overrides);
 		return status;

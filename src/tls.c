@@ -178,6 +178,45 @@ fail:
 	return NULL;
 }
 
+SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, size_t errlen)
+{
+	char what[512];
+	SSL_CTX *ctx;
+
+	tls_init();
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		ctx_error(err, errlen, "cannot create TLS context");
+		return NULL;
+	}
+	/* TLS 1.2 and 1.3 with OpenSSL's default ciphers (forward secret,
+	 * AEAD first); the server's order, no renegotiation, no compression. */
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	/* Many clients close without close_notify; SMTP frames its own data
+	 * (a cut message has no end of data), so that close is an EOF, and
+	 * what the client sent before it is still answered. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(ctx, 1);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+		snprintf(what, sizeof(what), "tls_cert_file %s: cannot load", cert_file);
+		ctx_error(err, errlen, what);
+	} else if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+		snprintf(what, sizeof(what), "tls_key_file %s: cannot load", key_file);
+		ctx_error(err, errlen, what);
+	} else if (SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(what, sizeof(what), "tls_key_file %s does not match the certificate in %s", key_file, cert_file);
+		ctx_error(err, errlen, what);
+	} else {
+		return ctx;
+	}
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
 static bool ssl_set_peer_name(SSL *ssl, const char *host, bool ip, bool verify)
 {
 	/* RFC 6066: SNI carries host names only, never addresses. */

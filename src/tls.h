@@ -20,6 +20,10 @@ void tls_init(void);
 /* Builds the client context for a provider. On failure writes the reason
  * (with the OpenSSL error queue) to err and returns NULL. */
 SSL_CTX *tls_client_ctx(const struct provider_cfg *p, char *err, size_t errlen);
+/* The server context of the client listeners (STARTTLS, /implicit):
+ * TLS 1.2 minimum, the chain and key of relay.tls_cert_file and
+ * tls_key_file, checked to match. NULL with the reason in err. */
+SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, size_t errlen);
 /* A new client SSL for `host`: SNI (unless host is an IP literal) and
  * host/IP verification parameters. NULL on allocation failure. */
 SSL *tls_client_new(SSL_CTX *ctx, const char *host, bool verify);

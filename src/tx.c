@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 void tx_vreply(struct smtp_reply *r, int code, const char *enhanced, const char *fmt, va_list ap)
 {
 	*r = (struct smtp_reply){ .code = code, .complete = true };
@@ -21,6 +23,17 @@ void tx_reply(struct smtp_reply *r, int code, const char *enhanced, const char *
 	va_start(ap, fmt);
 	tx_vreply(r, code, enhanced, fmt, ap);
 	va_end(ap);
+}
+
+const char *tx_log_auth(const struct tx *tx, char *buf, size_t len)
+{
+	char user[USER_NAME_MAX + 8];
+
+	if (tx->auth_user[0] == '\0')
+		buf[0] = '\0';
+	else
+		snprintf(buf, len, " auth_user=%s", log_quote(user, sizeof(user), tx->auth_user));
+	return buf;
 }
 
 void tx_clear(struct tx *tx)

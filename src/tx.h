@@ -24,6 +24,7 @@
 
 #include "id.h"
 #include "smtp_parse.h"
+#include "users.h"
 
 enum tx_rcpt_state { TX_RCPT_SENT, TX_RCPT_ACCEPTED, TX_RCPT_REFUSED };
 
@@ -44,6 +45,7 @@ struct tx {
 	unsigned accepted;         /* RCPTs the backend accepted */
 	uint64_t bytes;            /* canonical message bytes so far */
 	ev_tstamp started;
+	char auth_user[USER_NAME_MAX + 1]; /* the client's AUTH identity; "" when none */
 };
 
 /* The commands a backend answers. */
@@ -73,6 +75,9 @@ static inline enum tx_cmd tx_pay(struct tx_owed *o)
 	o->rcpts -= kind == TX_CMD_RCPT;
 	return kind;
 }
+
+/* " auth_user=NAME" for a message's log line, "" without AUTH. */
+const char *tx_log_auth(const struct tx *tx, char *buf, size_t len);
 
 /* A reply a backend makes itself (not one from the provider). */
 void tx_reply(struct smtp_reply *r, int code, const char *enhanced, const char *fmt, ...)

@@ -615,7 +615,11 @@ static void read_replies(struct upstream *up)
 		}
 		buf_consume(in, used);
 		if (st == SMTP_REPLY_BAD) {
-			upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "malformed reply");
+			if (up->reply.too_long)
+				upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "malformed reply: longer than %d lines or %d bytes",
+				    SMTP_REPLY_LINES_MAX, SMTP_REPLY_BYTES_MAX);
+			else
+				upstream_fail(up, UPSTREAM_FAIL_PROTOCOL, "malformed reply");
 			return;
 		}
 		if (up->reply.complete) {

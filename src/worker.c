@@ -14,9 +14,12 @@
 
 #include "control.h"
 #include "dns.h"
+#include "health.h"
 #include "listener.h"
 #include "log.h"
+#include "maildrop_pickup.h"
 #include "metrics.h"
+#include "peer_count.h"
 #include "pool.h"
 #include "queue.h"
 #include "runtime.h"
@@ -50,6 +53,7 @@ struct worker {
 	struct worker_env *we;
 	ev_timer gauges;           /* publish sessions and idle upstream sessions */
 	ev_timer rescan;           /* worker 0, queue mode, with others */
+	ev_timer maildrop;         /* worker 0, queue and hybrid modes: the drop directory */
 	ev_io handoff;             /* worker 0, queue mode, with others: ids they committed */
 	char handoff_buf[512];
 	size_t handoff_len;
@@ -113,6 +117,16 @@ struct config *worker_load_config(const struct daemon_args *args, const struct c
 	return cfg;
 }
 
+/* One log line per problem: a message never spans lines. */
+static void log_reload_errors(const char *text)
+{
+	for (const char *line = text; *line != '\0';) {
+		size_t n = strcspn(line, "\n");
+		log_error("reload failed, keeping the running configuration: %.*s", (int)n, line);
+		line += n + (line[n] == '\n');
+	}
+}
+
 static bool reload_config(struct worker *wk, char *err, size_t errlen)
 {
 	const struct config *old = wk->env.rt->path.cfg;
@@ -121,9 +135,10 @@ static bool reload_config(struct worker *wk, char *err, size_t errlen)
 	struct config *cfg = worker_load_config(&wk->args, old, &ctx, &text);
 
 	if (cfg == NULL) {
+		/* Every FILE:LINE: problem goes back to subrelayctl (control.c joins
+		 * the lines) and to the log. */
 		snprintf(err, errlen, "%s", text ? text : "out of memory");
-		err[strcspn(err, "\n")] = '\0';
-		log_error("reload failed, keeping the running configuration: %s", text ? text : "out of memory");
+		log_reload_errors(text ? text : "out of memory");
 		free(text);
 		return false;
 	}
@@ -141,7 +156,7 @@ static bool reload_config(struct worker *wk, char *err, size_t errlen)
 		log_warn("relay.workers changed: the new count takes effect after a restart");
 	runtime_unref(wk->env.rt);
 	wk->env.rt = rt;
-	log_setup(cfg->relay.log_syslog, cfg->relay.log_level);
+	log_setup(cfg->relay.log_syslog, cfg->relay.log_level, cfg->relay.log_format);
 	log_info("reloaded file=%s providers=%u", cfg->file, cfg->nproviders);
 	if (wk->env.queue != NULL)
 		queue_reconfigured(wk->env.queue);
@@ -166,7 +181,7 @@ static bool reload(struct worker *wk, bool by_control, char *err, size_t errlen)
 /* This worker's gauges, fresh, added to the others' last published. */
 static struct metrics_worker_gauges gauges_now(struct worker *wk)
 {
-	metrics_worker_set(wk->env.nclients, pool_idle_count(wk->env.rt->path.pool));
+	metrics_worker_set(wk->env.nclients, pool_idle_count(wk->env.rt->path.pool), ev_now(wk->env.loop));
 	return metrics_workers_sum(wk->we->nworkers);
 }
 
@@ -216,12 +231,52 @@ static bool ctl_reload(char *err, size_t errlen, void *arg)
 	return reload(arg, true, err, errlen);
 }
 
+/* The message counters are /metrics' own (every worker's), so the two
+ * always agree. */
 static void ctl_stats(FILE *out, void *arg)
 {
 	struct worker *wk = arg;
+
 	fprintf(out, "sessions %u\n", gauges_now(wk).sessions);
+	metrics_write_messages(out);
 	if (wk->env.queue != NULL)
 		queue_stats(wk->env.queue, out);
+}
+
+/* ---- health (health.h) ---- */
+
+static struct health_view health_view(struct worker *wk)
+{
+	return (struct health_view){
+		.cfg = wk->env.rt->path.cfg,
+		.now = ev_now(wk->env.loop),
+		.nworkers = wk->we->nworkers,
+		.queue = wk->env.queue != NULL,
+		.oldest_age = wk->env.queue != NULL ? queue_oldest_age(wk->env.queue) : 0,
+	};
+}
+
+static void check_provider(unsigned provider, void *arg)
+{
+	struct worker *wk = arg;
+	path_check(&wk->env.rt->path, provider);
+}
+
+/* The answer of /readyz and `subrelayctl health`; asking keeps it fresh. */
+static bool ready(FILE *out, void *arg)
+{
+	struct worker *wk = arg;
+	struct health_view v = health_view(wk);
+
+	health_stale(&v, check_provider, wk);
+	return health_ready(&v, out);
+}
+
+static bool live(FILE *out, void *arg)
+{
+	struct worker *wk = arg;
+	struct health_view v = health_view(wk);
+	return health_live(&v, out);
 }
 
 static void ctl_failed(FILE *out, void *arg)
@@ -250,6 +305,7 @@ static const struct control_ops control_ops = {
 	.stats = ctl_stats,
 	.failed_list = ctl_failed,
 	.requeue = ctl_requeue,
+	.health = ready,
 };
 
 /* ---- signals and shutdown ---- */
@@ -288,6 +344,7 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	log_info("stopping signal=%s sessions=%u drain_timeout=%gs", w->signum == SIGTERM ? "TERM" : "INT",
 	    wk->env.nclients, cfg->relay.drain_timeout);
 	ev_timer_stop(loop, &wk->rescan);
+	ev_timer_stop(loop, &wk->maildrop);
 	/* Closed, not just unwatched: new clients get a refusal, not silence. */
 	listeners_close(wk->listeners);
 	wk->listeners = NULL;
@@ -405,7 +462,7 @@ static void on_gauges(struct ev_loop *loop, ev_timer *w, int revents)
 	struct worker *wk = w->data;
 	(void)loop;
 	(void)revents;
-	metrics_worker_set(wk->env.nclients, pool_idle_count(wk->env.rt->path.pool));
+	metrics_worker_set(wk->env.nclients, pool_idle_count(wk->env.rt->path.pool), ev_now(loop));
 	trim_after_burst(&wk->env);
 }
 
@@ -418,6 +475,29 @@ static void start_handoff(struct worker *wk)
 	ev_timer_init(&wk->rescan, on_rescan, RESCAN_INTERVAL, RESCAN_INTERVAL);
 	wk->rescan.data = wk;
 	ev_timer_start(wk->env.loop, &wk->rescan);
+}
+
+static void maildrop_taken(const char *id, void *arg)
+{
+	struct worker *wk = arg;
+
+	queue_adopt(wk->env.queue, id);
+}
+
+/* What subrelay-sendmail dropped while no daemon answered (maildrop.h). */
+static void on_maildrop(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct worker *wk = w->data;
+	(void)loop;
+	(void)revents;
+	maildrop_pickup(wk->env.spool, wk->env.rt->path.cfg, maildrop_taken, wk);
+}
+
+static void start_maildrop(struct worker *wk)
+{
+	ev_timer_init(&wk->maildrop, on_maildrop, 0., MAILDROP_INTERVAL);
+	wk->maildrop.data = wk;
+	ev_timer_start(wk->env.loop, &wk->maildrop);
 }
 
 static bool start_queue(struct worker *wk)
@@ -444,6 +524,7 @@ static bool start_queue(struct worker *wk)
 	}
 	if (wk->we->handoff_rd >= 0)
 		start_handoff(wk);
+	start_maildrop(wk);
 	return true;
 }
 
@@ -451,14 +532,20 @@ static void metrics_gauges(FILE *out, void *arg)
 {
 	struct worker *wk = arg;
 	struct metrics_worker_gauges g = gauges_now(wk);
+	struct health_view v = health_view(wk);
+	unsigned depth = wk->env.queue != NULL ? queue_depth(wk->env.queue) : 0;
 
 	fprintf(out, "# TYPE subrelay_sessions gauge\nsubrelay_sessions %u\n", g.sessions);
 	fprintf(out, "# TYPE subrelay_upstream_idle gauge\nsubrelay_upstream_idle %u\n", g.idle);
+	/* Passthrough queues nothing: 0, so dashboards and alerts need no special case. */
+	fprintf(out, "# HELP subrelay_queue_messages Messages in the queue (held ones too).\n"
+	    "# TYPE subrelay_queue_messages gauge\nsubrelay_queue_messages %u\n", depth);
+	fprintf(out, "# HELP subrelay_queue_oldest_age_seconds Age of the oldest queued message, 0 when empty.\n"
+	    "# TYPE subrelay_queue_oldest_age_seconds gauge\nsubrelay_queue_oldest_age_seconds %.0f\n", v.oldest_age);
+	health_write_gauges(&v, out);
 	if (wk->env.queue == NULL)
 		return;
-	fprintf(out, "# TYPE subrelay_queue_depth gauge\nsubrelay_queue_depth %u\n", queue_depth(wk->env.queue));
-	fprintf(out, "# TYPE subrelay_queue_oldest_age_seconds gauge\nsubrelay_queue_oldest_age_seconds %.0f\n",
-	    queue_oldest_age(wk->env.queue));
+	fprintf(out, "# TYPE subrelay_queue_depth gauge\nsubrelay_queue_depth %u\n", depth);
 	fprintf(out, "# TYPE subrelay_failed_messages gauge\nsubrelay_failed_messages %u\n",
 	    queue_failed_count(wk->env.queue));
 }
@@ -467,7 +554,9 @@ static bool start_metrics(struct worker *wk)
 {
 	if (wk->we->metrics_fd < 0)
 		return true;
-	wk->metrics = metrics_serve(wk->env.loop, wk->we->metrics_fd, metrics_gauges, wk);
+	struct metrics_handlers h = { .gauges = metrics_gauges, .live = live, .ready = ready, .arg = wk };
+
+	wk->metrics = metrics_serve(wk->env.loop, wk->we->metrics_fd, &h);
 	if (wk->metrics == NULL) {
 		log_error("metrics: out of memory");
 		return false;
@@ -541,11 +630,13 @@ int worker_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 	wk.env.nworkers = we->nworkers;
 	wk.started = ev_now(wk.env.loop);
 	wk.dns = dns_new(wk.env.loop);
-	wk.env.rt = wk.dns ? runtime_new(wk.env.loop, wk.dns, cfg, tls_ctx, NULL) : NULL;
+	wk.env.per_ip = peer_count_new();
+	wk.env.rt = wk.dns && wk.env.per_ip ? runtime_new(wk.env.loop, wk.dns, cfg, tls_ctx, NULL) : NULL;
 	if (wk.env.rt == NULL) {
 		runtime_free_tls_contexts(cfg, tls_ctx);
 		config_free(cfg);
 		dns_free(wk.dns);
+		peer_count_free(wk.env.per_ip);
 		return 1;
 	}
 	if (start(&wk, cfg)) {
@@ -555,13 +646,15 @@ int worker_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 		status = 0;
 	}
 	ev_timer_stop(wk.env.loop, &wk.rescan);
+	ev_timer_stop(wk.env.loop, &wk.maildrop);
 	ev_io_stop(wk.env.loop, &wk.handoff);
 	ev_timer_stop(wk.env.loop, &wk.gauges);
-	metrics_worker_set(0, 0);
+	metrics_worker_set(0, 0, 0);
 	control_close(wk.control);
 	metrics_close(wk.metrics);
 	listeners_close(wk.listeners);
 	server_close_all(&wk.env);
+	peer_count_free(wk.env.per_ip);
 	queue_free(wk.env.queue);
 	runtime_unref(wk.env.rt);
 	dns_free(wk.dns);

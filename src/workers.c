@@ -226,7 +226,7 @@ static void reload_master(struct master *m)
 	config_free(m->cfg);
 	m->cfg = cfg;
 	m->ctx = ctx;
-	log_setup(cfg->relay.log_syslog, cfg->relay.log_level);
+	log_setup(cfg->relay.log_syslog, cfg->relay.log_level, cfg->relay.log_format);
 }
 
 static void on_signal(struct master *m, const struct signalfd_siginfo *si)

@@ -133,8 +133,8 @@ for auth in ("plain", "xoauth2"):
             row["sessions"].append(r["upstream_sessions"])
             if base.get(r["workload"]):
                 row["ratio"].append(r["e2e_rate"] / base[r["workload"]])
+    tokens = f"{token_requests} for {reps} starts" if auth == "xoauth2" else "-"
     for wl, row in sorted(rows.items()):
         m = {k: statistics.median(v) if v else float("nan") for k, v in row.items()}
-        print(f"| {auth} | {wl} | {m['rate']:.0f} | {m['ratio']:.3f} | {m['cpu']:.2f} | {m['sessions']:.0f} | "
-              f"{f"{token_requests} for {reps} starts" if auth == "xoauth2" else "-"} |")
+        print(f"| {auth} | {wl} | {m['rate']:.0f} | {m['ratio']:.3f} | {m['cpu']:.2f} | {m['sessions']:.0f} | {tokens} |")
 EOF

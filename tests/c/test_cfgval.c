@@ -68,6 +68,16 @@ static void test_duration(void)
 	CHECK(!cfg_parse_duration(".5s", &d, err, sizeof(err)));
 	CHECK(!cfg_parse_duration("5.s", &d, err, sizeof(err)));
 	CHECK(!cfg_parse_duration("-1s", &d, err, sizeof(err)));
+
+	/* And back, for people (health answers). */
+	char out[32];
+	CHECK_STR(cfg_format_duration(out, sizeof(out), 2 * 3600 + 13 * 60 + 9), "2h13m");
+	CHECK_STR(cfg_format_duration(out, sizeof(out), 3600), "1h");
+	CHECK_STR(cfg_format_duration(out, sizeof(out), 45.4), "45s");
+	CHECK_STR(cfg_format_duration(out, sizeof(out), 86400 + 7200), "1d2h");
+	CHECK_STR(cfg_format_duration(out, sizeof(out), 0), "0s");
+	CHECK_STR(cfg_format_duration(out, sizeof(out), -5), "0s");
+	CHECK_STR(cfg_format_utc(out, sizeof(out), 1796469600), "2026-12-05T11:20:00Z");
 	CHECK(!cfg_parse_duration("5 s", &d, err, sizeof(err)));
 	CHECK(!cfg_parse_duration("5S", &d, err, sizeof(err)));
 	CHECK(!cfg_parse_duration("1e3", &d, err, sizeof(err)));
@@ -142,6 +152,27 @@ static void test_listen(void)
 	CHECK(!cfg_parse_listen(":25", &a, err, sizeof(err)));
 	CHECK(!cfg_parse_listen("[1.2.3.4]:25", &a, err, sizeof(err)));
 	CHECK(!cfg_parse_listen("", &a, err, sizeof(err)));
+}
+
+static void test_listen_options(void)
+{
+	struct listen_addr la;
+
+	CHECK(cfg_parse_listen_addr("127.0.0.1:25", &la, err, sizeof(err)) && la.flags == 0 && port_of(&la.sa) == 25);
+	CHECK(cfg_parse_listen_addr("[::1]:2525/proxy", &la, err, sizeof(err)) && la.flags == LISTEN_PROXY);
+	CHECK(la.sa.ss.ss_family == AF_INET6 && port_of(&la.sa) == 2525);
+	CHECK(cfg_parse_listen_addr("0.0.0.0:465/implicit", &la, err, sizeof(err)) && la.flags == LISTEN_IMPLICIT);
+	CHECK(port_of(&la.sa) == 465);
+	CHECK(!cfg_parse_listen_addr("127.0.0.1:25/", &la, err, sizeof(err)));
+	CHECK_STR(err, "unknown listener option \"/\" (known: /proxy, /implicit)");
+	CHECK(!cfg_parse_listen_addr("127.0.0.1:25/proxi", &la, err, sizeof(err)));
+	CHECK_STR(err, "unknown listener option \"/proxi\" (known: /proxy, /implicit)");
+	CHECK(!cfg_parse_listen_addr("127.0.0.1:25/proxy/proxy", &la, err, sizeof(err)));
+	CHECK_STR(err, "/proxy given twice");
+	CHECK(!cfg_parse_listen_addr("127.0.0.1/proxy", &la, err, sizeof(err)));
+	CHECK_STR(err, "missing port in \"127.0.0.1\" (use ADDRESS:PORT, e.g. 127.0.0.1:25)");
+	CHECK(!cfg_parse_listen_addr("[1111:2222:3333:4444:5555:6666:7777:8888:9999:aaaa:bbbb:cccc]:25/proxy", &la,
+	    err, sizeof(err)));
 }
 
 static void check_format(const char *in)
@@ -362,6 +393,7 @@ static void write_bytes(const char *name, const char *data, size_t len)
 		return;
 	CHECK(fwrite(data, 1, len, f) == len);
 	fclose(f);
+	CHECK(chmod(name, 0600) == 0); /* secret files readable by others are refused */
 }
 
 static void write_file(const char *name, const char *text)
@@ -424,8 +456,8 @@ static void test_defaults(void)
 		return;
 	gethostname(host, sizeof(host) - 1);
 	CHECK_STR(cfg->file, "conf.ini");
-	CHECK(cfg->relay.nlisten == 1 && port_of(&cfg->relay.listen[0]) == 25);
-	CHECK(((struct sockaddr_in *)&cfg->relay.listen[0].ss)->sin_addr.s_addr == htonl(0x7f000001));
+	CHECK(cfg->relay.nlisten == 1 && port_of(&cfg->relay.listen[0].sa) == 25);
+	CHECK(((struct sockaddr_in *)&cfg->relay.listen[0].sa.ss)->sin_addr.s_addr == htonl(0x7f000001));
 	CHECK_STR(cfg->relay.hostname, host[0] ? host : "localhost");
 	CHECK(cfg->relay.nallow == 2 && cfg->relay.allow[0].family == AF_INET && cfg->relay.allow[0].prefix == 8);
 	CHECK(cfg->relay.allow[1].family == AF_INET6 && cfg->relay.allow[1].prefix == 128);
@@ -469,7 +501,7 @@ static const char full_ini[] =
 	"delivery = passthrough\n"
 	"spool = ${SUBRELAY_T_SPOOL}/spool\n"
 	"providers = primary, backup\n"
-	"user = subrelay\n"
+	"user = root\n"
 	"control =\n"
 	"metrics = [::1]:9325\n"
 	"log = syslog\n"
@@ -510,15 +542,15 @@ static const char full_ini[] =
 
 static void check_full_relay(const struct relay_cfg *r)
 {
-	CHECK(r->nlisten == 3 && port_of(&r->listen[0]) == 0 && port_of(&r->listen[1]) == 2526);
-	CHECK(r->listen[1].ss.ss_family == AF_INET6 && port_of(&r->listen[2]) == 2527);
+	CHECK(r->nlisten == 3 && port_of(&r->listen[0].sa) == 0 && port_of(&r->listen[1].sa) == 2526);
+	CHECK(r->listen[1].sa.ss.ss_family == AF_INET6 && port_of(&r->listen[2].sa) == 2527);
 	CHECK_STR(r->hostname, "relay1.example.com");
 	CHECK(r->nallow == 2 && r->allow[1].family == AF_INET6 && r->allow[1].prefix == 128);
 	CHECK(r->max_clients == 50 && r->workers == 0 && r->drain_timeout == 0);
 	CHECK(r->max_message_size == 10u << 20 && r->max_recipients == 5 && r->timeout == 90);
 	CHECK(r->delivery == DELIVERY_PASSTHROUGH);
 	CHECK_STR(r->spool, "/tmp/x/spool");
-	CHECK_STR(r->user, "subrelay");
+	CHECK_STR(r->user, "root");
 	CHECK(r->control == NULL);
 	CHECK(r->metrics_on && r->metrics.ss.ss_family == AF_INET6 && port_of(&r->metrics) == 9325);
 	CHECK(r->log_syslog && r->log_level == LOG_LVL_DEBUG);
@@ -602,12 +634,16 @@ static void test_continuations(void)
 	    "  , 172.16.0.0/12\r\nlisten=127.0.0.1:1\r\n", NULL, 0);
 	if (cfg != NULL) {
 		CHECK(cfg->relay.nallow == 3 && cfg->relay.allow[2].prefix == 12);
-		CHECK(cfg->relay.nlisten == 1 && port_of(&cfg->relay.listen[0]) == 1);
+		CHECK(cfg->relay.nlisten == 1 && port_of(&cfg->relay.listen[0].sa) == 1);
 	}
 	config_free(cfg);
 	/* A list may start on the line after its key. */
 	EXPECT_OK(cfg, "[relay]\nallow =\n  10.0.0.0/8\n  192.168.0.0/16\n", NULL, 0);
 	CHECK(cfg != NULL && cfg->relay.nallow == 2);
+	config_free(cfg);
+	EXPECT_OK(cfg, "[relay]\nlisten = 127.0.0.1:25, [::1]:2525/proxy\nproxy_from = 10.0.0.0/8,\n  ::1\n", NULL, 0);
+	CHECK(cfg != NULL && cfg->relay.nlisten == 2 && cfg->relay.listen[0].flags == 0);
+	CHECK(cfg != NULL && cfg->relay.listen[1].flags == LISTEN_PROXY && cfg->relay.nproxy_from == 2);
 	config_free(cfg);
 	EXPECT_ERRORS("[relay]\nhostname = a\n  b\n", NULL, 0,
 	    "conf.ini:3: hostname: only lists (listen, allow, ports, from, providers) continue on indented lines\n");
@@ -794,6 +830,14 @@ static void test_cross_checks(void)
 	    "conf.ini:26: password_file: \"two.txt\" must hold the password alone on one line\n"
 	    "conf.ini:27: [route r]: from is required\n"
 	    "conf.ini:27: [route r]: providers is required\n");
+	/* A /proxy listener trusts only proxy_from, which is empty by default. */
+	EXPECT_ERRORS("[relay]\nlisten = 127.0.0.1:25,\n  127.0.0.1:2525/proxy\n", NULL, 0,
+	    "conf.ini:2: listen: 127.0.0.1:2525/proxy needs proxy_from (the networks of the proxies or load "
+	    "balancers allowed to send the PROXY header)\n");
+	EXPECT_ERRORS("[relay]\nproxy_from = 10.0.0.0/33\n", NULL, 0,
+	    "conf.ini:2: proxy_from: bad prefix length in \"10.0.0.0/33\" (use 0 to 32)\n");
+	EXPECT_ERRORS("[relay]\nlisten = 127.0.0.1:25/haproxy\n", NULL, 0,
+	    "conf.ini:2: listen: unknown listener option \"/haproxy\" (known: /proxy, /implicit)\n");
 	EXPECT_ERRORS("[route r]\nfrom = billing.example.com, *@x\nproviders =\n", NULL, 0,
 	    "conf.ini:2: from: sender pattern \"billing.example.com\" has no @ (for a domain use "
 	    "*@billing.example.com)\n"
@@ -844,7 +888,7 @@ static void test_overrides(void)
 	    "conf.ini:5: ports: 1025/plain sends mail in clear text; set allow_plaintext = yes to permit it\n");
 	EXPECT_OK(cfg, ini, fix, 6);
 	if (cfg != NULL) {
-		CHECK(cfg->relay.nlisten == 2 && port_of(&cfg->relay.listen[0]) == 2600);
+		CHECK(cfg->relay.nlisten == 2 && port_of(&cfg->relay.listen[0].sa) == 2600);
 		CHECK(cfg->relay.max_clients == 7);
 		CHECK(cfg->nproviders == 2 && cfg->relay.nproviders == 2);
 		CHECK_STR(cfg->providers[1].name, "smtp.example.org");
@@ -887,6 +931,7 @@ int main(void)
 	test_duration();
 	test_bool_uint();
 	test_listen();
+	test_listen_options();
 	test_sockaddr_format();
 	test_cidr();
 	test_port_mode();

@@ -109,10 +109,19 @@ static int st_requeue(const char *id, unsigned *left, void *arg)
 	return strcmp(id, "CCCC") == 0 ? 1 : -1;
 }
 
+static bool health_ready;
+
+static bool st_health(FILE *out, void *arg)
+{
+	(void)arg;
+	fputs(health_ready ? "ready\n" : "not ready\nprovider p: not checked yet\n", out);
+	return health_ready;
+}
+
 static const struct control_ops ops = {
 	.status = st_status, .queue_list = st_queue, .show = st_show, .flush = st_flush,
 	.remove = st_remove, .reload = st_reload, .stats = st_stats, .failed_list = st_failed,
-	.requeue = st_requeue,
+	.requeue = st_requeue, .health = st_health,
 };
 
 /* The daemon's two steps: the startup binds, a worker serves. NULL with
@@ -386,7 +395,7 @@ static void test_ctl(struct ev_loop *loop, const char *bin, const char *sock, co
 
 	CHECK(run_ctl(loop, &r, bin, (char *[]){ "-s", (char *)sock, "frobnicate", NULL }) == 2);
 	CHECK_STR(r.err, "subrelayctl: unknown command frobnicate "
-	    "(try: status, queue, show ID, flush [ID], delete ID, reload, stats, failed, requeue ID|all)\n");
+	    "(try: status, queue, show ID, flush [ID], delete ID, reload, stats, failed, requeue ID|all, health)\n");
 	CHECK(run_ctl(loop, &r, bin, (char *[]){ "-s", (char *)sock, "show", NULL }) == 2);
 	CHECK_STR(r.err, "subrelayctl: missing ID (usage: show ID)\n");
 	CHECK(run_ctl(loop, &r, bin, (char *[]){ "-s", (char *)sock, "stats", "x", NULL }) == 2);
@@ -396,6 +405,14 @@ static void test_ctl(struct ev_loop *loop, const char *bin, const char *sock, co
 	CHECK(strncmp(r.out, "subrelayctl ", 12) == 0);
 	CHECK(run_ctl(loop, &r, bin, (char *[]){ "-h", NULL }) == 0);
 	CHECK(strstr(r.out, "usage: subrelayctl") != NULL);
+	/* health: the verdict is the exit status, the reasons the output. */
+	health_ready = false;
+	CHECK(run_ctl(loop, &r, bin, (char *[]){ "-s", (char *)sock, "health", NULL }) == 1);
+	CHECK_STR(r.out, "not ready\nprovider p: not checked yet\n");
+	CHECK_STR(r.err, "");
+	health_ready = true;
+	CHECK(run_ctl(loop, &r, bin, (char *[]){ "-s", (char *)sock, "health", NULL }) == 0);
+	CHECK_STR(r.out, "ready\n");
 }
 
 /* ---- the tests ---- */
@@ -434,17 +451,23 @@ static void test_commands(struct ev_loop *loop, const char *sock)
 	    "ok\nrequeued 1000 messages\n2 failed messages left: run requeue all again\n");
 	CHECK_STR(last_id, "(all)");
 	CHECK_STR(request(loop, sock, "requeue NOPE\n"), "error: no failed message NOPE\n");
+	/* Not ready is the command's answer, not its failure. */
+	health_ready = false;
+	CHECK_STR(request(loop, sock, "health\n"), "ok\nnot ready\nprovider p: not checked yet\n");
+	health_ready = true;
+	CHECK_STR(request(loop, sock, "health\n"), "ok\nready\n");
+	CHECK_STR(request(loop, sock, "health now\n"), "error: unexpected argument now (usage: health)\n");
 	CHECK_STR(request(loop, sock, "requeue\n"), "error: missing ID (usage: requeue ID|all)\n");
 }
 
 static void test_errors(struct ev_loop *loop, const char *sock)
 {
 	CHECK_STR(request(loop, sock, "frobnicate\n"),
-	    "error: unknown command frobnicate (try: status, queue, show ID, flush [ID], delete ID, reload, stats, failed, requeue ID|all)\n");
+	    "error: unknown command frobnicate (try: status, queue, show ID, flush [ID], delete ID, reload, stats, failed, requeue ID|all, health)\n");
 	CHECK_STR(request(loop, sock, "STATUS\n"),
-	    "error: unknown command STATUS (try: status, queue, show ID, flush [ID], delete ID, reload, stats, failed, requeue ID|all)\n");
+	    "error: unknown command STATUS (try: status, queue, show ID, flush [ID], delete ID, reload, stats, failed, requeue ID|all, health)\n");
 	CHECK_STR(request(loop, sock, "\n"),
-	    "error: empty request (try: status, queue, show ID, flush [ID], delete ID, reload, stats, failed, requeue ID|all)\n");
+	    "error: empty request (try: status, queue, show ID, flush [ID], delete ID, reload, stats, failed, requeue ID|all, health)\n");
 	CHECK_STR(request(loop, sock, "show\n"), "error: missing ID (usage: show ID)\n");
 	CHECK_STR(request(loop, sock, "delete\n"), "error: missing ID (usage: delete ID)\n");
 	CHECK_STR(request(loop, sock, "status now\n"), "error: unexpected argument now (usage: status)\n");

@@ -19,6 +19,7 @@ struct run {
 	bool done;
 	bool stalled;          /* a call made no progress */
 	uint64_t in_bytes, out_bytes;
+	const char *lf_dot_seen;
 };
 
 static uint32_t rng_state = 20240611;
@@ -47,14 +48,15 @@ static size_t chunk_len(enum split how, size_t left)
 
 /* Feeds in[0..len) in chunks as a session would: a chunk is offered until
  * it is consumed or the data ends, through an output buffer of outcap. */
-static void feed(const char *in, size_t len, enum split how, size_t outcap, struct run *r)
+static void feed_mode(const char *in, size_t len, enum split how, size_t outcap, bool accept_lf_dot,
+    struct run *r)
 {
 	struct smtp_data d;
 	char tmp[BIG];
 	size_t pos = 0;
 
 	memset(r, 0, sizeof(*r));
-	smtp_data_init(&d);
+	smtp_data_init(&d, accept_lf_dot);
 	while (pos < len && !d.done) {
 		size_t end = pos + chunk_len(how, len - pos);
 		while (pos < end && !d.done) {
@@ -72,12 +74,18 @@ static void feed(const char *in, size_t len, enum split how, size_t outcap, stru
 	r->done = d.done;
 	r->in_bytes = d.in_bytes;
 	r->out_bytes = d.out_bytes;
+	r->lf_dot_seen = d.lf_dot_seen;
+}
+
+static void feed(const char *in, size_t len, enum split how, size_t outcap, struct run *r)
+{
+	feed_mode(in, len, how, outcap, false, r);
 }
 
 /* Runs one input through every split and several output sizes and
  * checks each against the expectation. */
-static void check_canon(const char *in, size_t inlen, const char *want, size_t wantlen,
-    size_t want_consumed)
+static void check_canon_mode(const char *in, size_t inlen, bool accept_lf_dot, const char *want, size_t wantlen,
+    size_t want_consumed, size_t want_tail)
 {
 	static const size_t caps[] = { SMTP_DATA_MAX_EXPANSION, SMTP_DATA_MAX_EXPANSION + 1, 13, BIG };
 	static struct run r;
@@ -86,15 +94,21 @@ static void check_canon(const char *in, size_t inlen, const char *want, size_t w
 
 	for (how = SPLIT_WHOLE; how <= SPLIT_RANDOM; how++) {
 		for (c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
-			feed(in, inlen, (enum split)how, caps[c], &r);
+			feed_mode(in, inlen, (enum split)how, caps[c], accept_lf_dot, &r);
 			CHECK(!r.stalled);
 			CHECK_MEM(r.out, r.outlen, want, wantlen);
 			CHECK(r.done);
 			CHECK(r.consumed == want_consumed);
-			CHECK(r.in_bytes == want_consumed - 3);
+			CHECK(r.in_bytes == want_consumed - want_tail);
 			CHECK(r.out_bytes == r.outlen);
 		}
 	}
+}
+
+static void check_canon(const char *in, size_t inlen, const char *want, size_t wantlen,
+    size_t want_consumed)
+{
+	check_canon_mode(in, inlen, false, want, wantlen, want_consumed, 3);
 }
 
 #define HIDDEN "MAIL FROM:<evil@x>\r\n"
@@ -170,7 +184,7 @@ static void test_api_edges(void)
 	char out[64];
 	size_t o = 99, n;
 
-	smtp_data_init(&d);
+	smtp_data_init(&d, false);
 	/* Too little room: nothing consumed, nothing written. */
 	n = smtp_data_feed(&d, "abc", 3, out, SMTP_DATA_MAX_EXPANSION - 1, &o);
 	CHECK(n == 0 && o == 0);
@@ -197,29 +211,50 @@ static void test_api_edges(void)
 /*
  * Reference model, written from the header comment line by line rather
  * than byte by byte. Returns false when the input ends inside a line.
+ * *seen: the first bare-LF dot line taken as content (NULL: none).
  */
-static bool ref_canon(const char *in, size_t n, char *out, size_t *outlen, size_t *consumed)
+enum line_end { END_CRLF, END_LF, END_CR };
+
+static const char *lf_dot_name(enum line_end before, enum line_end after)
+{
+	if (before == END_CRLF && after == END_LF)
+		return "<CR><LF>.<LF>";
+	if (before == END_LF && after == END_LF)
+		return "<LF>.<LF>";
+	if (before == END_LF && after == END_CRLF)
+		return "<LF>.<CR><LF>";
+	return NULL;
+}
+
+static bool ref_canon(const char *in, size_t n, bool accept, char *out, size_t *outlen, size_t *consumed,
+    const char **seen)
 {
 	size_t pos = 0, o = 0, e, len;
-	bool real = true, next_real;
+	enum line_end before = END_CRLF, after;
 	const char *line;
 
+	*seen = NULL;
 	for (;;) {
-		if (real && n - pos >= 3 && memcmp(in + pos, ".\r\n", 3) == 0) {
-			*outlen = o;
-			*consumed = pos + 3;
-			return true;
-		}
 		for (e = pos; e < n && in[e] != '\r' && in[e] != '\n'; e++)
 			;
 		if (e == n || (in[e] == '\r' && e + 1 == n))
 			return false;
-		next_real = in[e] == '\r' && in[e + 1] == '\n';
+		after = in[e] == '\n' ? END_LF : in[e + 1] == '\n' ? END_CRLF : END_CR;
 		line = in + pos;
 		len = e - pos;
-		/* A real-start dot is stuffing, unless the line is "." ended by
-		 * a bare CR or LF: then it is content. */
-		if (real && len > 0 && line[0] == '.' && !(len == 1 && !next_real)) {
+		bool lone_dot = len == 1 && line[0] == '.';
+		if (lone_dot && ((before == END_CRLF && after == END_CRLF) ||
+		    (accept && lf_dot_name(before, after) != NULL))) {
+			*outlen = o;
+			*consumed = e + (after == END_CRLF ? 2 : 1);
+			return true;
+		}
+		if (lone_dot && *seen == NULL)
+			*seen = lf_dot_name(before, after);
+		/* A dot at a line start the client saw is stuffing, unless the
+		 * line is a "." that did not end the data: then it is content. */
+		bool client_bol = before == END_CRLF || (accept && before == END_LF);
+		if (client_bol && len > 1 && line[0] == '.') {
 			line++;
 			len--;
 		}
@@ -229,8 +264,8 @@ static bool ref_canon(const char *in, size_t n, char *out, size_t *outlen, size_
 		o += len;
 		out[o++] = '\r';
 		out[o++] = '\n';
-		pos = e + (next_real ? 2 : 1);
-		real = next_real;
+		pos = e + (after == END_CRLF ? 2 : 1);
+		before = after;
 	}
 }
 
@@ -257,6 +292,72 @@ static bool contains(const char *s, size_t n, const char *needle)
 	return false;
 }
 
+static bool same_name(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Without accept_lf_dot a "." line with a bare LF at one end is content,
+ * remembered (the first one) to explain a client that then waits. */
+static void test_lf_dot_remembered(void)
+{
+	static const char *const cases[][2] = {
+		{ "a\n.\nb", "<LF>.<LF>" },
+		{ "a\r\n.\nb", "<CR><LF>.<LF>" },
+		{ ".\nb", "<CR><LF>.<LF>" },   /* the DATA command's CRLF before it */
+		{ "a\n.\r\nb", "<LF>.<CR><LF>" },
+		{ "a\n.\n.\r\nb", "<LF>.<LF>" }, /* the first one */
+		{ "a\r.\nb", NULL },           /* a bare CR is no LF-only client */
+		{ "a\r.\r\nb", NULL },
+		{ "a\n.x\nb", NULL },
+		{ "a\n..\nb", NULL },
+		{ "a\r\n.b\nc", NULL },
+	};
+	static struct run r;
+	char in[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int len = snprintf(in, sizeof(in), "%s%s%s", cases[i][0], TERM, NEXT);
+		feed(in, (size_t)len, SPLIT_BYTES, BIG, &r);
+		CHECK(r.done);
+		CHECK(same_name(cases[i][1], r.lf_dot_seen));
+		if (!same_name(cases[i][1], r.lf_dot_seen))
+			fprintf(stderr, "case %zu: lf_dot_seen %s\n", i, r.lf_dot_seen ? r.lf_dot_seen : "NULL");
+	}
+}
+
+/* With accept_lf_dot each of them ends the data; the rest stays canonical
+ * and what follows is the next command. */
+static void test_lf_dot_accepted(void)
+{
+	static const struct {
+		const char *in, *out;
+		size_t tail; /* terminator bytes: not counted in in_bytes */
+	} cases[] = {
+		{ "a\n.\n", "a\r\n", 2 },
+		{ "a\r\n.\n", "a\r\n", 2 },
+		{ ".\n", "", 2 },
+		{ "a\n.\r\n", "a\r\n", 3 },
+		{ "a\r\n.\r\n", "a\r\n", 3 },
+		/* An LF-only client stuffs dots: unstuffed, then stuffed again. */
+		{ "..x\n..\ny\n.\n", "..x\r\n..\r\ny\r\n", 2 },
+		{ "a\n..\n.\n", "a\r\n..\r\n", 2 },
+		{ "a\n.x\n.\n", "a\r\nx\r\n", 2 },
+		/* Bare CRs still never end anything. */
+		{ "a\r.\r\n.\n", "a\r\n..\r\n", 2 },
+		{ "a\n.\rb\n.\n", "a\r\n..\r\nb\r\n", 2 },
+	};
+	char in[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int len = snprintf(in, sizeof(in), "%s%s", cases[i].in, NEXT);
+		check_canon_mode(in, (size_t)len, true, cases[i].out, strlen(cases[i].out), strlen(cases[i].in),
+		    cases[i].tail);
+	}
+	/* The header's example: the hidden command becomes the next one. */
+	check_canon_mode("a\n.\nMAIL FROM:<x>\r\n.\r\n", 23, true, "a\r\n", 3, 4, 2);
+}
+
 static void test_fuzz(void)
 {
 	static const char alphabet[] = { '.', '\r', '\n', 'a' };
@@ -272,15 +373,19 @@ static void test_fuzz(void)
 		memcpy(in + len, TERM NEXT, strlen(TERM NEXT));
 		len += strlen(TERM NEXT);
 
-		feed(in, len, SPLIT_WHOLE, BIG, &whole);
-		feed(in, len, (enum split)(iter % 2 ? SPLIT_BYTES : SPLIT_RANDOM),
-		    SMTP_DATA_MAX_EXPANSION + iter % 5, &split);
+		bool accept = iter % 3 == 0;
+		const char *seen;
+		feed_mode(in, len, SPLIT_WHOLE, BIG, accept, &whole);
+		feed_mode(in, len, (enum split)(iter % 2 ? SPLIT_BYTES : SPLIT_RANDOM),
+		    SMTP_DATA_MAX_EXPANSION + iter % 5, accept, &split);
 		memcpy(framed, "\r\n", 2);
 		memcpy(framed + 2, whole.out, whole.outlen);
 
 		bool ok = !whole.stalled && whole.done && !split.stalled &&
-		    ref_canon(in, len, ref, &reflen, &refconsumed) &&
+		    ref_canon(in, len, accept, ref, &reflen, &refconsumed, &seen) &&
 		    whole.outlen == reflen && memcmp(whole.out, ref, reflen) == 0 &&
+		    (accept ? whole.lf_dot_seen == NULL : same_name(whole.lf_dot_seen, seen)) &&
+		    split.lf_dot_seen == whole.lf_dot_seen &&
 		    whole.consumed == refconsumed && whole.consumed <= len - strlen(NEXT) &&
 		    split.outlen == whole.outlen && memcmp(split.out, whole.out, whole.outlen) == 0 &&
 		    split.consumed == whole.consumed &&
@@ -289,7 +394,7 @@ static void test_fuzz(void)
 		CHECK(ok);
 		if (!ok) {
 			bad++;
-			fprintf(stderr, "fuzz input:");
+			fprintf(stderr, "fuzz input (accept_lf_dot=%d):", accept);
 			for (i = 0; i < len; i++)
 				fprintf(stderr, " %02x", (unsigned char)in[i]);
 			fprintf(stderr, "\n");
@@ -302,6 +407,8 @@ int main(void)
 	test_vectors();
 	test_simple();
 	test_api_edges();
+	test_lf_dot_remembered();
+	test_lf_dot_accepted();
 	test_fuzz();
 	return check_summary("test_smtp_data");
 }

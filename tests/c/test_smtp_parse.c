@@ -473,7 +473,7 @@ static void test_reply_limits(void)
 	/* Many keyword lines: whole lines only, never past the array. */
 	smtp_reply_reset(&reply);
 	CHECK(feed("250-many.example.com"));
-	for (i = 0; i < 300; i++) {
+	for (i = 0; i < SMTP_REPLY_LINES_MAX - 2; i++) {
 		snprintf(line, sizeof(line), "250-KEYWORD%03zu PARAM", i);
 		CHECK(feed(line));
 	}
@@ -482,12 +482,27 @@ static void test_reply_limits(void)
 	CHECK(len < sizeof(reply.ehlo));
 	CHECK(len > sizeof(reply.ehlo) - 40);
 	CHECK(smtp_ehlo_has(&reply, "KEYWORD000", NULL, 0));
-	CHECK(!smtp_ehlo_has(&reply, "KEYWORD299", NULL, 0));
+	CHECK(!smtp_ehlo_has(&reply, "KEYWORD097", NULL, 0));
 	CHECK(!smtp_ehlo_has(&reply, "LAST", NULL, 0));   /* full: later lines dropped */
 	CHECK(reply.ehlo[len - 1] != '\n');
 	for (i = 0; i < len; i++)
 		CHECK(reply.ehlo[i] != '\n' || reply.ehlo[i + 1] == 'K');
 	CHECK(strlen(reply.text) == SMTP_REPLY_TEXT_MAX - 1);
+
+	/* An endless "250-" reply is refused at its 101st line... */
+	smtp_reply_reset(&reply);
+	for (i = 0; i < SMTP_REPLY_LINES_MAX; i++)
+		CHECK(feed("250-2.1.0 more"));
+	CHECK(!feed("250-2.1.0 more"));
+	CHECK(!reply.complete);
+
+	/* ...or once its lines pass 64 KiB. */
+	smtp_reply_reset(&reply);
+	memset(line, 'x', sizeof(line));
+	memcpy(line, "250-", 4);
+	for (len = 0; len + sizeof(line) <= SMTP_REPLY_BYTES_MAX; len += sizeof(line))
+		CHECK(smtp_reply_feed(&reply, line, sizeof(line)));
+	CHECK(!smtp_reply_feed(&reply, line, sizeof(line)));
 }
 
 /* Random lines, some valid, must never overrun or leave a string open. */

@@ -84,3 +84,36 @@ proc cl::closed_port {} {
     provider::stop $p
     return $port
 }
+
+# Server side TLS and AUTH (tls.test, auth.test).
+#   cl::tls_lines ?CERT?          copies test certificate CERT (default
+#                                 server) to the test directory, key mode
+#                                 0600 -> the [relay] tls_cert_file and
+#                                 tls_key_file lines
+#   cl::users_file TEXT ?MODE?    writes a users_file (default mode 0600) -> path
+#   cl::tls_ehlo C                EHLO, STARTTLS, handshake (chain verified), EHLO
+#   cl::auth_plain C USER PASS    AUTH PLAIN with an initial response -> reply
+proc cl::tls_lines {{name server}} {
+    set dir [testdir]
+    file copy -force [dict get [cert $name] cert] $dir/relay.crt
+    file copy -force [dict get [cert $name] key] $dir/relay.key
+    file attributes $dir/relay.key -permissions 0600
+    return "tls_cert_file = $dir/relay.crt\ntls_key_file = $dir/relay.key"
+}
+
+proc cl::users_file {text {mode 0600}} {
+    set path [tmpfile users $text]
+    file attributes $path -permissions $mode
+    return $path
+}
+
+proc cl::tls_ehlo {c} {
+    cl::ehlo $c
+    cl::expect 220 2.0.0 [client::cmd $c STARTTLS]
+    client::starttls $c -verify 1
+    cl::ehlo $c
+}
+
+proc cl::auth_plain {c user pass} {
+    client::cmd $c "AUTH PLAIN [binary encode base64 "\0$user\0$pass"]"
+}

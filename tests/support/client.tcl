@@ -3,8 +3,9 @@
 # Everything on the wire is bytes: strings are sent as-is (chars 0-255);
 # use [utf8 STR] for UTF-8 text.
 #
-#   client::connect HOST PORT ?-timeout MS? ?-greeting 0?  -> handle
-#       (reads the greeting unless -greeting 0)
+#   client::connect HOST PORT ?-timeout MS? ?-greeting 0? ?-myaddr IP?  -> handle
+#       (reads the greeting unless -greeting 0; -myaddr: the local address,
+#       e.g. 127.0.0.2 to be told apart from other loopback clients)
 #   client::greeting C            the greeting reply (a reply dict)
 #   client::cmd C LINE ?TIMEOUT?  sends LINE CRLF, returns the reply
 #   client::send C BYTES          raw bytes, nothing added
@@ -13,6 +14,7 @@
 #   client::closed C ?TIMEOUT?    1 once the server closed the connection
 #                                 (0 if it is still open after TIMEOUT)
 #   client::pending C             bytes received but not yet read as replies
+#   client::local C               the connection's own address: {IP PORT}
 #   client::starttls C ?-verify 0|1? ?-cafile F? ?-servername N?
 #                                 TLS handshake (after the 220 to STARTTLS, or
 #                                 right after connect -greeting 0 for implicit
@@ -37,10 +39,11 @@ harness::register_module client
 
 proc client::connect {host port args} {
     variable S; variable seq; variable live
-    array set o {-timeout "" -greeting 1}
+    array set o {-timeout "" -greeting 1 -myaddr ""}
     array set o $args
     set c cli[incr seq]
-    if {[catch {socket -async $host $port} ch]} {
+    set local [expr {$o(-myaddr) eq "" ? {} : [list -myaddr $o(-myaddr)]}]
+    if {[catch {socket -async {*}$local $host $port} ch]} {
         harness::fail "connect to $host:$port failed: $ch"
     }
     set S($c,chan) $ch
@@ -92,6 +95,10 @@ proc client::readable {c} {
 
 proc client::greeting {c} { return $client::S($c,greeting) }
 proc client::pending {c} { return $client::S($c,buf) }
+proc client::local {c} {
+    lassign [chan configure $client::S($c,chan) -sockname] ip -> port
+    return [list $ip $port]
+}
 
 proc client::send {c bytes} {
     variable S

@@ -105,7 +105,8 @@ proc daemon::start {config args} {
 
     set want $o(-listeners)
     if {$want eq ""} { set want [count_listen $config $o(-args)] }
-    set re {listening address=(\S+)}
+    # relay.log_format = json writes the same line as an object.
+    set re {(?:listening address=|"msg":"listening","address":")([^\s"]+)}
     set addrs {}
     wait_until {
         [llength [set addrs [regexp -all -inline -- $re [daemon::log $d]]]] / 2 >= $want
@@ -211,13 +212,12 @@ proc daemon::find_line {d re mark var} {
     return 0
 }
 
-# A value from daemon D's /metrics (its configuration enables relay.metrics);
-# NAME is the series as printed, labels included; 0 when absent.
-proc daemon::metric {d name} {
+# METHOD PATH on the metrics listener of daemon D -> {status body}.
+proc daemon::http {d method path} {
     regexp {metrics address=([0-9.]+):([0-9]+)} [wait_log $d {metrics address=\S+}] -> host port
     set ch [::socket $host $port]
     chan configure $ch -translation binary
-    puts -nonewline $ch "GET /metrics HTTP/1.0\r\n\r\n"
+    puts -nonewline $ch "$method $path HTTP/1.0\r\n\r\n"
     flush $ch
     chan configure $ch -blocking 0
     variable http_body ""
@@ -227,9 +227,20 @@ proc daemon::metric {d name} {
         if {[eof $ch]} { set daemon::http_done 1 }
         harness::wakeup
     }} $ch]
-    wait_until {$daemon::http_done} 5000 "the metrics reply"
+    wait_until {$daemon::http_done} 5000 "the metrics listener's reply to $method $path"
     close $ch
-    foreach line [split $http_body "\n"] {
+    set data $daemon::http_body
+    if {![regexp {^HTTP/1.1 ([0-9]+)} $data -> status]} {
+        harness::fail "not an HTTP reply to $method $path: [escape $data]"
+    }
+    return [list $status [string range $data [expr {[string first "\r\n\r\n" $data] + 4}] end]]
+}
+
+# A value from daemon D's /metrics (its configuration enables relay.metrics);
+# NAME is the series as printed, labels included; 0 when absent.
+proc daemon::metric {d name} {
+    lassign [http $d GET /metrics] status body
+    foreach line [split $body "\n"] {
         if {[string first "$name " $line] == 0} { return [string trim [lindex [split $line " "] end]] }
     }
     return 0
@@ -315,7 +326,13 @@ proc daemon::_cleanup {} {
 proc daemon::_report {} {
     variable D; variable all
     set out {}
-    foreach d $all {
+    set shown $all
+    if {[llength $all] > 10} {
+        # A soak starts hundreds: the last ones tell what went wrong.
+        set shown [lrange $all end-4 end]
+        lappend out "--- logs of daemons [lindex $all 0] to [lindex $all end-5] not shown ---"
+    }
+    foreach d $shown {
         set lines [split [string trimright [log $d] "\n"] "\n"]
         if {[llength $lines] > 300} {
             set lines [list "... [expr {[llength $lines] - 300}] earlier lines" \

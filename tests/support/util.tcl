@@ -15,6 +15,7 @@
 #   test_deadline SECONDS        this test's deadline, from now (default 60 s)
 #   testdir                      this test's private temporary directory
 #   tmpfile NAME ?CONTENT? ?-binary?   path in testdir; writes CONTENT if given
+#   secretfile NAME CONTENT      tmpfile with mode 0600, as a secret file must be
 #   escape BYTES / hexdump BYTES make bytes readable in messages
 #   utf8 STRING                  STRING encoded as UTF-8 bytes
 #   bgexec CMD... / bgwait H ?TIMEOUT_MS? / bgkill H
@@ -315,6 +316,14 @@ proc tmpfile {name args} {
         puts -nonewline $f [lindex $args 0]
         close $f
     }
+    return $path
+}
+
+# The daemon refuses a secret that others could read (secret_file.h):
+# owned by the tester (root, or the user the daemon then runs as), 0600.
+proc secretfile {name content} {
+    set path [tmpfile $name $content]
+    file attributes $path -permissions 0600
     return $path
 }
 
