@@ -57,9 +57,16 @@ static int st_requeue(const char *id, unsigned *left, void *arg)
 	return id == NULL || strcmp(id, "AAAA") == 0 ? 1 : -1;
 }
 
+static bool st_health(FILE *out, void *arg)
+{
+	(void)arg;
+	fputs("not ready\nprovider primary: not checked yet\n", out);
+	return false;
+}
+
 static const struct control_ops ops = {
 	.status = st_text, .queue_list = st_text, .show = st_show, .flush = st_flush, .remove = st_remove,
-	.reload = st_reload, .stats = st_text, .failed_list = st_text, .requeue = st_requeue,
+	.reload = st_reload, .stats = st_text, .failed_list = st_text, .requeue = st_requeue, .health = st_health,
 };
 
 static struct fuzz_socket fs;

@@ -94,7 +94,7 @@ static size_t canonical(const char *in, size_t len, char *out)
 	struct smtp_data d;
 	size_t outlen = 0, pos = 0;
 
-	smtp_data_init(&d);
+	smtp_data_init(&d, false);
 	while (pos < len && !d.done) {
 		size_t o = 0;
 		pos += smtp_data_feed(&d, in + pos, len - pos, out + outlen, 2 * len + 16 - outlen, &o);

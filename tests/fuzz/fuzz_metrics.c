@@ -4,9 +4,10 @@
  * in pieces, to metrics.c serving in this process. Invariants:
  *
  *  - a request whose head ends (a blank line) within the request limit
- *    gets a reply; any reply is "HTTP/1.1 200 OK" exactly for
- *    "GET /metrics " or "GET /metrics?", else "404 Not Found", and its
- *    Content-Length is the length of its body.
+ *    gets a reply; its status is the one its request line asks for
+ *    (GET /metrics and /healthz: 200, /readyz: 503 here, another method
+ *    on them: 405, any other path: 404), and its Content-Length is the
+ *    length of its body.
  */
 #include <stdlib.h>
 
@@ -25,12 +26,27 @@ static void gauges(FILE *out, void *arg)
 	fputs("subrelay_queue_messages 0\n", out);
 }
 
+static bool live(FILE *out, void *arg)
+{
+	(void)arg;
+	fputs("ok\n", out);
+	return true;
+}
+
+static bool ready(FILE *out, void *arg)
+{
+	(void)arg;
+	fputs("not ready\nprovider primary: not checked yet\n", out);
+	return false;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	static const struct metrics_handlers h = { .gauges = gauges, .live = live, .ready = ready };
 	(void)argc;
 	(void)argv;
 	int fd = fuzz_socket_listen(&fs, "metrics");
-	FUZZ_CHECK(metrics_serve(fs.loop, fd, gauges, NULL) != NULL);
+	FUZZ_CHECK(metrics_serve(fs.loop, fd, &h) != NULL);
 	metrics_message("accepted");
 	metrics_attempt("primary", 587, "starttls", "ok");
 	return 0;
@@ -50,6 +66,29 @@ static bool head_complete(const char *req, size_t len)
 	return strstr(head, "\r\n\r\n") != NULL || strstr(head, "\n\n") != NULL;
 }
 
+/* The status line the request line asks for, worked out on its own:
+ * "METHOD PATH[?QUERY] ..." as far as the server's buffer holds it. */
+static const char *expected_status(const char *req, size_t len)
+{
+	static const char *const paths[] = { "/metrics", "/healthz", "/readyz" };
+	static const char *const ok[] = { "HTTP/1.1 200 OK\r\n", "HTTP/1.1 200 OK\r\n",
+		"HTTP/1.1 503 Service Unavailable\r\n" };
+	char line[SERVER_REQUEST_MAX];
+	size_t n = len < sizeof(line) - 1 ? len : sizeof(line) - 1;
+
+	memcpy(line, req, n);
+	line[n] = '\0';
+	size_t mlen = strcspn(line, " \r\n");
+	const char *path = line + mlen + (line[mlen] == ' ');
+	size_t plen = strcspn(path, " ?\r\n");
+	for (size_t i = 0; i < 3; i++) {
+		if (strlen(paths[i]) != plen || memcmp(path, paths[i], plen) != 0)
+			continue;
+		return mlen == 3 && memcmp(line, "GET", 3) == 0 ? ok[i] : "HTTP/1.1 405 Method Not Allowed\r\n";
+	}
+	return "HTTP/1.1 404 Not Found\r\n";
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char reply[1 << 16];
@@ -67,8 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(n > 0);
 	if (n == 0)
 		return 0;
-	bool found = len >= 13 && (memcmp(req, "GET /metrics ", 13) == 0 || memcmp(req, "GET /metrics?", 13) == 0);
-	const char *status = found ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.1 404 Not Found\r\n";
+	const char *status = expected_status(req, len);
 	FUZZ_CHECK(strncmp(reply, status, strlen(status)) == 0);
 	const char *cl = strstr(reply, "\r\nContent-Length: ");
 	const char *body = strstr(reply, "\r\n\r\n");

@@ -2,14 +2,17 @@
  * fuzz_smtp_data: the DATA canonicaliser (smtp_data.h) on what a client
  * sends after 354, in pieces as the network cuts it (first input byte:
  * the split) and through an output buffer as small as the session's
- * worst case (second byte). Invariants, checked on every input:
+ * worst case (second byte; its top bit turns relay.accept_lf_dot on).
+ * Invariants, checked on every input:
  *
  *  - the output has no bare CR and no bare LF;
  *  - every output line that starts with "." starts with ".." (dot
  *    stuffed), so no line is a lone "." (a terminator);
  *  - the end is found exactly at the first CRLF.CRLF of the stream
  *    (which starts after the DATA command's CRLF), and the bytes after
- *    it are left unconsumed; with none, everything is consumed;
+ *    it are left unconsumed; with none, everything is consumed; with
+ *    accept_lf_dot, the end is a "." line (after a line end, before LF
+ *    or CRLF) found no later than that;
  *  - once done, the output ends at a line start;
  *  - the output is the same for any split and any output buffer;
  *  - every call makes progress; out_bytes counts the output.
@@ -28,13 +31,14 @@ struct result {
 
 /* Feeds in[0..len) as a session does: each piece offered until it is
  * consumed or the data ends, through an output buffer of outcap bytes. */
-static void feed(const char *in, size_t len, struct fuzz_chunks *chunks, size_t outcap, struct result *r)
+static void feed(const char *in, size_t len, struct fuzz_chunks *chunks, size_t outcap, bool lf_dot,
+    struct result *r)
 {
 	struct smtp_data d;
 	char tmp[256];
 	size_t pos = 0;
 
-	smtp_data_init(&d);
+	smtp_data_init(&d, lf_dot);
 	r->outlen = 0;
 	while (pos < len && !d.done) {
 		size_t end = pos + fuzz_chunk(chunks, len - pos);
@@ -78,12 +82,28 @@ static size_t terminator_end(const char *in, size_t len)
 	return 0;
 }
 
+/* accept_lf_dot: the consumed bytes end with a "." line, at the start or
+ * after a line end, ended by LF or CRLF. */
+static bool ends_with_dot_line(const char *in, size_t consumed)
+{
+	size_t dot;
+
+	if (consumed >= 2 && in[consumed - 1] == '\n' && in[consumed - 2] == '.')
+		dot = consumed - 2;
+	else if (consumed >= 3 && in[consumed - 1] == '\n' && in[consumed - 2] == '\r' && in[consumed - 3] == '.')
+		dot = consumed - 3;
+	else
+		return false;
+	return dot == 0 || in[dot - 1] == '\n';
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 2)
 		return 0;
 	struct fuzz_chunks whole, split;
 	uint8_t cap_seed = data[1];
+	bool lf_dot = (cap_seed & 0x80) != 0;
 	fuzz_chunks_init(&whole, 0);
 	fuzz_chunks_init(&split, data[0]);
 	const char *in = (const char *)data + 2;
@@ -93,14 +113,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (a.out == NULL || b.out == NULL)
 		abort();
 
-	feed(in, len, &whole, 256, &a);
-	feed(in, len, &split, SMTP_DATA_MAX_EXPANSION + cap_seed % 32, &b);
+	feed(in, len, &whole, 256, lf_dot, &a);
+	feed(in, len, &split, SMTP_DATA_MAX_EXPANSION + cap_seed % 32, lf_dot, &b);
 
 	FUZZ_CHECK(a.outlen <= outmax);
 	check_canonical(a.out, a.outlen);
 	size_t end = terminator_end(in, len);
-	FUZZ_CHECK(a.done == (end > 0));
-	FUZZ_CHECK(a.consumed == (end > 0 ? end : len));
+	if (!lf_dot) {
+		FUZZ_CHECK(a.done == (end > 0));
+		FUZZ_CHECK(a.consumed == (end > 0 ? end : len));
+	} else {
+		FUZZ_CHECK(a.done || (end == 0 && a.consumed == len));
+		FUZZ_CHECK(!a.done || (ends_with_dot_line(in, a.consumed) && (end == 0 || a.consumed <= end)));
+	}
 	if (a.done)
 		FUZZ_CHECK(a.outlen == 0 || (a.outlen >= 2 && a.out[a.outlen - 1] == '\n'));
 
