@@ -9,10 +9,10 @@
 #define _GNU_SOURCE 1 /* strndup, strcasecmp; autotools' config.h is shadowed by src/config.h */
 #endif
 #include "cfgval.h"
+#include "failf.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,20 +24,6 @@
 #define QUOTE_MAX 64
 /* Upper bound of any duration (about 31 years): keeps ev_timer arithmetic sane. */
 #define DURATION_MAX 1e9
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen == 0)
-		return false;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return false;
-}
 
 const char *tls_mode_name(enum tls_mode mode)
 {
@@ -68,9 +54,9 @@ bool cfg_parse_size(const char *s, uint64_t *out, char *err, size_t errlen)
 	unsigned shift = suffix ? 10 * (unsigned)(suffix - suffixes + 1) : 0;
 
 	if (p == s || (*p != '\0' && (suffix == NULL || p[1] != '\0')))
-		return fail(err, errlen, "bad size \"%.*s\" (use a number with k, M or G)", QUOTE_MAX, s);
+		return failf(err, errlen, "bad size \"%.*s\" (use a number with k, M or G)", QUOTE_MAX, s);
 	if (v == UINT64_MAX || v > (UINT64_MAX >> shift))
-		return fail(err, errlen, "size \"%.*s\" is too large", QUOTE_MAX, s);
+		return failf(err, errlen, "size \"%.*s\" is too large", QUOTE_MAX, s);
 	*out = v << shift;
 	return true;
 }
@@ -119,11 +105,11 @@ bool cfg_parse_duration(const char *s, double *out, char *err, size_t errlen)
 	double v, scale;
 
 	if (!scan_decimal(&p, &v) || !duration_unit(p, &scale))
-		return fail(err, errlen, "bad duration \"%.*s\" (use a number with ms, s, m, h or d)",
+		return failf(err, errlen, "bad duration \"%.*s\" (use a number with ms, s, m, h or d)",
 		    QUOTE_MAX, s);
 	v *= scale;
 	if (v > DURATION_MAX)
-		return fail(err, errlen, "duration \"%.*s\" is too long", QUOTE_MAX, s);
+		return failf(err, errlen, "duration \"%.*s\" is too long", QUOTE_MAX, s);
 	*out = v;
 	return true;
 }
@@ -168,7 +154,7 @@ bool cfg_parse_bool(const char *s, bool *out, char *err, size_t errlen)
 			return true;
 		}
 	}
-	return fail(err, errlen, "bad boolean \"%.*s\" (use yes or no)", QUOTE_MAX, s);
+	return failf(err, errlen, "bad boolean \"%.*s\" (use yes or no)", QUOTE_MAX, s);
 }
 
 bool cfg_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out,
@@ -178,9 +164,9 @@ bool cfg_parse_uint(const char *s, unsigned long min, unsigned long max, unsigne
 	const char *p = scan_digits(s, &v);
 
 	if (p == s || *p != '\0')
-		return fail(err, errlen, "bad number \"%.*s\"", QUOTE_MAX, s);
+		return failf(err, errlen, "bad number \"%.*s\"", QUOTE_MAX, s);
 	if (v < min || v > max)
-		return fail(err, errlen, "%.*s is out of range (%lu to %lu)", QUOTE_MAX, s, min, max);
+		return failf(err, errlen, "%.*s is out of range (%lu to %lu)", QUOTE_MAX, s, min, max);
 	*out = (unsigned long)v;
 	return true;
 }
@@ -191,7 +177,7 @@ static bool parse_port(const char *s, unsigned min, uint16_t *out, char *err, si
 	unsigned long v;
 
 	if (!cfg_parse_uint(s, min, 65535, &v, NULL, 0))
-		return fail(err, errlen, "bad port \"%.*s\" (use %u to 65535)", QUOTE_MAX, s, min);
+		return failf(err, errlen, "bad port \"%.*s\" (use %u to 65535)", QUOTE_MAX, s, min);
 	*out = (uint16_t)v;
 	return true;
 }
@@ -218,16 +204,16 @@ bool cfg_parse_listen(const char *s, struct sockaddr_any *out, char *err, size_t
 		host = s + 1;
 		end = strchr(host, ']');
 		if (end == NULL || end[1] != ':')
-			return fail(err, errlen, "bad address \"%.*s\" (use [IPv6]:PORT)", QUOTE_MAX, s);
+			return failf(err, errlen, "bad address \"%.*s\" (use [IPv6]:PORT)", QUOTE_MAX, s);
 		port = end + 2;
 		family = AF_INET6;
 	} else {
 		end = strrchr(s, ':');
 		if (end == NULL)
-			return fail(err, errlen, "missing port in \"%.*s\" (use ADDRESS:PORT, e.g. 127.0.0.1:25)",
+			return failf(err, errlen, "missing port in \"%.*s\" (use ADDRESS:PORT, e.g. 127.0.0.1:25)",
 			    QUOTE_MAX, s);
 		if (memchr(s, ':', (size_t)(end - s)) != NULL)
-			return fail(err, errlen, "IPv6 address needs brackets: \"%.*s\" (use [IPv6]:PORT)",
+			return failf(err, errlen, "IPv6 address needs brackets: \"%.*s\" (use [IPv6]:PORT)",
 			    QUOTE_MAX, s);
 		port = end + 1;
 	}
@@ -249,7 +235,7 @@ bool cfg_parse_listen(const char *s, struct sockaddr_any *out, char *err, size_t
 		if (parse_ip(host, (size_t)(end - host), AF_INET6, &sin6->sin6_addr))
 			return true;
 	}
-	return fail(err, errlen, "bad address \"%.*s\" (use an IP address, not a host name)",
+	return failf(err, errlen, "bad address \"%.*s\" (use an IP address, not a host name)",
 	    (int)(end - host), host);
 }
 
@@ -268,11 +254,11 @@ static bool listen_option(const char *word, size_t n, unsigned *flags, char *err
 		if (strlen(listen_options[i].word) != n || strncmp(word, listen_options[i].word, n) != 0)
 			continue;
 		if (*flags & listen_options[i].flag)
-			return fail(err, errlen, "/%s given twice", listen_options[i].word);
+			return failf(err, errlen, "/%s given twice", listen_options[i].word);
 		*flags |= listen_options[i].flag;
 		return true;
 	}
-	return fail(err, errlen, "unknown listener option \"/%.*s\" (known: /proxy, /implicit)",
+	return failf(err, errlen, "unknown listener option \"/%.*s\" (known: /proxy, /implicit)",
 	    n > QUOTE_MAX ? QUOTE_MAX : (int)n, word);
 }
 
@@ -283,7 +269,7 @@ bool cfg_parse_listen_addr(const char *s, struct listen_addr *out, char *err, si
 	unsigned flags = 0;
 
 	if (n >= sizeof(addr))
-		return fail(err, errlen, "bad address \"%.*s\"", QUOTE_MAX, s);
+		return failf(err, errlen, "bad address \"%.*s\"", QUOTE_MAX, s);
 	memcpy(addr, s, n);
 	addr[n] = '\0';
 	for (const char *opt = s + n; *opt == '/'; opt += 1 + strcspn(opt + 1, "/"))
@@ -342,16 +328,16 @@ bool cfg_parse_cidr(const char *s, struct cidr *out, char *err, size_t errlen)
 	char net[INET6_ADDRSTRLEN];
 
 	if (!parse_ip(s, hostlen, c.family, c.addr))
-		return fail(err, errlen, "bad network \"%.*s\" (use ADDRESS/PREFIX, e.g. 10.0.0.0/8)",
+		return failf(err, errlen, "bad network \"%.*s\" (use ADDRESS/PREFIX, e.g. 10.0.0.0/8)",
 		    QUOTE_MAX, s);
 	if (slash != NULL && !cfg_parse_uint(slash + 1, 0, maxbits, &prefix, NULL, 0))
-		return fail(err, errlen, "bad prefix length in \"%.*s\" (use 0 to %u)", QUOTE_MAX, s,
+		return failf(err, errlen, "bad prefix length in \"%.*s\" (use 0 to %u)", QUOTE_MAX, s,
 		    maxbits);
 	c.prefix = (unsigned)prefix;
 	if (host_bits_set(c.addr, maxbits / 8, c.prefix)) {
 		clear_host_bits(c.addr, maxbits / 8, c.prefix);
 		inet_ntop(c.family, c.addr, net, sizeof(net));
-		return fail(err, errlen, "host bits set in \"%.*s\" (the network is %s/%u)", QUOTE_MAX,
+		return failf(err, errlen, "host bits set in \"%.*s\" (the network is %s/%u)", QUOTE_MAX,
 		    s, net, c.prefix);
 	}
 	*out = c;
@@ -398,7 +384,7 @@ bool cfg_parse_port_mode(const char *s, struct port_mode *out, char *err, size_t
 	struct port_mode pm;
 
 	if (plen >= sizeof(port))
-		return fail(err, errlen, "bad port \"%.*s\" (use 1 to 65535)", QUOTE_MAX, s);
+		return failf(err, errlen, "bad port \"%.*s\" (use 1 to 65535)", QUOTE_MAX, s);
 	memcpy(port, s, plen);
 	port[plen] = '\0';
 	if (!parse_port(port, 1, &pm.port, err, errlen))
@@ -411,7 +397,7 @@ bool cfg_parse_port_mode(const char *s, struct port_mode *out, char *err, size_t
 			if (strcasecmp(slash + 1, tls_mode_name(m)) == 0)
 				break;
 		if (m > TLS_MODE_PLAIN)
-			return fail(err, errlen, "unknown TLS mode \"%.*s\" (use starttls, implicit or plain)",
+			return failf(err, errlen, "unknown TLS mode \"%.*s\" (use starttls, implicit or plain)",
 			    QUOTE_MAX, slash + 1);
 		pm.mode = m;
 	}
@@ -446,7 +432,7 @@ bool cfg_split_list(char *s, bool (*fn)(const char *item, void *arg, char *err, 
 			*comma = '\0';
 		char *item = cfg_trim(p);
 		if (*item == '\0')
-			return fail(err, errlen, "empty item in list (a stray comma?)");
+			return failf(err, errlen, "empty item in list (a stray comma?)");
 		if (!fn(item, arg, err, errlen))
 			return false;
 		if (comma == NULL)
@@ -498,13 +484,13 @@ static bool expand_var(struct strbuf *sb, const char *s, size_t n, char *err, si
 	const char *val;
 
 	if (!env_name_ok(s, n))
-		return fail(err, errlen, "bad variable name \"${%.*s}\"", (int)(n < QUOTE_MAX ? n : QUOTE_MAX), s);
+		return failf(err, errlen, "bad variable name \"${%.*s}\"", (int)(n < QUOTE_MAX ? n : QUOTE_MAX), s);
 	name = strndup(s, n);
 	if (name == NULL)
-		return fail(err, errlen, "out of memory");
+		return failf(err, errlen, "out of memory");
 	val = getenv(name);
 	if (val == NULL) {
-		fail(err, errlen, "environment variable ${%s} is not set", name);
+		failf(err, errlen, "environment variable ${%s} is not set", name);
 		free(name);
 		return false;
 	}
@@ -535,7 +521,7 @@ static bool expand_into(struct strbuf *sb, const char *s, char *err, size_t errl
 		}
 		close = strchr(dollar + 2, '}');
 		if (close == NULL)
-			return fail(err, errlen, "unterminated \"${\" (use ${NAME}, or $$ for a literal $)");
+			return failf(err, errlen, "unterminated \"${\" (use ${NAME}, or $$ for a literal $)");
 		if (!expand_var(sb, dollar + 2, (size_t)(close - dollar - 2), err, errlen))
 			return false;
 		s = close + 1;
@@ -551,7 +537,7 @@ char *cfg_expand_env(const char *s, char *err, size_t errlen)
 	if (expand_into(&sb, s, err, errlen) && !sb.oom)
 		return sb.p;
 	if (sb.oom)
-		fail(err, errlen, "out of memory");
+		failf(err, errlen, "out of memory");
 	free(sb.p);
 	return NULL;
 }

@@ -8,7 +8,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -18,6 +17,7 @@
 #include "secret_file.h"
 #include "smtp_parse.h"
 #include "users.h"
+#include "failf.h"
 
 #define SECRET_MAX 4096    /* a bigger password_file is surely the wrong file */
 #define HOSTNAME_MAX 253
@@ -26,18 +26,6 @@
 const char *const config_sect_names[SECT_NKINDS] = { "relay", "provider", "route", "queue" };
 
 #define FIELD(obj, k, type) (*(type *)(void *)((char *)(obj) + (k)->off))
-
-static bool failf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static bool failf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return false;
-}
 
 /* Replaces a string field; an empty value leaves it NULL when empty_null. */
 static bool set_str(char **field, const char *v, bool empty_null, char *err, size_t errlen)

@@ -2,6 +2,7 @@
  * maildrop.c: see maildrop.h.
  */
 #include "maildrop.h"
+#include "fdio.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,34 +15,20 @@
 
 #define LINE_BYTES (SMTP_PATH_MAX + 64)  /* an envelope line, parameters included */
 
-static bool write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 static bool write_envelope(int fd, const struct maildrop_submission *s)
 {
 	char line[LINE_BYTES];
 	int n = snprintf(line, sizeof(line), "%s\nuid %lu\nMAIL FROM:<%s>%s\n", MAILDROP_MAGIC, s->uid, s->from,
 	    s->eight_bit ? " BODY=8BITMIME" : "");
-	bool ok = n > 0 && (size_t)n < sizeof(line) && write_all(fd, line, (size_t)n);
+	bool ok = n > 0 && (size_t)n < sizeof(line) && fd_write_all(fd, line, (size_t)n);
 
 	for (unsigned i = 0; ok && i < s->nrcpts; i++) {
 		n = snprintf(line, sizeof(line), "RCPT TO:<%s>\n", s->rcpts[i]);
-		ok = n > 0 && (size_t)n < sizeof(line) && write_all(fd, line, (size_t)n);
+		ok = n > 0 && (size_t)n < sizeof(line) && fd_write_all(fd, line, (size_t)n);
 	}
 	if (!ok && errno == 0)
 		errno = ENAMETOOLONG;
-	return ok && write_all(fd, "\n", 1);
+	return ok && fd_write_all(fd, "\n", 1);
 }
 
 /* The directory entry is durable too when we may open the directory
@@ -81,8 +68,8 @@ bool maildrop_write(const char *spool, const struct maildrop_submission *s, cons
 		return false;
 	}
 	errno = 0;
-	bool ok = fchmod(fd, 0644) == 0 && write_envelope(fd, s) && write_all(fd, data, len) &&
-	    write_all(fd, ".\r\n", 3) && fsync(fd) == 0;
+	bool ok = fchmod(fd, 0644) == 0 && write_envelope(fd, s) && fd_write_all(fd, data, len) &&
+	    fd_write_all(fd, ".\r\n", 3) && fsync(fd) == 0;
 	int e = errno;
 	if (close(fd) != 0 && ok) {
 		ok = false;

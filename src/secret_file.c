@@ -2,28 +2,16 @@
  * secret_file.c: see secret_file.h.
  */
 #include "secret_file.h"
+#include "failf.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
-
-static bool failf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static bool failf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return false;
-}
 
 /* ---- names, for messages ---- */
 

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "metrics.h"
+#include "fdio.h"
 
 #define SPOOL_MAGIC "subrelay-spool 1"
 #define WRITE_BUFFER (64 * 1024)
@@ -224,23 +225,9 @@ void spool_msg_free(struct spool_msg *m)
 
 /* ---- writing ---- */
 
-static bool write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 static bool flush_buffer(struct spool_writer *w)
 {
-	bool ok = write_all(w->fd, w->buf, w->len);
+	bool ok = fd_write_all(w->fd, w->buf, w->len);
 	w->len = 0;
 	return ok;
 }
@@ -250,7 +237,7 @@ bool spool_write(struct spool_writer *w, const char *p, size_t n)
 	if (w->len + n > WRITE_BUFFER && !flush_buffer(w))
 		return false;
 	if (n >= WRITE_BUFFER)
-		return write_all(w->fd, p, n);
+		return fd_write_all(w->fd, p, n);
 	memcpy(w->buf + w->len, p, n);
 	w->len += n;
 	return true;
@@ -519,7 +506,7 @@ static bool replace_file(const char *path, const char *text)
 	/* Durable before the rename: after a crash the state (which recipients
 	 * are done) must be the old one or the new one, never an empty file. */
 	metrics_spool_fsync();
-	bool ok = write_all(fd, text, strlen(text)) && fsync(fd) == 0;
+	bool ok = fd_write_all(fd, text, strlen(text)) && fsync(fd) == 0;
 	ok = close(fd) == 0 && ok;
 	if (ok && rename(tmp, path) == 0)
 		return true;

@@ -5,9 +5,9 @@
 #define _GNU_SOURCE 1 /* explicit_bzero */
 #endif
 #include "users.h"
+#include "failf.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,17 +26,6 @@ struct users {
 	struct user *v;
 	unsigned n;
 };
-
-static bool failf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool failf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return false;
-}
 
 /* What crypt(3) can verify: "$id$..." with a known shape, no blanks. */
 static bool hash_ok(const char *h, size_t len)
