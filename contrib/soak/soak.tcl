@@ -353,11 +353,24 @@ proc soak::run {mode clients kills seed {max_lines 400}} {
     wait_until {[all_finished]} 60000 "all $S(n) messages acknowledged\
         (acknowledged so far: [dict size $S(acked)])"
     set t_acked [expr {[clock milliseconds] - $t0}]
-    wait_until {[drained $p $spool]} 60000 "the queue to drain (queue/: [files $spool/queue])"
+    wait_drained $p $spool
     stop_clients
     assert_equal 0 [daemon::stop $d] "exit status of the last daemon on SIGTERM"
     check $p $spool $mode $kills [list kills_over=${t_kills}ms all_acked_after=${t_acked}ms \
         total=[expr {[clock milliseconds] - $t0}]ms]
+}
+
+# Waits for drained: as long as the provider keeps receiving, however
+# long a large backlog takes; a minute without a message is a failure.
+proc soak::wait_drained {p spool} {
+    while 1 {
+        set before [llength [provider::messages $p -all]]
+        if {![catch {wait_until {[drained $p $spool]} 60000 "the queue to drain"} err]} { return }
+        if {[llength [provider::messages $p -all]] == $before} {
+            harness::fail "the queue did not drain: nothing delivered for 60 s\
+                ([llength [lsearch -all -inline -regexp [files $spool/queue] {^[0-9A-Z]{12}$}]] messages in queue/)"
+        }
+    }
 }
 
 proc soak::check {p spool mode kills timing} {
