@@ -3,7 +3,9 @@
  */
 #include "privdrop.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -12,12 +14,32 @@
 
 #include "log.h"
 
-/* The spool must stay writable by the user we become. The drop
- * directory keeps its group (maildrop_pickup.h: the users who may drop). */
+/* The files of one spool directory, for the user: a daemon run as root
+ * before relay.user was set left its messages root's. Not followed: a
+ * link stays a link. */
+static void chown_entries(const char *dir, const struct passwd *pw)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (fchownat(dirfd(d), e->d_name, pw->pw_uid, pw->pw_gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != ENOENT)
+			log_warn("cannot chown %s/%s to %s: %s", dir, e->d_name, pw->pw_name, strerror(errno));
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
+/* The spool must stay writable by the user we become, with the messages
+ * in it. The drop directory keeps its group and its files their owners
+ * (maildrop_pickup.h: the users who dropped them). */
 static void chown_spool(const char *spool, const struct passwd *pw)
 {
-	static const struct { const char *sub; bool keep_group; } dirs[] = {
-		{ "", false }, { "/tmp", false }, { "/queue", false }, { "/failed", false }, { "/maildrop", true },
+	static const struct { const char *sub; bool keep_group, with_files; } dirs[] = {
+		{ "", false, false }, { "/tmp", false, true }, { "/queue", false, true },
+		{ "/failed", false, true }, { "/maildrop", true, false }, { "/corrupt", false, false },
 	};
 
 	for (size_t i = 0; spool != NULL && i < sizeof(dirs) / sizeof(dirs[0]); i++) {
@@ -25,6 +47,8 @@ static void chown_spool(const char *spool, const struct passwd *pw)
 		snprintf(path, sizeof(path), "%s%s", spool, dirs[i].sub);
 		if (chown(path, pw->pw_uid, dirs[i].keep_group ? (gid_t)-1 : pw->pw_gid) < 0 && errno != ENOENT)
 			log_warn("cannot chown %s to %s: %s", path, pw->pw_name, strerror(errno));
+		else if (dirs[i].with_files)
+			chown_entries(path, pw);
 	}
 }
 

@@ -8,8 +8,9 @@
 
 #include <stdbool.h>
 
-/* user empty: no change (a warning when root). Otherwise chowns the
- * spool directories (spool may be NULL: none), then initgroups/setgid/
+/* user empty: no change (a warning when root). Otherwise gives the user
+ * the spool directories and the messages in tmp/, queue/ and failed/
+ * (spool may be NULL: none), then initgroups/setgid/
  * setuid (the user's supplementary groups are kept, as secret_file.h
  * assumes). False, with the reason logged, when the user does not exist
  * or the change fails; not being root only warns. */

@@ -61,7 +61,14 @@ static bool make_dir(const char *path, char *err, size_t errlen)
 	}
 	/* An existing directory may have been made by someone else: tighten it. */
 	if (chmod(path, 0700) < 0) {
-		snprintf(err, errlen, "cannot chmod %s: %s", path, strerror(errno));
+		struct stat st;
+		if (errno == EPERM && stat(path, &st) == 0 && st.st_uid != geteuid())
+			snprintf(err, errlen, "%s belongs to uid %lu, not to uid %lu that runs the daemon "
+			    "(left by a daemon started as root?): give the spool, its tmp, queue and failed "
+			    "and their files to this user, or start as root with relay.user",
+			    path, (unsigned long)st.st_uid, (unsigned long)geteuid());
+		else
+			snprintf(err, errlen, "cannot chmod %s: %s", path, strerror(errno));
 		return false;
 	}
 	return true;
