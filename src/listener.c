@@ -45,14 +45,14 @@ static unsigned clients_alive(const struct server_env *env)
 	return env->nworkers > 1 ? metrics_workers_sum(env->nworkers).sessions : env->nclients;
 }
 
-/* max_clients_per_ip: sessions from one address (each worker counts its
- * own); loopback clients, the applications beside the daemon, are not
- * capped. */
+/* max_clients_per_ip: sessions from one address in the whole daemon
+ * (this worker's, exact, and the others', peer_count.h); loopback
+ * clients, the applications beside the daemon, are not capped. */
 static bool peer_over_cap(const struct server_env *env, const struct relay_cfg *r, const struct sockaddr *sa)
 {
 	struct peer_key key;
 	return r->max_clients_per_ip > 0 && peer_key_of(sa, &key) && !peer_key_is_loopback(&key) &&
-	    peer_count_get(env->per_ip, &key) >= r->max_clients_per_ip;
+	    peer_count_get(env->per_ip, &key) + peer_count_others(&key) >= r->max_clients_per_ip;
 }
 
 static void pause_accepting(struct listeners *ls)

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define PEER_BUCKETS 4096 /* a power of two; chains stay short for thousands of addresses */
 
@@ -17,6 +18,13 @@ struct peer_node {
 struct peer_count {
 	struct peer_node *buckets[PEER_BUCKETS];
 };
+
+/* The workers' shared block (peer_count.h): row k, PEER_BUCKETS counters,
+ * is written by worker k alone (relaxed atomics: a count read a moment
+ * late is as good as one read a moment early) and cleared by the master
+ * once that worker is gone. NULL: one process, nothing shared. */
+static uint32_t *shared_rows;
+static unsigned shared_nrows, my_row;
 
 bool peer_key_of(const struct sockaddr *sa, struct peer_key *key)
 {
@@ -96,6 +104,8 @@ bool peer_count_add(struct peer_count *pc, const struct peer_key *key)
 		(*at)->key = *key;
 	}
 	(*at)->sessions++;
+	if (shared_rows != NULL)
+		__atomic_fetch_add(&shared_rows[my_row * PEER_BUCKETS + bucket_of(key)], 1, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -105,8 +115,43 @@ void peer_count_remove(struct peer_count *pc, const struct peer_key *key)
 	struct peer_node *n = *at;
 	if (n == NULL)
 		return;
+	if (shared_rows != NULL)
+		__atomic_fetch_sub(&shared_rows[my_row * PEER_BUCKETS + bucket_of(key)], 1, __ATOMIC_RELAXED);
 	if (--n->sessions == 0) {
 		*at = n->next;
 		free(n);
 	}
+}
+
+bool peer_count_share(unsigned nworkers)
+{
+	void *p = mmap(NULL, (size_t)nworkers * PEER_BUCKETS * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return false;
+	shared_rows = p;
+	shared_nrows = nworkers;
+	return true;
+}
+
+void peer_count_set_worker(unsigned k)
+{
+	my_row = k < shared_nrows ? k : 0;
+}
+
+void peer_count_worker_gone(unsigned k)
+{
+	for (unsigned i = 0; shared_rows != NULL && k < shared_nrows && i < PEER_BUCKETS; i++)
+		__atomic_store_n(&shared_rows[k * PEER_BUCKETS + i], 0, __ATOMIC_RELAXED);
+}
+
+unsigned peer_count_others(const struct peer_key *key)
+{
+	unsigned b = bucket_of(key), n = 0;
+
+	for (unsigned k = 0; shared_rows != NULL && k < shared_nrows; k++)
+		if (k != my_row)
+			n += __atomic_load_n(&shared_rows[k * PEER_BUCKETS + b], __ATOMIC_RELAXED);
+	return n;
 }

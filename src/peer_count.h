@@ -31,4 +31,22 @@ bool peer_count_add(struct peer_count *pc, const struct peer_key *key);
 /* One less; the address's node goes with its last session. */
 void peer_count_remove(struct peer_count *pc, const struct peer_key *key);
 
+/*
+ * With relay.workers, the cap is for the whole daemon: every worker also
+ * publishes its sessions per bucket of addresses (the hash buckets above)
+ * in a block the workers share, and adds the other workers' count of the
+ * client's bucket to its own exact count. Addresses that share a bucket
+ * are counted together there, so the cap can only come early, and only
+ * when other workers hold many sessions from addresses of one bucket in
+ * 4096: a source able to arrange that could as well fill max_clients.
+ */
+/* The master, before the first fork; false (errno set) without memory. */
+bool peer_count_share(unsigned nworkers);
+/* In worker k, before its first session: its row of the block. */
+void peer_count_set_worker(unsigned k);
+/* The master, once worker k is gone: its sessions no longer count. */
+void peer_count_worker_gone(unsigned k);
+/* Sessions the other workers have in key's bucket (0 without sharing). */
+unsigned peer_count_others(const struct peer_key *key);
+
 #endif

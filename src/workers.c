@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "peer_count.h"
 #include "runtime.h"
 
 /* A worker that died is started again after this long (no spinning on a crash loop). */
@@ -126,6 +127,7 @@ static void start_worker(struct master *m, unsigned k)
 		 * waits instead of killing the worker. */
 		log_set_worker((int)k);
 		metrics_set_worker(k);
+		peer_count_set_worker(k);
 		m->we->worker = k;
 		exit(worker_run(&m->args, m->cfg, m->ctx, m->we));
 	}
@@ -182,6 +184,7 @@ static void reap(struct master *m)
 		describe_status(how, sizeof(how), status);
 		m->w[k].pid = 0;
 		metrics_worker_clear(k);
+		peer_count_worker_gone(k);
 		if (m->stopping) {
 			log_info("worker exited worker=%u pid=%ld status=%s", k, (long)pid, how);
 			continue;
@@ -373,6 +376,9 @@ int workers_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tl
 	/* Before the first fork, so that every worker counts into one block. */
 	if (!metrics_init_shared())
 		log_warn("metrics: no shared memory (%s): /metrics counts worker 0 only", strerror(errno));
+	if (!peer_count_share(m.n))
+		log_warn("max_clients_per_ip: no shared memory (%s): each worker counts its own sessions",
+		    strerror(errno));
 	we->parent = &forked;
 	we->parent_arg = &m;
 	m.w = calloc(m.n, sizeof(*m.w));
