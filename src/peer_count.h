@@ -39,6 +39,8 @@ void peer_count_remove(struct peer_count *pc, const struct peer_key *key);
  * are counted together there, so the cap can only come early, and only
  * when other workers hold many sessions from addresses of one bucket in
  * 4096: a source able to arrange that could as well fill max_clients.
+ * Connections that two workers admit at the same moment may each pass:
+ * the cap can be overshot by at most one per other worker, briefly.
  */
 /* The master, before the first fork; false (errno set) without memory. */
 bool peer_count_share(unsigned nworkers);
