@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -36,6 +37,7 @@
 #define CONNECT_TIMEOUT 30.        /* seconds for the connection and the greeting */
 #define REPLY_TIMEOUT 600.         /* each later reply: RFC 5321 4.5.3.2's longest */
 #define FROM_FIELD_MAX (SMTP_PATH_MAX * 4 + 32)
+#define TARGETS_MAX 4              /* addresses of an -S host name tried in turn */
 
 struct options {
 	bool list_queue;           /* -bp, or called as mailq */
@@ -45,7 +47,14 @@ struct options {
 	const char *from;          /* -f / -r */
 	const char *full_name;     /* -F */
 	const char *config;        /* -C */
+	bool config_given;         /* -C was given (else the default file) */
 	const char *server;        /* -S */
+};
+
+/* Where to submit: the daemon's listener, or -S's addresses. */
+struct targets {
+	struct sockaddr_any addr[TARGETS_MAX];
+	unsigned n;
 };
 
 /* The submission being made. */
@@ -86,7 +95,7 @@ static void __attribute__((noreturn, format(printf, 2, 3))) die(int code, const 
 
 static void usage(void)
 {
-	printf("usage: " PROG " [-t] [-i] [-f SENDER] [-F NAME] [-C FILE] [-S IP:PORT] [-v] [RECIPIENT...]\n"
+	printf("usage: " PROG " [-t] [-i] [-f SENDER] [-F NAME] [-C FILE] [-S HOST:PORT] [-v] [RECIPIENT...]\n"
 	       "       " PROG " -bp [-C FILE]     (or: mailq)\n"
 	       "\n"
 	       "  -t         recipients from the To:, Cc: and Bcc: fields too (Bcc: is removed)\n"
@@ -94,7 +103,7 @@ static void usage(void)
 	       "  -f SENDER  envelope sender (default: your login name, qualified by the daemon)\n"
 	       "  -F NAME    full name for the From: field added when the message has none\n"
 	       "  -C FILE    the daemon's configuration (default %s/subrelay/subrelay.ini)\n"
-	       "  -S IP:PORT submit there instead of the first relay.listen address\n"
+	       "  -S HOST:PORT submit there instead of the first relay.listen address\n"
 	       "  -bp        list the queue; -bm (default) deliver; other -o options, -B, -G, -n, -N, -R, -U are ignored\n"
 	       "  -v         say what happened on stderr\n"
 	       "\n"
@@ -128,7 +137,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	while ((c = getopt(argc, argv, "+:b:B:C:f:F:GhinN:o:r:R:S:tUv")) != -1) {
 		switch (c) {
 		case 'b': option_b(o, optarg); break;
-		case 'C': o->config = optarg; break;
+		case 'C': o->config = optarg; o->config_given = true; break;
 		case 'f':
 		case 'r': o->from = optarg; break;
 		case 'F': o->full_name = optarg; break;
@@ -379,20 +388,53 @@ static void drop(const struct submit *s, const char *why)
 	exit(0);
 }
 
-static void target(const struct options *o, const struct config *cfg, struct sockaddr_any *to)
+/* -S HOST:PORT: an IP address, or a name whose addresses are tried in
+ * turn (localhost may be ::1 first while the daemon listens on
+ * 127.0.0.1). A command may block on the lookup; the daemon never does. */
+static void server_targets(const char *server, struct targets *t)
 {
-	char err[200];
+	char err[200], host[256];
+	const char *colon = strrchr(server, ':');
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *res;
 
+	if (cfg_parse_listen(server, &t->addr[0], err, sizeof(err))) {
+		t->n = 1;
+		return;
+	}
+	if (server[0] == '[' || colon == NULL || colon == server || (size_t)(colon - server) >= sizeof(host) ||
+	    colon[1] == '\0' || strspn(colon + 1, "0123456789") != strlen(colon + 1) || atol(colon + 1) < 1 ||
+	    atol(colon + 1) > 65535)
+		die(EX_USAGE, "-S %s: %s", server, err);
+	memcpy(host, server, (size_t)(colon - server));
+	host[colon - server] = '\0';
+	int rc = getaddrinfo(host, colon + 1, &hints, &res);
+	if (rc != 0)
+		die(EX_NOHOST, "-S %s: %s", server, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+	t->n = 0;
+	for (const struct addrinfo *ai = res; ai != NULL && t->n < TARGETS_MAX; ai = ai->ai_next) {
+		if (ai->ai_addrlen > sizeof(t->addr[0].ss))
+			continue;
+		memset(&t->addr[t->n], 0, sizeof(t->addr[0]));
+		memcpy(&t->addr[t->n].ss, ai->ai_addr, ai->ai_addrlen);
+		t->addr[t->n++].len = ai->ai_addrlen;
+	}
+	freeaddrinfo(res);
+	if (t->n == 0)
+		die(EX_NOHOST, "-S %s: no address", server);
+}
+
+static void target(const struct options *o, const struct config *cfg, struct targets *t)
+{
 	if (o->server != NULL) {
-		if (!cfg_parse_listen(o->server, to, err, sizeof(err)))
-			die(EX_USAGE, "-S %s: %s", o->server, err);
+		server_targets(o->server, t);
 		return;
 	}
 	/* The first plain listener: a /proxy one expects a load balancer's
 	 * header first, which a local submission does not send. */
 	for (unsigned i = 0; i < cfg->relay.nlisten; i++) {
 		if (cfg->relay.listen[i].flags == 0) {
-			*to = cfg->relay.listen[i].sa;
+			t->addr[0] = cfg->relay.listen[i].sa;
+			t->n = 1;
 			return;
 		}
 	}
@@ -402,10 +444,10 @@ static void target(const struct options *o, const struct config *cfg, struct soc
 static void send_message(const struct options *o, const struct config *cfg, int nargs, char **args)
 {
 	struct submit s = { .o = o, .cfg = cfg };
-	struct sockaddr_any to;
-	char err[300], why[400], where[80];
+	struct targets t;
+	char err[300], why[1200] = "no daemon at ", where[80];
 
-	target(o, cfg, &to);
+	target(o, cfg, &t);
 	choose_sender(&s);
 	for (int i = 0; i < nargs; i++)
 		if (!addrlist_parse(args[i], strlen(args[i]), add_rcpt, &s, err, sizeof(err)))
@@ -415,9 +457,11 @@ static void send_message(const struct options *o, const struct config *cfg, int 
 	read_message(&s);
 	if (s.nrcpts == 0)
 		die(EX_DATAERR, "no recipient in the To:, Cc: or Bcc: fields");
-	submit_smtp(&s, &to, err, sizeof(err));
-	sockaddr_format(where, sizeof(where), (const struct sockaddr *)&to.ss);
-	snprintf(why, sizeof(why), "no daemon at %s (%s)", where, err);
+	for (unsigned i = 0; i < t.n; i++) {
+		submit_smtp(&s, &t.addr[i], err, sizeof(err));
+		sockaddr_format(where, sizeof(where), (const struct sockaddr *)&t.addr[i].ss);
+		snprintf(why + strlen(why), sizeof(why) - strlen(why), "%s%s (%s)", i > 0 ? ", " : "", where, err);
+	}
 	drop(&s, why);
 }
 
@@ -458,6 +502,10 @@ int main(int argc, char **argv)
 
 	o.list_queue = strcmp(base, "mailq") == 0;
 	parse_options(argc, argv, &o);
+	/* -S names the daemon: a host without the configuration (an app's
+	 * container) submits with the defaults, and has no drop directory. */
+	if (o.server != NULL && !o.config_given && !o.list_queue && access(o.config, F_OK) != 0 && errno == ENOENT)
+		o.config = "/dev/null";
 	struct config *cfg = config_load_local(o.config, stderr);
 	if (cfg == NULL)
 		die(EX_CONFIG, "the configuration %s is not usable (see above)", o.config);
