@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -456,11 +457,24 @@ static bool item_listen(const struct config *cfg, const char *s, void *out,
 }
 
 /* One address twice is a mistake whatever its options. */
+/* Port 0 asks for an ephemeral port: on one address, a plain, an
+ * /implicit and a /proxy one are three listeners (each logs its own
+ * port), not one listed twice. */
+static bool ephemeral(const struct sockaddr_any *sa)
+{
+	const struct sockaddr *s = (const struct sockaddr *)&sa->ss;
+
+	if (s->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)s)->sin_port == 0;
+	return s->sa_family == AF_INET6 && ((const struct sockaddr_in6 *)(const void *)s)->sin6_port == 0;
+}
+
 static bool same_listen(const void *a, const void *b)
 {
-	const struct sockaddr_any *x = &((const struct listen_addr *)a)->sa, *y = &((const struct listen_addr *)b)->sa;
+	const struct listen_addr *la = a, *lb = b;
+	const struct sockaddr_any *x = &la->sa, *y = &lb->sa;
 
-	return x->len == y->len && memcmp(&x->ss, &y->ss, x->len) == 0;
+	return x->len == y->len && memcmp(&x->ss, &y->ss, x->len) == 0 && (!ephemeral(x) || la->flags == lb->flags);
 }
 
 static bool item_cidr(const struct config *cfg, const char *s, void *out,
