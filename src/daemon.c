@@ -142,7 +142,7 @@ int daemon_run(const struct daemon_args *args, struct config *cfg, SSL_CTX **tls
 		log_info("workers=%u delivery=%s: this process supervises, the workers serve", n,
 		    config_delivery_name(cfg));
 	if (bind_all(cfg, &we, &control_path) &&
-	    privdrop(cfg->relay.user, config_uses_spool(cfg) ? cfg->relay.spool : NULL)) {
+	    privdrop(cfg->relay.user, config_uses_spool(cfg) ? cfg->relay.spool : NULL, control_path)) {
 		status = n > 1 ? workers_run(args, cfg, tls_ctx, &we) : run_alone(args, cfg, tls_ctx, &we);
 	} else {
 		runtime_free_tls_contexts(cfg, tls_ctx);

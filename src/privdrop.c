@@ -52,7 +52,7 @@ static void chown_spool(const char *spool, const struct passwd *pw)
 	}
 }
 
-bool privdrop(const char *user, const char *spool)
+bool privdrop(const char *user, const char *spool, const char *control)
 {
 	if (user == NULL || user[0] == '\0') {
 		if (geteuid() == 0)
@@ -69,6 +69,9 @@ bool privdrop(const char *user, const char *spool)
 		return false;
 	}
 	chown_spool(spool, pw);
+	/* The control socket (0600): root and the user may use subrelayctl. */
+	if (control != NULL && chown(control, pw->pw_uid, pw->pw_gid) < 0)
+		log_warn("cannot chown %s to %s: %s", control, pw->pw_name, strerror(errno));
 	/* Its supplementary groups too: a tls_key_file shared through ssl-cert,
 	 * and what secret_file.h assumed when it checked the files at load. */
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {

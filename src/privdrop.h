@@ -10,10 +10,11 @@
 
 /* user empty: no change (a warning when root). Otherwise gives the user
  * the spool directories and the messages in tmp/, queue/ and failed/
- * (spool may be NULL: none), then initgroups/setgid/
+ * (spool may be NULL: none) and the control socket (control: the bound
+ * socket's path, or NULL), then initgroups/setgid/
  * setuid (the user's supplementary groups are kept, as secret_file.h
  * assumes). False, with the reason logged, when the user does not exist
  * or the change fails; not being root only warns. */
-bool privdrop(const char *user, const char *spool);
+bool privdrop(const char *user, const char *spool, const char *control);
 
 #endif
