@@ -8,9 +8,10 @@
  * the queue through the control socket (control_client.h).
  *
  * Exit codes are sysexits.h's, as every sendmail's: 0 accepted; 64 bad
- * usage; 65 bad message or refused sender; 67 a recipient refused; 69
- * (mailq) no daemon; 75 try again later (daemon down and no drop
- * possible, or a 4xx); 78 bad configuration.
+ * usage; 65 bad message or refused sender; 67 a recipient refused; 68
+ * an -S host name that does not resolve; 69 (mailq) no daemon; 75 try
+ * again later (daemon down and no drop possible, or a 4xx); 78 bad
+ * configuration.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -108,7 +109,7 @@ static void usage(void)
 	       "  -v         say what happened on stderr\n"
 	       "\n"
 	       "Exit status (sysexits.h): 0 accepted, 64 usage, 65 bad message, 67 recipient refused,\n"
-	       "69 no daemon (-bp), 75 try again later, 78 bad configuration.\n",
+	       "68 unknown -S host, 69 no daemon (-bp), 75 try again later, 78 bad configuration.\n",
 	    SYSCONFDIR);
 }
 
