@@ -518,6 +518,11 @@ static const char *row_hint(const struct probe_row *row, char *buf, size_t len)
 		if (strcmp(upstream_fail_name((enum upstream_fail)f), row->cls) == 0)
 			return hint_for_failure(row->provider->host, row->pm.port, row->pm.mode, (enum upstream_fail)f,
 			    row->error, buf, len);
+	/* A path that works but refused the test message: the provider's
+	 * known refusals of a sender (Microsoft 365's SendAsDenied). */
+	if (strncmp(row->test_result, "refused: 5", 10) == 0)
+		return hint_for_failure(row->provider->host, row->pm.port, row->pm.mode, UPSTREAM_FAIL_REPLY_PERMFAIL,
+		    row->test_result, buf, len);
 	return NULL;
 }
 
