@@ -47,6 +47,7 @@ struct hybrid {
 	unsigned rcpt_answers;     /* index of the next RCPT to be answered */
 	bool delivered_live;       /* the provider accepted the message (for the recipients not deferred) */
 	bool tee;                  /* the provider said 354: the body goes both ways */
+	bool split;                /* recipients past max_recipients: the queue sends them at once */
 	char *relay_space, *spool_space; /* the body_space of each, for the tee */
 	char reason[32];           /* why (some of) the message is spooled */
 };
@@ -82,7 +83,7 @@ static void reset(struct hybrid *h)
 	memset(&h->at_relay, 0, sizeof(h->at_relay));
 	memset(&h->at_spool, 0, sizeof(h->at_spool));
 	h->rcpt_answers = 0;
-	h->delivered_live = h->tee = false;
+	h->delivered_live = h->tee = h->split = false;
 	h->reason[0] = '\0';
 	enter_state(h, H_IDLE);
 }
@@ -113,7 +114,9 @@ static void spool_data(struct hybrid *h)
 }
 
 /* What the queue is to know before it sees the message: the recipients
- * the provider accepted live are done; the rest wait for the first retry. */
+ * the provider accepted live are done; the rest wait for the first retry,
+ * or go at once when they only did not fit in the live transaction (the
+ * queue splits the envelope further). */
 static void save_state(struct hybrid *h)
 {
 	const struct tx *tx = h->tx;
@@ -124,7 +127,7 @@ static void save_state(struct hybrid *h)
 		return; /* the queue tries every recipient: some twice */
 	snprintf(m.id, sizeof(m.id), "%s", tx->id);
 	snprintf(m.last_error, sizeof(m.last_error), "%s", h->reason);
-	m.next_try = ev_now(h->rt->path.loop) + h->rt->path.cfg->queue.retry_initial;
+	m.next_try = ev_now(h->rt->path.loop) + (h->split ? 0 : h->rt->path.cfg->queue.retry_initial);
 	for (unsigned i = 0; i < tx->nrcpts; i++)
 		if (tx->rcpts[i].state == TX_RCPT_ACCEPTED)
 			rcpts[m.nrcpts++].state =
@@ -206,8 +209,12 @@ static void on_relay_rcpt(struct hybrid *h, const struct smtp_reply *r)
 	struct tx_rcpt *rc = &h->tx->rcpts[h->rcpt_answers++];
 
 	if (r->code / 100 == 4) {
-		/* This recipient is the queue's; the others may still go live. */
-		set_reason(h, "reply_4xx");
+		/* This recipient is the queue's; the others may still go live.
+		 * 4.5.3 (too many recipients, ours or the provider's): another
+		 * transaction takes it, without waiting (RFC 5321 4.5.3.1.10). */
+		bool too_many = strcmp(r->enhanced, "4.5.3") == 0;
+		set_reason(h, too_many ? "max_recipients" : "reply_4xx");
+		h->split |= too_many;
 		rc->deferred = true;
 		pass_text(h, 250, "2.1.5", "Ok");
 		return;
