@@ -855,8 +855,22 @@ static const char *computed_default(const struct relay_cfg *r, const char *key)
 	return NULL;
 }
 
+/* A username written as the password (Postmark's server token is both):
+ * printed as the secret it is. */
+static bool username_is_password(const struct section *s, const struct key_def *k)
+{
+	const struct raw *user, *pass;
+
+	if (s == NULL || s->kind != SECT_PROVIDER || strcmp(k->name, "username") != 0)
+		return false;
+	user = raw_of(s, "username");
+	pass = raw_of(s, "password");
+	return user->text != NULL && pass->text != NULL && strcmp(user->text, pass->text) == 0;
+}
+
 /* One "SECTION.KEY = VALUE" line: the written value (${ENV} expanded),
- * else the preset's, else the default; nothing when there is none. */
+ * else the preset's, else the default; "SECTION.KEY =" when there is
+ * none (every setting has its line). */
 static void print_key(struct loader *ld, FILE *out, const struct section *s, const char *title, size_t i,
     const struct preset_values *pv)
 {
@@ -871,8 +885,11 @@ static void print_key(struct loader *ld, FILE *out, const struct section *s, con
 		text = expanded = cfg_expand_env(s->vals[i].text, err, sizeof(err));
 	if (text == NULL && k->kind == SECT_RELAY)
 		text = computed_default(&ld->cfg->relay, k->name);
-	if (text != NULL)
-		fprintf(out, "%s.%s =%s%s\n", title, k->name, text[0] ? " " : "", k->secret ? "<secret>" : text);
+	if (text != NULL && text[0] != '\0' && (k->secret || username_is_password(s, k)))
+		text = "<secret>";
+	if (text == NULL)
+		text = "";
+	fprintf(out, "%s.%s =%s%s\n", title, k->name, text[0] ? " " : "", text);
 	config_wipe_free(expanded);
 }
 
