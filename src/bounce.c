@@ -12,6 +12,12 @@
 #include "id.h"
 #include "log.h"
 
+/* Who is told: the sender, or the address of bounce = ADDRESS. */
+static const char *notice_to(const struct spool_msg *m, const struct config *cfg)
+{
+	return cfg->queue.bounce == BOUNCE_ADDRESS ? cfg->queue.bounce_to : m->from;
+}
+
 /* The notice: headers, the failed recipients, the reason; CRLF lines. */
 static void compose(char *text, size_t len, const struct spool_msg *m, const struct config *cfg)
 {
@@ -30,9 +36,13 @@ static void compose(char *text, size_t len, const struct spool_msg *m, const str
 	n += (size_t)snprintf(text + n, len - n,
 	    "From: Mail Delivery System <%s>\r\nTo: <%s>\r\nDate: %s\r\n"
 	    "Message-ID: <%s@%s>\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-	    "Auto-Submitted: auto-replied\r\n\r\n"
-	    "Your message %s could not be delivered to these recipients:\r\n\r\n",
-	    from, m->from, date, msgid, cfg->relay.hostname, m->id);
+	    "Auto-Submitted: auto-replied\r\n\r\n",
+	    from, notice_to(m, cfg), date, msgid, cfg->relay.hostname);
+	if (cfg->queue.bounce == BOUNCE_ADDRESS)
+		n += (size_t)snprintf(text + n, len - n, "The message %s from <%s>", m->id, m->from);
+	else
+		n += (size_t)snprintf(text + n, len - n, "Your message %s", m->id);
+	n += (size_t)snprintf(text + n, len - n, " could not be delivered to these recipients:\r\n\r\n");
 	/* Room is kept for the reason line: the text must end in CRLF. */
 	for (unsigned i = 0; i < m->nrcpts && n + SMTP_PATH_MAX + 6 < len - 330; i++)
 		if (m->rcpts[i].state == RCPT_FAILED)
@@ -48,13 +58,13 @@ bool bounce_queue(struct spool *sp, struct committer *c, const struct spool_msg 
 	struct spool_msg env = { .rcpts = &to, .nrcpts = 1, .received = now };
 
 	/* A bounce is never bounced: it comes from <> or from bounce_from. */
-	if (cfg->queue.bounce != BOUNCE_SENDER || m->from[0] == '\0' ||
+	if (cfg->queue.bounce == BOUNCE_NONE || m->from[0] == '\0' ||
 	    (cfg->queue.bounce_from != NULL && strcasecmp(m->from, cfg->queue.bounce_from) == 0))
 		return false;
 	id_new(env.id);
 	if (cfg->queue.bounce_from != NULL)
 		snprintf(env.from, sizeof(env.from), "%s", cfg->queue.bounce_from);
-	snprintf(to.addr, sizeof(to.addr), "%s", m->from);
+	snprintf(to.addr, sizeof(to.addr), "%s", notice_to(m, cfg));
 	compose(text, sizeof(text), m, cfg);
 	struct spool_writer *w = spool_create(sp, &env);
 	if (w == NULL || !spool_write(w, text, strlen(text)) || !committer_submit(c, w)) {
@@ -65,6 +75,6 @@ bool bounce_queue(struct spool *sp, struct committer *c, const struct spool_msg 
 		}
 		return false;
 	}
-	log_info("message id=%s bounce=%s to=%s", m->id, env.id, log_quote(quoted, sizeof(quoted), m->from));
+	log_info("message id=%s bounce=%s to=%s", m->id, env.id, log_quote(quoted, sizeof(quoted), to.addr));
 	return true;
 }

@@ -1,7 +1,9 @@
 /*
- * bounce: the notice of a failed message to its sender (queue.bounce =
- * sender): plain text from the null sender (so it can never bounce
- * itself), queued and delivered like any other mail.
+ * bounce: the notice of a failed message, to its sender (queue.bounce =
+ * sender) or to one address (queue.bounce = ADDRESS: the postmaster of a
+ * relay whose senders are programs). Plain text from bounce_from or the
+ * null sender, never bounced itself, queued and delivered like any other
+ * mail.
  */
 #ifndef SUBRELAY_BOUNCE_H
 #define SUBRELAY_BOUNCE_H

@@ -996,6 +996,7 @@ void config_free(struct config *cfg)
 	free(cfg->relay.hostname);
 	free(cfg->relay.qualify_domain);
 	free(cfg->queue.bounce_from);
+	free(cfg->queue.bounce_to);
 	free(cfg->relay.allow);
 	free(cfg->relay.proxy_from);
 	free(cfg->relay.spool);

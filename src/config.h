@@ -24,7 +24,7 @@
 
 enum delivery_mode { DELIVERY_QUEUE, DELIVERY_PASSTHROUGH, DELIVERY_HYBRID };
 enum auth_choice { AUTH_CHOICE_AUTO, AUTH_CHOICE_PLAIN, AUTH_CHOICE_LOGIN, AUTH_CHOICE_NONE, AUTH_CHOICE_XOAUTH2 };
-enum bounce_mode { BOUNCE_NONE, BOUNCE_SENDER };
+enum bounce_mode { BOUNCE_NONE, BOUNCE_SENDER, BOUNCE_ADDRESS };
 
 enum oauth2_grant { OAUTH2_GRANT_CLIENT_CREDENTIALS, OAUTH2_GRANT_REFRESH_TOKEN, OAUTH2_GRANT_JWT_BEARER };
 
@@ -132,6 +132,7 @@ struct queue_cfg {
 	double max_age;
 	double alert_age;         /* /readyz: the oldest queued message must be younger */
 	enum bounce_mode bounce;
+	char *bounce_to;          /* bounce = ADDRESS: who gets the notices (else NULL) */
 	char *bounce_from;        /* the bounce's sender; NULL: <> (the route's sender then replaces it) */
 };
 

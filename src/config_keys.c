@@ -227,15 +227,40 @@ static bool p_hostname(const struct config *cfg, const struct key_def *k, void *
 
 /* The verified sender a provider wants: one plain address, as it goes in
  * MAIL FROM:<...> and in From:. */
-static bool p_sender(const struct config *cfg, const struct key_def *k, void *obj, char *v,
-    char *err, size_t errlen)
+/* A plain mailbox, user@domain: what a provider takes as a sender. */
+static bool plain_address(const char *v)
 {
 	const char *at = strrchr(v, '@');
 
+	return at != NULL && at != v && at[1] != '\0' && strlen(v) <= SMTP_PATH_MAX &&
+	    v[strcspn(v, " \t<>\"(),;:\\")] == '\0';
+}
+
+static bool p_sender(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
 	(void)cfg;
-	if (at == NULL || at == v || at[1] == '\0' || strlen(v) > SMTP_PATH_MAX || v[strcspn(v, " \t<>\"(),;:\\")] != '\0')
+	if (!plain_address(v))
 		return failf(err, errlen, "bad address \"%.64s\" (use user@example.com)", v);
 	return set_str(&FIELD(obj, k, char *), v, false, err, errlen);
+}
+
+/* [queue] bounce = none | sender | ADDRESS (the notices go there). */
+static bool p_bounce(const struct config *cfg, const struct key_def *k, void *obj, char *v,
+    char *err, size_t errlen)
+{
+	struct queue_cfg *q = obj;
+
+	(void)cfg;
+	(void)k;
+	if (strcmp(v, "none") == 0 || strcmp(v, "sender") == 0) {
+		q->bounce = strcmp(v, "none") == 0 ? BOUNCE_NONE : BOUNCE_SENDER;
+		return set_str(&q->bounce_to, "", true, err, errlen);
+	}
+	if (!plain_address(v))
+		return failf(err, errlen, "bad value \"%.64s\" (use none, sender or an address, user@example.com)", v);
+	q->bounce = BOUNCE_ADDRESS;
+	return set_str(&q->bounce_to, v, false, err, errlen);
 }
 
 /* A provider's host: a name or an address, resolved later. */
@@ -646,7 +671,6 @@ static const char *const level_words[] = { "error", "warn", "info", "debug", NUL
 static const char *const log_format_words[] = { "logfmt", "json", NULL };
 static const char *const auth_words[] = { "auto", "plain", "login", "none", "xoauth2", NULL };
 static const char *const grant_words[] = { "client_credentials", "refresh_token", "jwt_bearer", NULL };
-static const char *const bounce_words[] = { "none", "sender", NULL };
 
 #define KEY(sect, type, n, fn, f, d) \
 	.name = n, .parse = fn, .kind = sect, .off = offsetof(struct type, f), .def = d
@@ -729,7 +753,7 @@ const struct key_def config_keys[] = {
 	{ QUEUE("retry_max", p_duration, retry_max, "1h") },
 	{ QUEUE("max_age", p_duration, max_age, "5d") },
 	{ QUEUE("alert_age", p_duration, alert_age, "1h") },
-	{ QUEUE("bounce", p_enum, bounce, "none"), .words = bounce_words },
+	{ QUEUE("bounce", p_bounce, bounce, "none") },
 	{ QUEUE("bounce_from", p_sender, bounce_from, NULL) },
 };
 

@@ -745,7 +745,7 @@ static void test_value_errors(void)
 	    "conf.ini:7: connect_timeout: bad duration \"5parsecs\" (use a number with ms, s, m, h or d)\n"
 	    "conf.ini:8: max_connections: 0 is out of range (1 to 1000)\n"
 	    "conf.ini:9: tls_ca_file: cannot read \"/nonexistent/ca.pem\": No such file or directory\n"
-	    "conf.ini:11: bounce: bad value \"postmaster\" (use none or sender)\n"
+	    "conf.ini:11: bounce: bad value \"postmaster\" (use none, sender or an address, user@example.com)\n"
 	    "conf.ini:12: max_age: must be more than 0\n"
 	    "conf.ini:13: retry_max: retry_max (30s) is shorter than retry_initial (60s)\n");
 }
