@@ -42,12 +42,14 @@ struct delivery {
 	struct upstream_info info; /* the session of this attempt, kept for log lines */
 	bool have_info;
 	unsigned *sent;            /* recipient indices in the order their RCPTs were given */
+	unsigned nsent;            /* RCPTs given in this round */
 	struct provider_cfg *const *providers;
 	unsigned nproviders;
 	bool finished;             /* done() was called */
 	FILE *data;
 	ev_tstamp started;
 	char error[300];
+	char failure[300];         /* the reply that failed the first recipient failed in this attempt */
 	delivery_done_fn done;
 	void *done_arg;
 };
@@ -77,17 +79,25 @@ static const char *rcpt_result(int state)
 	return state == RCPT_DONE ? "delivered" : state == RCPT_FAILED ? "failed" : "deferred";
 }
 
-/* The attempt is over: every recipient still waiting has its line (why
- * it waits), and the queue settles the message. */
+/* The attempt is over: the queue settles the message (and, through
+ * delivery_log(), writes the lines of the recipients still waiting, once
+ * it knows whether they wait or expire). */
 static void finish(struct delivery *d)
 {
 	if (d->finished)
 		return;
 	d->finished = true;
-	for (unsigned i = 0; i < d->m->nrcpts; i++)
-		if (d->m->rcpts[i].state == RCPT_PENDING)
-			log_rcpt(d, i, "deferred", d->error);
 	d->done(d, d->done_arg);
+}
+
+/* Recipient i failed for good because of the reply in d->error; the
+ * first such reply is the attempt's failure, which a later 250 to other
+ * recipients must not replace. */
+static void fail_rcpt(struct delivery *d, unsigned i)
+{
+	d->m->rcpts[i].state = RCPT_FAILED;
+	if (d->failure[0] == '\0')
+		snprintf(d->failure, sizeof(d->failure), "%s", d->error);
 }
 
 /* The recipients accepted in this attempt get the verdict's line. */
@@ -104,12 +114,19 @@ static void set_error_from_reply(struct delivery *d, const char *what, const str
 	    r->enhanced[0] ? " " : "", r->text);
 }
 
-/* Marks the recipients accepted in this attempt with the verdict. */
-static void settle_accepted(struct delivery *d, int state)
+/* The recipients accepted in this round have the verdict of the end of
+ * data (or of a refused DATA): delivered, failed for good, or still
+ * pending (a 4xx). */
+static void settle_accepted(struct delivery *d, const struct smtp_reply *r)
 {
-	for (unsigned i = 0; i < d->m->nrcpts; i++)
-		if (d->accepted[i])
-			d->m->rcpts[i].state = state;
+	for (unsigned i = 0; i < d->m->nrcpts; i++) {
+		if (!d->accepted[i])
+			continue;
+		if (r->code / 100 == 2)
+			d->m->rcpts[i].state = RCPT_DONE;
+		else if (r->code >= 500)
+			fail_rcpt(d, i);
+	}
 }
 
 static bool any_accepted(const struct delivery *d)
@@ -147,6 +164,7 @@ static void pump_data(struct delivery *d)
 /* ---- the transaction's events ---- */
 
 static bool any_again(const struct delivery *d);
+static bool round_progressed(const struct delivery *d);
 static void next_round(struct delivery *d);
 
 static void on_mail(void *arg, const struct smtp_reply *r, const char *error)
@@ -164,7 +182,7 @@ static void on_mail(void *arg, const struct smtp_reply *r, const char *error)
 		if (r->code >= 500)
 			for (unsigned i = 0; i < m->nrcpts; i++)
 				if (m->rcpts[i].state == RCPT_PENDING)
-					m->rcpts[i].state = RCPT_FAILED;
+					fail_rcpt(d, i);
 	} else {
 		snprintf(d->error, sizeof(d->error), "no path: %s", error);
 	}
@@ -187,7 +205,7 @@ static void on_rcpt(void *arg, unsigned n, const struct smtp_reply *r)
 	}
 	set_error_from_reply(d, rc->addr, r);
 	if (r->code >= 500)
-		rc->state = RCPT_FAILED;
+		fail_rcpt(d, i);
 	log_rcpt(d, i, rcpt_result(rc->state), d->error);
 }
 
@@ -206,13 +224,27 @@ static void on_data(void *arg, const struct smtp_reply *r)
 		pump_data(d);
 		return;
 	}
-	/* With every recipient refused, their replies say why, not DATA's. */
-	if (any_accepted(d))
-		set_error_from_reply(d, "DATA", r);
-	if (r->code >= 500)
-		settle_accepted(d, RCPT_FAILED);
+	/* With every recipient of this round refused, their replies say why,
+	 * not DATA's; and the recipients past max_recipients still have their
+	 * own round, after an RSET that keeps the session. */
+	if (!any_accepted(d)) {
+		if (any_again(d) && round_progressed(d)) {
+			enter_state(d, D_DONE);
+			utx_reset(d->utx);
+			return;
+		}
+		finish(d);
+		return;
+	}
+	set_error_from_reply(d, "DATA", r);
+	settle_accepted(d, r);
 	log_accepted(d, d->error);
 	finish(d);
+}
+
+static void on_reset(void *arg)
+{
+	next_round(arg);
 }
 
 static void on_end(void *arg, const struct smtp_reply *r)
@@ -223,10 +255,7 @@ static void on_end(void *arg, const struct smtp_reply *r)
 	/* A 250 here must not hide why other recipients failed or wait. */
 	if (r->code / 100 != 2 || d->error[0] == '\0')
 		set_error_from_reply(d, "end of data", r);
-	if (r->code / 100 == 2)
-		settle_accepted(d, RCPT_DONE);
-	else if (r->code >= 500)
-		settle_accepted(d, RCPT_FAILED);
+	settle_accepted(d, r);
 	char verdict[SMTP_REPLY_TEXT_MAX + 8];
 	snprintf(verdict, sizeof(verdict), "%d %s", r->code, r->text);
 	log_accepted(d, verdict);
@@ -256,6 +285,7 @@ static const struct utx_events delivery_events = {
 	.data = on_data,
 	.writable = on_writable,
 	.end = on_end,
+	.reset = on_reset,
 	.failed = on_failed,
 };
 
@@ -278,12 +308,14 @@ static bool start_round(struct delivery *d, bool first)
 	d->utx = utx_start(&d->rt->path, d->providers, d->nproviders, 0, &mp, m->id, &delivery_events, d);
 	bool ok = d->utx != NULL;
 	unsigned n = 0;
+	d->nsent = 0;
 	for (unsigned i = 0; ok && i < m->nrcpts; i++) {
 		bool wanted = m->rcpts[i].state == RCPT_PENDING && (first || d->again[i]);
 		d->accepted[i] = d->again[i] = false;
 		if (wanted && (ok = utx_rcpt(d->utx, m->rcpts[i].addr)))
 			d->sent[n++] = i;
 	}
+	d->nsent = n;
 	if (ok)
 		utx_data(d->utx);
 	return ok;
@@ -293,6 +325,17 @@ static bool any_again(const struct delivery *d)
 {
 	for (unsigned i = 0; i < d->m->nrcpts; i++)
 		if (d->again[i] && d->m->rcpts[i].state == RCPT_PENDING)
+			return true;
+	return false;
+}
+
+/* Whether some recipient of this round had its answer (accepted or
+ * refused) rather than "too many": without it another round would be
+ * the same, forever (a provider whose own limit is below ours). */
+static bool round_progressed(const struct delivery *d)
+{
+	for (unsigned n = 0; n < d->nsent; n++)
+		if (!d->again[d->sent[n]])
 			return true;
 	return false;
 }
@@ -347,16 +390,36 @@ const char *delivery_error(const struct delivery *d)
 	return d->error;
 }
 
+const char *delivery_failure(const struct delivery *d)
+{
+	return d->failure;
+}
+
+void delivery_expire(struct delivery *d, const char *reason)
+{
+	delivery_set_error(d, reason);
+	for (unsigned i = 0; i < d->m->nrcpts; i++) {
+		if (d->m->rcpts[i].state != RCPT_PENDING)
+			continue;
+		fail_rcpt(d, i);
+		log_rcpt(d, i, "failed", reason);
+	}
+}
+
 void delivery_set_error(struct delivery *d, const char *error)
 {
 	snprintf(d->error, sizeof(d->error), "%s", error);
 }
 
-void delivery_log(const struct delivery *d, const char *result)
+void delivery_log(struct delivery *d, const char *result)
 {
 	const struct spool_msg *m = d->m;
 	char from[SMTP_PATH_MAX + 8], text[400], where[300];
 
+	/* Each recipient still waiting has its line (why it waits) first. */
+	for (unsigned i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state == RCPT_PENDING)
+			log_rcpt(d, i, "deferred", d->error);
 	upstream_info_format(d->have_info ? &d->info : NULL, where, sizeof(where));
 	log_info("message id=%s from=%s rcpts=%u size=%llu %s result=%s attempts=%u reply=%s duration=%.3fs", m->id,
 	    log_quote(from, sizeof(from), m->from), m->nrcpts, (unsigned long long)m->size, where, result, m->attempts,

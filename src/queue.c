@@ -236,18 +236,20 @@ static void settle(struct qentry *e, struct delivery *d)
 		any_failed |= m->rcpts[i].state == RCPT_FAILED;
 	m->attempts++;
 	snprintf(m->last_error, sizeof(m->last_error), "%s", delivery_error(d));
+	if (delivery_failure(d)[0] != '\0')
+		snprintf(m->fail_reason, sizeof(m->fail_reason), "%s", delivery_failure(d));
 	if (pending_rcpts(m) > 0 && now - m->received >= cfg->queue.max_age) {
-		for (unsigned i = 0; i < m->nrcpts; i++)
-			if (m->rcpts[i].state == RCPT_PENDING)
-				m->rcpts[i].state = RCPT_FAILED;
 		char last[sizeof(m->last_error)];
 		snprintf(last, sizeof(last), "max_age reached (%gs) after %u attempts; last error: %.200s",
 		    cfg->queue.max_age, m->attempts, delivery_error(d));
-		snprintf(m->last_error, sizeof(m->last_error), "%s", last);
-		delivery_set_error(d, last);
+		delivery_expire(d, last);
+		snprintf(m->fail_reason, sizeof(m->fail_reason), "%s", last);
 		any_failed = true;
 	}
 	if (pending_rcpts(m) == 0) {
+		/* What failed them, not the last reply (maybe another's 250). */
+		if (any_failed && m->fail_reason[0] != '\0')
+			snprintf(m->last_error, sizeof(m->last_error), "%s", m->fail_reason);
 		bool any_done = false;
 		for (unsigned i = 0; i < m->nrcpts; i++)
 			any_done |= m->rcpts[i].state == RCPT_DONE;
@@ -787,6 +789,7 @@ static bool requeue_one(struct queue *q, const char *id, double now)
 		if (m.rcpts[i].state == RCPT_FAILED)
 			m.rcpts[i].state = RCPT_PENDING;
 	m.attempts = 0;
+	m.fail_reason[0] = '\0';
 	m.next_try = now;
 	if (!spool_requeue(q->sp, &m)) {
 		log_error("id=%s cannot requeue from %s/failed: %s", id, spool_dir(q->sp), strerror(errno));

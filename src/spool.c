@@ -451,6 +451,8 @@ static void parse_state(FILE *f, struct spool_msg *m)
 			m->next_try = strtod(line + 9, NULL);
 		else if (strncmp(line, "last_error ", 11) == 0)
 			copy_field(m->last_error, sizeof(m->last_error), line + 11);
+		else if (strncmp(line, "fail_reason ", 12) == 0)
+			copy_field(m->fail_reason, sizeof(m->fail_reason), line + 12);
 		else if (sscanf(line, "rcpt %u %15s", &idx, word) == 2 && idx < m->nrcpts)
 			m->rcpts[idx].state = strcmp(word, "done") == 0 ? RCPT_DONE :
 			    strcmp(word, "failed") == 0 ? RCPT_FAILED : RCPT_PENDING;
@@ -530,6 +532,8 @@ static bool save_state_in(struct spool *sp, const char *sub, const struct spool_
 	if (out == NULL)
 		return false;
 	fprintf(out, "attempts %u\nnext_try %.3f\nlast_error %s\n", m->attempts, m->next_try, m->last_error);
+	if (m->fail_reason[0] != '\0')
+		fprintf(out, "fail_reason %s\n", m->fail_reason);
 	for (unsigned i = 0; i < m->nrcpts; i++)
 		if (m->rcpts[i].state != RCPT_PENDING)
 			fprintf(out, "rcpt %u %s\n", i, m->rcpts[i].state == RCPT_DONE ? "done" : "failed");

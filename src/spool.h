@@ -59,6 +59,7 @@ struct spool_msg {
 	unsigned attempts;
 	double next_try;
 	char last_error[300];
+	char fail_reason[300];     /* the reply that failed a recipient for good, kept across attempts */
 };
 
 void spool_msg_free(struct spool_msg *m);
