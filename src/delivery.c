@@ -35,6 +35,7 @@ struct delivery {
 	struct runtime *rt;
 	struct spool *sp;
 	struct spool_msg *m;
+	unsigned attempt;          /* this attempt's number (m->attempts grows when it is settled) */
 	struct utx *utx;           /* this attempt's transaction with the provider */
 	bool *accepted;            /* per recipient, this round */
 	bool *again;               /* per recipient: "452 4.5.3", for the next round */
@@ -49,7 +50,7 @@ struct delivery {
 	FILE *data;
 	ev_tstamp started;
 	char error[300];
-	char failure[300];         /* the reply that failed the first recipient failed in this attempt */
+	char failure[300];         /* the reply that failed the first recipient to fail in this attempt */
 	delivery_done_fn done;
 	void *done_arg;
 };
@@ -70,7 +71,7 @@ static void log_rcpt(struct delivery *d, unsigned i, const char *result, const c
 	d->logged[i] = true;
 	upstream_info_format(d->have_info ? &d->info : NULL, where, sizeof(where));
 	log_info("rcpt id=%s to=%s %s result=%s attempt=%u reply=%s", d->m->id,
-	    log_quote(to, sizeof(to), d->m->rcpts[i].addr), where, result, d->m->attempts + 1,
+	    log_quote(to, sizeof(to), d->m->rcpts[i].addr), where, result, d->attempt,
 	    log_quote(text, sizeof(text), reply));
 }
 
@@ -369,6 +370,7 @@ struct delivery *delivery_start(struct runtime *rt, struct spool *sp, struct spo
 	d->rt = runtime_ref(rt);
 	d->sp = sp;
 	d->m = m;
+	d->attempt = m->attempts + 1;
 	d->providers = providers;
 	d->nproviders = nproviders;
 	d->done = done;
