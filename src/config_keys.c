@@ -253,8 +253,8 @@ static bool p_bounce(const struct config *cfg, const struct key_def *k, void *ob
 
 	(void)cfg;
 	(void)k;
-	if (strcmp(v, "none") == 0 || strcmp(v, "sender") == 0) {
-		q->bounce = strcmp(v, "none") == 0 ? BOUNCE_NONE : BOUNCE_SENDER;
+	if (strcasecmp(v, "none") == 0 || strcasecmp(v, "sender") == 0) {
+		q->bounce = strcasecmp(v, "none") == 0 ? BOUNCE_NONE : BOUNCE_SENDER;
 		return set_str(&q->bounce_to, "", true, err, errlen);
 	}
 	if (!plain_address(v))

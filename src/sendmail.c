@@ -9,7 +9,7 @@
  *
  * Exit codes are sysexits.h's, as every sendmail's: 0 accepted; 64 bad
  * usage; 65 bad message or refused sender; 67 a recipient refused; 68
- * an -S host name that does not resolve; 69 (mailq) no daemon; 75 try
+ * an -S host name that does not exist; 69 (mailq) no daemon; 75 try
  * again later (daemon down and no drop possible, or a 4xx); 78 bad
  * configuration.
  */
@@ -368,7 +368,7 @@ static void submit_smtp(const struct submit *s, const struct sockaddr_any *to, c
 }
 
 /* The daemon is down: leave the message in the spool when it lets us. */
-static void drop(const struct submit *s, const char *why)
+static void __attribute__((noreturn)) drop(const struct submit *s, const char *why)
 {
 	const struct config *cfg = s->cfg;
 	char name[ID_LEN + 1], err[600];
@@ -389,18 +389,31 @@ static void drop(const struct submit *s, const char *why)
 	exit(0);
 }
 
+/* A name that does not exist (exit 68), not a resolver that failed for
+ * now (the message is kept: dropped, or 75). */
+static bool unknown_host(int rc)
+{
+#ifdef EAI_NODATA
+	if (rc == EAI_NODATA)
+		return true;
+#endif
+	return rc == EAI_NONAME;
+}
+
 /* -S HOST:PORT: an IP address, or a name whose addresses are tried in
  * turn (localhost may be ::1 first while the daemon listens on
- * 127.0.0.1). A command may block on the lookup; the daemon never does. */
-static void server_targets(const char *server, struct targets *t)
+ * 127.0.0.1). A command may block on the lookup; the daemon never does.
+ * False, with why in why, when the lookup failed for now. */
+static bool server_targets(const char *server, struct targets *t, char *why, size_t whylen)
 {
 	char err[200], host[256];
 	const char *colon = strrchr(server, ':');
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *res;
 
+	t->n = 0;
 	if (cfg_parse_listen(server, &t->addr[0], err, sizeof(err))) {
 		t->n = 1;
-		return;
+		return true;
 	}
 	if (server[0] == '[' || colon == NULL || colon == server || (size_t)(colon - server) >= sizeof(host) ||
 	    colon[1] == '\0' || strspn(colon + 1, "0123456789") != strlen(colon + 1) || atol(colon + 1) < 1 ||
@@ -409,9 +422,12 @@ static void server_targets(const char *server, struct targets *t)
 	memcpy(host, server, (size_t)(colon - server));
 	host[colon - server] = '\0';
 	int rc = getaddrinfo(host, colon + 1, &hints, &res);
-	if (rc != 0)
-		die(EX_NOHOST, "-S %s: %s", server, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-	t->n = 0;
+	if (rc != 0 && unknown_host(rc))
+		die(EX_NOHOST, "-S %s: %s", server, gai_strerror(rc));
+	if (rc != 0) {
+		snprintf(why, whylen, "cannot look up %s (%s)", host, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return false;
+	}
 	for (const struct addrinfo *ai = res; ai != NULL && t->n < TARGETS_MAX; ai = ai->ai_next) {
 		if (ai->ai_addrlen > sizeof(t->addr[0].ss))
 			continue;
@@ -422,21 +438,21 @@ static void server_targets(const char *server, struct targets *t)
 	freeaddrinfo(res);
 	if (t->n == 0)
 		die(EX_NOHOST, "-S %s: no address", server);
+	return true;
 }
 
-static void target(const struct options *o, const struct config *cfg, struct targets *t)
+/* False, with why, when -S's name could not be looked up for now. */
+static bool target(const struct options *o, const struct config *cfg, struct targets *t, char *why, size_t whylen)
 {
-	if (o->server != NULL) {
-		server_targets(o->server, t);
-		return;
-	}
+	if (o->server != NULL)
+		return server_targets(o->server, t, why, whylen);
 	/* The first plain listener: a /proxy one expects a load balancer's
 	 * header first, which a local submission does not send. */
 	for (unsigned i = 0; i < cfg->relay.nlisten; i++) {
 		if (cfg->relay.listen[i].flags == 0) {
 			t->addr[0] = cfg->relay.listen[i].sa;
 			t->n = 1;
-			return;
+			return true;
 		}
 	}
 	die(EX_CONFIG, "%s: relay.listen has no plain listener to submit to (use -S HOST:PORT)", cfg->file);
@@ -446,9 +462,9 @@ static void send_message(const struct options *o, const struct config *cfg, int 
 {
 	struct submit s = { .o = o, .cfg = cfg };
 	struct targets t;
-	char err[300], why[1200] = "no daemon at ", where[80];
+	char err[300], why[1200] = "no daemon at ", where[80], lookup[400];
+	bool found = target(o, cfg, &t, lookup, sizeof(lookup));
 
-	target(o, cfg, &t);
 	choose_sender(&s);
 	for (int i = 0; i < nargs; i++)
 		if (!addrlist_parse(args[i], strlen(args[i]), add_rcpt, &s, err, sizeof(err)))
@@ -458,6 +474,8 @@ static void send_message(const struct options *o, const struct config *cfg, int 
 	read_message(&s);
 	if (s.nrcpts == 0)
 		die(EX_DATAERR, "no recipient in the To:, Cc: or Bcc: fields");
+	if (!found)
+		drop(&s, lookup); /* the resolver failed for now: kept like with the daemon down */
 	for (unsigned i = 0; i < t.n; i++) {
 		submit_smtp(&s, &t.addr[i], err, sizeof(err));
 		sockaddr_format(where, sizeof(where), (const struct sockaddr *)&t.addr[i].ss);
