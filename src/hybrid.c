@@ -47,7 +47,6 @@ struct hybrid {
 	unsigned rcpt_answers;     /* index of the next RCPT to be answered */
 	bool delivered_live;       /* the provider accepted the message (for the recipients not deferred) */
 	bool tee;                  /* the provider said 354: the body goes both ways */
-	bool split;                /* recipients past max_recipients: the queue sends them at once */
 	char *relay_space, *spool_space; /* the body_space of each, for the tee */
 	char reason[32];           /* why (some of) the message is spooled */
 };
@@ -72,9 +71,14 @@ static void pass_text(struct hybrid *h, int code, const char *enhanced, const ch
 	pass(h, &r);
 }
 
+#define FIT_ONLY "max_recipients"  /* recipients that only did not fit in the live transaction */
+
+/* Why (some of) the message is spooled: the first reason, except that a
+ * deferral by the provider (or a lost session) outweighs FIT_ONLY, which
+ * alone lets the queue send at once (save_state). */
 static void set_reason(struct hybrid *h, const char *reason)
 {
-	if (h->reason[0] == '\0')
+	if (h->reason[0] == '\0' || (strcmp(h->reason, FIT_ONLY) == 0 && strcmp(reason, FIT_ONLY) != 0))
 		snprintf(h->reason, sizeof(h->reason), "%s", reason);
 }
 
@@ -83,7 +87,7 @@ static void reset(struct hybrid *h)
 	memset(&h->at_relay, 0, sizeof(h->at_relay));
 	memset(&h->at_spool, 0, sizeof(h->at_spool));
 	h->rcpt_answers = 0;
-	h->delivered_live = h->tee = h->split = false;
+	h->delivered_live = h->tee = false;
 	h->reason[0] = '\0';
 	enter_state(h, H_IDLE);
 }
@@ -127,7 +131,8 @@ static void save_state(struct hybrid *h)
 		return; /* the queue tries every recipient: some twice */
 	snprintf(m.id, sizeof(m.id), "%s", tx->id);
 	snprintf(m.last_error, sizeof(m.last_error), "%s", h->reason);
-	m.next_try = ev_now(h->rt->path.loop) + (h->split ? 0 : h->rt->path.cfg->queue.retry_initial);
+	bool fit_only = strcmp(h->reason, FIT_ONLY) == 0;
+	m.next_try = ev_now(h->rt->path.loop) + (fit_only ? 0 : h->rt->path.cfg->queue.retry_initial);
 	for (unsigned i = 0; i < tx->nrcpts; i++)
 		if (tx->rcpts[i].state == TX_RCPT_ACCEPTED)
 			rcpts[m.nrcpts++].state =
@@ -212,9 +217,7 @@ static void on_relay_rcpt(struct hybrid *h, const struct smtp_reply *r)
 		/* This recipient is the queue's; the others may still go live.
 		 * 4.5.3 (too many recipients, ours or the provider's): another
 		 * transaction takes it, without waiting (RFC 5321 4.5.3.1.10). */
-		bool too_many = strcmp(r->enhanced, "4.5.3") == 0;
-		set_reason(h, too_many ? "max_recipients" : "reply_4xx");
-		h->split |= too_many;
+		set_reason(h, strcmp(r->enhanced, "4.5.3") == 0 ? FIT_ONLY : "reply_4xx");
 		rc->deferred = true;
 		pass_text(h, 250, "2.1.5", "Ok");
 		return;
