@@ -54,15 +54,22 @@ bool maildrop_prepare(const char *spool, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		return false;
 	}
-	/* Without the group, only the daemon's user (and root) can drop. */
-	if (g != NULL && chown(dir, (uid_t)-1, g->gr_gid) < 0)
-		log_warn("maildrop dir=%s cannot be given to group %s: %s (only %s's user can drop mail)", dir,
-		    DROP_GROUP, strerror(errno), "subrelayd");
-	if (chmod(dir, MAILDROP_MODE) < 0) {
-		snprintf(err, errlen, "chmod %s: %s", dir, strerror(errno));
+	/* Not through a link: one planted there by whoever had the daemon's
+	 * user rights must not give its target to the group (spool.c). */
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		return false;
 	}
-	return true;
+	/* Without the group, only the daemon's user (and root) can drop. */
+	if (g != NULL && fchown(fd, (uid_t)-1, g->gr_gid) < 0)
+		log_warn("maildrop dir=%s cannot be given to group %s: %s (only %s's user can drop mail)", dir,
+		    DROP_GROUP, strerror(errno), "subrelayd");
+	bool ok = fchmod(fd, MAILDROP_MODE) == 0;
+	if (!ok)
+		snprintf(err, errlen, "chmod %s: %s", dir, strerror(errno));
+	close(fd);
+	return ok;
 }
 
 static bool damaged(struct pickup *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

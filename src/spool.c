@@ -53,25 +53,38 @@ static void path_of(char *out, size_t len, const struct spool *sp, const char *s
 	snprintf(out, len, "%s/%s/%s%s", sp->dir, sub, id, suffix);
 }
 
-static bool make_dir(const char *path, char *err, size_t errlen)
+/* Makes path a 0700 directory. An existing one may have been made by
+ * someone else: it is tightened, through a descriptor opened without
+ * following a link unless may_be_link (the spool itself, the path root
+ * configured): a link planted in the spool by whoever had the daemon's
+ * user rights must not make a daemon started as root chmod its target. */
+static bool make_dir(const char *path, bool may_be_link, char *err, size_t errlen)
 {
+	struct stat st;
+	int fd;
+
 	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
 		return false;
 	}
-	/* An existing directory may have been made by someone else: tighten it. */
-	if (chmod(path, 0700) < 0) {
-		struct stat st;
-		if (errno == EPERM && stat(path, &st) == 0 && st.st_uid != geteuid())
-			snprintf(err, errlen, "%s belongs to uid %lu, not to uid %lu that runs the daemon "
-			    "(left by a daemon started as root?): give the spool, its tmp, queue and failed "
-			    "and their files to this user, or start as root with relay.user",
-			    path, (unsigned long)st.st_uid, (unsigned long)geteuid());
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (may_be_link ? 0 : O_NOFOLLOW));
+	if (fd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR)
+			snprintf(err, errlen, "%s is not a directory (a link?)", path);
 		else
-			snprintf(err, errlen, "cannot chmod %s: %s", path, strerror(errno));
+			snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return false;
 	}
-	return true;
+	bool ok = fchmod(fd, 0700) == 0;
+	if (!ok && errno == EPERM && fstat(fd, &st) == 0 && st.st_uid != geteuid())
+		snprintf(err, errlen, "%s belongs to uid %lu, not to uid %lu that runs the daemon "
+		    "(left by a daemon started as root?): give the spool, its tmp, queue and failed "
+		    "and their files to this user, or start as root with relay.user",
+		    path, (unsigned long)st.st_uid, (unsigned long)geteuid());
+	else if (!ok)
+		snprintf(err, errlen, "cannot chmod %s: %s", path, strerror(errno));
+	close(fd);
+	return ok;
 }
 
 /* Creates the missing parents of path (mode 0755, like mkdir -p). */
@@ -188,10 +201,10 @@ struct spool *spool_open(const char *dir, char *err, size_t errlen)
 	}
 	sp->queue_fd = sp->failed_fd = sp->lock_fd = -1;
 	make_parents(dir);
-	bool ok = make_dir(dir, err, errlen) && lock_spool(sp, err, errlen);
+	bool ok = make_dir(dir, true, err, errlen) && lock_spool(sp, err, errlen);
 	for (size_t i = 0; ok && i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, subdirs[i]);
-		ok = make_dir(path, err, errlen);
+		ok = make_dir(path, false, err, errlen);
 	}
 	ok = ok && open_dir(dir, "queue", &sp->queue_fd, err, errlen) && open_dir(dir, "failed", &sp->failed_fd, err, errlen);
 	if (!ok) {
