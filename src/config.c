@@ -855,17 +855,19 @@ static const char *computed_default(const struct relay_cfg *r, const char *key)
 	return NULL;
 }
 
-/* A username written as the password (Postmark's server token is both):
- * printed as the secret it is. */
-static bool username_is_password(const struct section *s, const struct key_def *k)
+/* A username that is also the password in effect (Postmark's server
+ * token is both, however each is written: a value, ${ENV} or
+ * password_file): printed as the secret it is. */
+static bool username_is_password(const struct loader *ld, const struct section *s, const struct key_def *k)
 {
-	const struct raw *user, *pass;
-
 	if (s == NULL || s->kind != SECT_PROVIDER || strcmp(k->name, "username") != 0)
 		return false;
-	user = raw_of(s, "username");
-	pass = raw_of(s, "password");
-	return user->text != NULL && pass->text != NULL && strcmp(user->text, pass->text) == 0;
+	for (unsigned i = 0; i < ld->cfg->nproviders; i++) {
+		const struct provider_cfg *p = &ld->cfg->providers[i];
+		if (strcmp(p->name, s->name) == 0)
+			return p->username != NULL && p->password != NULL && strcmp(p->username, p->password) == 0;
+	}
+	return false;
 }
 
 /* One "SECTION.KEY = VALUE" line: the written value (${ENV} expanded),
@@ -885,7 +887,7 @@ static void print_key(struct loader *ld, FILE *out, const struct section *s, con
 		text = expanded = cfg_expand_env(s->vals[i].text, err, sizeof(err));
 	if (text == NULL && k->kind == SECT_RELAY)
 		text = computed_default(&ld->cfg->relay, k->name);
-	if (text != NULL && text[0] != '\0' && (k->secret || username_is_password(s, k)))
+	if (text != NULL && text[0] != '\0' && (k->secret || username_is_password(ld, s, k)))
 		text = "<secret>";
 	if (text == NULL)
 		text = "";
