@@ -54,16 +54,18 @@ static void chown_spool(const char *spool, const struct passwd *pw)
 	int top = spool != NULL ? open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 
 	for (size_t i = 0; top >= 0 && i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%s", spool, dirs[i].sub);
 		int fd = openat(top, dirs[i].sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
 			if (errno != ENOENT)
-				log_warn("%s/%s: %s: left as it is", spool, dirs[i].sub, strerror(errno));
+				log_warn("%s: %s: left as it is", path, strerror(errno));
 			continue;
 		}
 		if (fchown(fd, pw->pw_uid, dirs[i].keep_group ? (gid_t)-1 : pw->pw_gid) < 0)
-			log_warn("cannot chown %s/%s to %s: %s", spool, dirs[i].sub, pw->pw_name, strerror(errno));
+			log_warn("cannot chown %s to %s: %s", path, pw->pw_name, strerror(errno));
 		else if (dirs[i].with_files)
-			chown_entries(fd, spool, pw);
+			chown_entries(fd, path, pw);
 		close(fd);
 	}
 	if (top >= 0)
