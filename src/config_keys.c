@@ -225,8 +225,6 @@ static bool p_hostname(const struct config *cfg, const struct key_def *k, void *
 	return set_str(&FIELD(obj, k, char *), v, false, err, errlen);
 }
 
-/* The verified sender a provider wants: one plain address, as it goes in
- * MAIL FROM:<...> and in From:. */
 /* A plain mailbox, user@domain: what a provider takes as a sender. */
 static bool plain_address(const char *v)
 {
@@ -236,6 +234,8 @@ static bool plain_address(const char *v)
 	    v[strcspn(v, " \t<>\"(),;:\\")] == '\0';
 }
 
+/* The verified sender a provider wants: one plain address, as it goes in
+ * MAIL FROM:<...> and in From:. */
 static bool p_sender(const struct config *cfg, const struct key_def *k, void *obj, char *v,
     char *err, size_t errlen)
 {
@@ -481,7 +481,6 @@ static bool item_listen(const struct config *cfg, const char *s, void *out,
 	return cfg_parse_listen_addr(s, out, err, errlen);
 }
 
-/* One address twice is a mistake whatever its options. */
 /* Port 0 asks for an ephemeral port: on one address, a plain, an
  * /implicit and a /proxy one are three listeners (each logs its own
  * port), not one listed twice. */
@@ -494,6 +493,7 @@ static bool ephemeral(const struct sockaddr_any *sa)
 	return s->sa_family == AF_INET6 && ((const struct sockaddr_in6 *)(const void *)s)->sin6_port == 0;
 }
 
+/* One fixed address twice is a mistake whatever its options. */
 static bool same_listen(const void *a, const void *b)
 {
 	const struct listen_addr *la = a, *lb = b;
